@@ -1,0 +1,160 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"connectrpc.com/connect"
+	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
+	"buf.build/gen/go/stealthrocket/dispatch-proto/connectrpc/go/dispatch/sdk/v1/sdkv1connect"
+	"github.com/dispatchkit/dispatch/flow"
+	"github.com/dispatchkit/dispatch/internal/signature"
+	"github.com/rs/zerolog"
+)
+
+// Dispatch is one configured instance of the SDK: the endpoint that serves
+// the registered functions to Dispatch (see [Dispatch.Handler]) and the
+// client that dispatches calls (see [Dispatch.Dispatch]). Build it with
+// [New]; it is safe for concurrent use.
+type Dispatch struct {
+	cfg      *config
+	log      zerolog.Logger
+	rt       *runtime
+	verifier *signature.Verifier
+	client   sdkv1connect.DispatchServiceClient
+}
+
+var defaultInstance struct {
+	sync.Mutex
+	d *Dispatch
+}
+
+// New returns an instance configured by opts and the environment variables
+// DISPATCH_API_KEY, DISPATCH_API_URL, DISPATCH_ENDPOINT_URL,
+// DISPATCH_VERIFICATION_KEY and DISPATCH_TRACE (options win). Wrong values
+// fail here, with messages naming the option or variable. Without a
+// verification key, requests are accepted unverified and New logs a
+// warning saying so.
+//
+// The instance becomes the default one, used by [Function.Dispatch], until
+// another is created or it is closed.
+func New(opts ...Option) (*Dispatch, error) {
+	cfg, err := loadConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	d := &Dispatch{cfg: cfg, log: cfg.logger}
+	d.rt = &runtime{flowConfig: flow.Config{Trace: cfg.trace, Now: cfg.now, Logger: cfg.logger}}
+	if cfg.verificationKey != nil {
+		d.verifier = signature.NewVerifier(cfg.verificationKey, signature.WithClock(cfg.now))
+	} else {
+		d.log.Warn().Msgf("dispatch: no verification key (%s): requests to this endpoint are accepted without checking their signature; set it to the key printed by `dispatch test` or given by the platform", EnvVerificationKey)
+	}
+	if cfg.apiURL != "" {
+		d.client = sdkv1connect.NewDispatchServiceClient(cfg.httpClient, strings.TrimSuffix(cfg.apiURL, "/"), connect.WithInterceptors(bearer(cfg.apiKey)))
+	}
+	SetDefault(d)
+	return d, nil
+}
+
+// Default returns the default instance: the one last created by [New] or
+// set by [SetDefault]. Without one, it creates one from the environment.
+func Default() (*Dispatch, error) {
+	defaultInstance.Lock()
+	d := defaultInstance.d
+	defaultInstance.Unlock()
+	if d != nil {
+		return d, nil
+	}
+	return New()
+}
+
+// SetDefault makes d the default instance (nil clears it).
+func SetDefault(d *Dispatch) {
+	defaultInstance.Lock()
+	defaultInstance.d = d
+	defaultInstance.Unlock()
+}
+
+// Close releases the instance; it stops being the default.
+func (d *Dispatch) Close() error {
+	defaultInstance.Lock()
+	if defaultInstance.d == d {
+		defaultInstance.d = nil
+	}
+	defaultInstance.Unlock()
+	return nil
+}
+
+// EndpointURL returns the URL at which Dispatch reaches this program, or ""
+// if it is not configured.
+func (d *Dispatch) EndpointURL() string { return d.cfg.endpointURL }
+
+// Caller is a call ready to be dispatched: a [flow.Call] of any result type.
+type Caller interface {
+	Proto() (*sdkv1.Call, error)
+}
+
+// ErrNoAPIKey is returned when dispatching without an API key.
+var ErrNoAPIKey = errors.New("dispatch: no API key: set " + EnvAPIKey + " (for a local server, the key printed by `dispatch test`) or pass WithAPIKey")
+
+// Dispatch dispatches calls atomically: all are recorded or none is. It
+// returns their dispatch ids in the order of the calls. Calls without an
+// endpoint go to this program's endpoint URL (DISPATCH_ENDPOINT_URL).
+func (d *Dispatch) Dispatch(ctx context.Context, calls ...Caller) ([]string, error) {
+	if len(calls) == 0 {
+		return nil, nil
+	}
+	if d.client == nil {
+		return nil, fmt.Errorf("dispatch: no Dispatch server configured: set %s or pass WithAPIURL", EnvAPIURL)
+	}
+	if d.cfg.apiKey == "" {
+		return nil, ErrNoAPIKey
+	}
+	req := &sdkv1.DispatchRequest{Calls: make([]*sdkv1.Call, len(calls))}
+	for i, c := range calls {
+		pc, err := c.Proto()
+		if err != nil {
+			return nil, fmt.Errorf("dispatch: call %d: %w", i, err)
+		}
+		if pc.Endpoint == "" {
+			if d.cfg.endpointURL == "" {
+				return nil, fmt.Errorf("dispatch: call %d to %q has no endpoint: set %s to the URL at which Dispatch reaches this program, or pass WithEndpointURL", i, pc.Function, EnvEndpointURL)
+			}
+			pc.Endpoint = d.cfg.endpointURL
+		}
+		req.Calls[i] = pc
+	}
+	res, err := d.client.Dispatch(ctx, connect.NewRequest(req))
+	if err != nil {
+		return nil, dispatchError(err)
+	}
+	ids := res.Msg.GetDispatchIds()
+	if len(ids) != len(calls) {
+		return nil, fmt.Errorf("dispatch: Dispatch answered %d ids for %d calls", len(ids), len(calls))
+	}
+	return ids, nil
+}
+
+// dispatchError explains the errors a user can act on.
+func dispatchError(err error) error {
+	switch connect.CodeOf(err) {
+	case connect.CodeUnauthenticated, connect.CodePermissionDenied:
+		return fmt.Errorf("dispatch: Dispatch refused the API key: check %s: %w", EnvAPIKey, err)
+	case connect.CodeUnavailable:
+		return fmt.Errorf("dispatch: cannot reach Dispatch: check %s and that the server is running: %w", EnvAPIURL, err)
+	}
+	return fmt.Errorf("dispatch: %w", err)
+}
+
+func bearer(key string) connect.UnaryInterceptorFunc {
+	return func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			req.Header().Set("Authorization", "Bearer "+key)
+			return next(ctx, req)
+		}
+	}
+}

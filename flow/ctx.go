@@ -1,0 +1,69 @@
+package flow
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Info describes the function call a flow runs in, as Dispatch reported it in
+// the RunRequest.
+type Info struct {
+	Function   string    // registered name of the flow
+	DispatchID string    // this call's dispatch id
+	ParentID   string    // the parent call's dispatch id, empty for a root call
+	RootID     string    // the root call's dispatch id
+	Created    time.Time // when the call was created (kept across tail calls)
+	Expires    time.Time // when Dispatch gives up on the call; zero if unknown
+}
+
+// Config holds what the engine needs beyond the call itself. The zero value
+// is usable: no trace output, the system clock, a disabled logger.
+type Config struct {
+	// Trace, when not nil, receives a human-readable dump of every frame
+	// before the state is serialized (see package trace and DISPATCH_TRACE).
+	Trace io.Writer
+	// Now returns the current time; tests inject a fixed clock.
+	Now func() time.Time
+	// Logger receives debug events of the engine.
+	Logger zerolog.Logger
+}
+
+// Ctx is the context a flow and its continuations run with. It is a
+// [context.Context] (cancelled when the Run request ends), so it can be passed
+// to anything that takes one, and it describes the call being run.
+//
+// A Ctx lives for one run of the function: a continuation that resumes later
+// gets a new one, possibly on another instance. Do not keep it in an
+// environment.
+type Ctx struct {
+	context.Context
+	info Info
+	cfg  Config
+}
+
+// NewCtx returns the context for one run of a flow. The dispatch package
+// calls it for each RunRequest; tests call it to drive a flow directly.
+func NewCtx(ctx context.Context, info Info, cfg Config) *Ctx {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Ctx{Context: ctx, info: info, cfg: cfg}
+}
+
+// Info describes the call this flow runs in.
+func (c *Ctx) Info() Info { return c.info }
+
+// Logger returns the engine's logger with the call's function and dispatch id
+// attached.
+func (c *Ctx) Logger() zerolog.Logger {
+	return c.cfg.Logger.With().Str("function", c.info.Function).Str("dispatch_id", c.info.DispatchID).Logger()
+}
+
+// Now returns the current time from the configured clock.
+func (c *Ctx) Now() time.Time { return c.cfg.Now() }

@@ -1,0 +1,344 @@
+package flow
+
+import (
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"slices"
+	"time"
+
+	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
+	"github.com/dispatchkit/dispatch/internal/status"
+	"github.com/dispatchkit/dispatch/serde"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// Limits of the protocol and defaults of the engine.
+const (
+	// MaxInFlight is the most calls a flow has in flight at once, and the
+	// most results a resume carries (the protocol's bound on min_results and
+	// max_results). Larger fan-outs are split over several polls.
+	MaxInFlight = 1000
+
+	// DefaultMaxWait is how long a wait without a [Timeout] lets Dispatch
+	// hold the flow before resuming it anyway; the flow then checks its
+	// results and suspends again. It bounds how long a lost wake-up can
+	// delay a flow.
+	DefaultMaxWait = 5 * time.Minute
+)
+
+// machine interprets steps: a stack of continuation frames (bottom first)
+// and, when suspended, the wait on top of them.
+type machine struct {
+	c      *Ctx
+	stack  []frame
+	wait   *waitState
+	nextID uint64
+}
+
+// Run starts a flow: it decodes input into I, calls fn and interprets the
+// step it returns until the flow is done or suspends. It never panics: a
+// panic in fn or a continuation fails the call with status PERMANENT_ERROR
+// and the stack as traceback.
+//
+// The dispatch package calls Run for each first RunRequest of a registered
+// flow; tests may call it directly (see also [Resume]).
+func Run[I, O any](c *Ctx, fn func(*Ctx, I) Step[O], input *anypb.Any) *sdkv1.RunResponse {
+	m := &machine{c: c}
+	var in I
+	if err := serde.Unmarshal(input, &in); err != nil {
+		return m.exitErr(status.WithStatus(fmt.Errorf("flow: input of %q: %w", c.info.Function, err), status.InvalidArgument))
+	}
+	return m.run(m.call(func() node { return fn(c, in).n }, c.info.Function))
+}
+
+// Resume continues a suspended flow with the results of a poll. The state
+// must have been written by this build or an older one; otherwise the call
+// fails with INCOMPATIBLE_STATE and a message naming the frame at fault.
+func Resume(c *Ctx, pr *sdkv1.PollResult) *sdkv1.RunResponse {
+	data, err := stateFromPollResult(pr)
+	if err != nil {
+		return (&machine{c: c}).exitErr(err)
+	}
+	m, err := decodeState(data)
+	if err != nil {
+		return (&machine{c: c}).exitErr(err)
+	}
+	m.c = c
+	if m.wait == nil {
+		return m.exitErr(&IncompatibleStateError{Frame: -1, Err: errors.New("the state is not suspended on a wait")})
+	}
+	if e := pr.GetError(); e != nil {
+		// None of the poll's calls was dispatched: the wait fails as a whole.
+		err := resultError(e)
+		m.wait = nil
+		return m.run(failNode{fmt.Errorf("flow: Dispatch could not make the calls: %w", err)})
+	}
+	if n, done := m.absorb(pr.GetResults()); done {
+		m.wait = nil
+		return m.run(n)
+	}
+	return m.suspend()
+}
+
+// call runs user code, turning a panic into a failure and a zero Step into
+// an error naming who returned it.
+func (m *machine) call(fn func() node, who string) (n node) {
+	defer func() {
+		if r := recover(); r != nil {
+			n = failNode{&status.PanicError{Value: r, Stack: debug.Stack()}}
+		}
+	}()
+	n = fn()
+	if n == nil {
+		n = failNode{fmt.Errorf("flow: %q returned a zero Step: return flow.Done(v), flow.Fail(err) or a combinator", who)}
+	}
+	return n
+}
+
+// run interprets n until the flow exits or suspends.
+func (m *machine) run(n node) *sdkv1.RunResponse {
+	for {
+		switch x := n.(type) {
+		case doneNode:
+			if len(m.stack) == 0 {
+				return m.exit(x.v)
+			}
+			f := m.pop()
+			n = m.call(func() node { return f.def.apply(m.c, f.env, x.v, nil) }, f.def.name)
+		case failNode:
+			f, ok := m.popCatcher()
+			if !ok {
+				return m.exitErr(x.err)
+			}
+			n = m.call(func() node { return f.def.apply(m.c, f.env, value{}, x.err) }, f.def.name)
+		case bindNode:
+			if x.k.def == nil {
+				n = failNode{errors.New("flow: Bind or a combinator was given a zero Cont: build continuations with flow.Then, flow.Handle or ContWith.With")}
+				continue
+			}
+			m.stack = append(m.stack, x.k)
+			n = x.inner
+		case waitNode:
+			var done bool
+			if n, done = m.begin(x); !done {
+				return m.suspend()
+			}
+		case tailNode:
+			if len(m.stack) > 0 {
+				n = failNode{fmt.Errorf("flow: TailCall to %q while %d continuations wait (top: %q): a tail call replaces the whole call, so it must be the flow's last step", x.call.Function, len(m.stack), m.stack[len(m.stack)-1].def.name)}
+				continue
+			}
+			return m.exitTail(x.call)
+		default:
+			return m.exitErr(fmt.Errorf("flow: unknown step %T", n))
+		}
+	}
+}
+
+func (m *machine) pop() frame {
+	f := m.stack[len(m.stack)-1]
+	m.stack = m.stack[:len(m.stack)-1]
+	return f
+}
+
+// popCatcher pops frames up to and including the first that handles errors.
+func (m *machine) popCatcher() (frame, bool) {
+	for len(m.stack) > 0 {
+		if f := m.pop(); f.def.catches {
+			return f, true
+		}
+	}
+	return frame{}, false
+}
+
+// begin starts a wait. It returns the resulting node and true when the wait
+// is satisfied at once (an empty Gather), or false when the flow suspends.
+func (m *machine) begin(x waitNode) (node, bool) {
+	n := len(x.calls)
+	if n == 0 {
+		switch x.mode {
+		case modeAll:
+			return doneNode{value{wire: wireValue{isList: true}}}, true
+		case modeAny, modeRace:
+			return failNode{fmt.Errorf("flow: %s of no calls: there is nothing to wait for", x.mode)}, true
+		}
+	}
+	w := &waitState{waitDoc: waitDoc{Mode: uint8(x.mode), Base: m.nextID + 1, N: n, Seen: make([]byte, (n+7)/8)}, pending: x.calls}
+	m.nextID += uint64(n)
+	if x.timeout > 0 {
+		w.Deadline = m.c.Now().Add(x.timeout).UnixNano()
+		w.Timeout = int64(x.timeout)
+	}
+	m.wait = w
+	return nil, false
+}
+
+// absorb records results and reports whether the wait is now satisfied,
+// with the node it produces. Results for other calls (losers of an earlier
+// wait, duplicates of a result already seen) are ignored.
+func (m *machine) absorb(results []*sdkv1.CallResult) (node, bool) {
+	w := m.wait
+	for _, r := range results {
+		id := r.GetCorrelationId()
+		if id < w.Base || id >= w.Base+uint64(w.Sent) {
+			continue
+		}
+		i := int(id - w.Base)
+		if w.seen(i) {
+			continue
+		}
+		w.mark(i)
+		failed := r.GetError() != nil
+		switch mode(w.Mode) {
+		case modeOne, modeRace:
+			if failed {
+				return failNode{resultError(r.GetError())}, true
+			}
+			return doneNode{value{wire: wireValue{one: r.GetOutput()}}}, true
+		case modeAll:
+			if failed {
+				return failNode{fmt.Errorf("flow: gather: call %d of %d failed: %w", i, w.N, resultError(r.GetError()))}, true
+			}
+			w.Results = append(w.Results, resultDoc{Index: i, TypeURL: r.GetOutput().GetTypeUrl(), Value: r.GetOutput().GetValue()})
+		case modeAny:
+			if !failed {
+				return doneNode{value{wire: wireValue{one: r.GetOutput()}}}, true
+			}
+			w.Results = append(w.Results, resultDoc{Index: i, Err: newErrDoc(r.GetError())})
+		}
+	}
+	if mode(w.Mode) == modeSleep {
+		if !m.c.Now().Before(w.deadline()) {
+			return doneNode{value{set: true, v: struct{}{}}}, true
+		}
+		return nil, false
+	}
+	if w.arrived() == w.N {
+		slices.SortFunc(w.Results, func(a, b resultDoc) int { return a.Index - b.Index })
+		switch mode(w.Mode) {
+		case modeAll:
+			list := make([]*anypb.Any, len(w.Results))
+			for i, r := range w.Results {
+				if r.TypeURL != "" || r.Value != nil {
+					list[i] = &anypb.Any{TypeUrl: r.TypeURL, Value: r.Value}
+				}
+			}
+			return doneNode{value{wire: wireValue{list: list, isList: true}}}, true
+		case modeAny:
+			return failNode{w.joinErrors(nil)}, true
+		}
+	}
+	if d := w.deadline(); !d.IsZero() && !m.c.Now().Before(d) {
+		err := fmt.Errorf("%w: %s waited %s, %d of %d results arrived", ErrTimeout, mode(w.Mode), time.Duration(w.Timeout), w.arrived(), w.N)
+		err = status.WithStatus(err, status.Timeout)
+		if mode(w.Mode) == modeAny && len(w.Results) > 0 {
+			err = w.joinErrors(err)
+		}
+		return failNode{err}, true
+	}
+	return nil, false
+}
+
+// joinErrors joins the failures of an Any in argument order, after first.
+func (w *waitState) joinErrors(first error) error {
+	errs := make([]error, 0, len(w.Results)+1)
+	if first != nil {
+		errs = append(errs, first)
+	}
+	for _, r := range w.Results {
+		errs = append(errs, fmt.Errorf("call %d: %w", r.Index, resultError(r.Err.proto())))
+	}
+	return fmt.Errorf("flow: any: every call failed: %w", errors.Join(errs...))
+}
+
+// suspend sends queued calls (keeping at most MaxInFlight in flight),
+// prints the trace, serializes the state and returns the Poll.
+func (m *machine) suspend() *sdkv1.RunResponse {
+	w := m.wait
+	send := min(MaxInFlight-w.inFlight(), len(w.pending))
+	if m.c.cfg.Trace != nil {
+		m.dump(send)
+	}
+	calls := make([]*sdkv1.Call, send)
+	for i := range send {
+		c, err := w.pending[i].toProto(w.Base + uint64(w.Sent+i))
+		if err != nil {
+			return m.exitErr(status.WithStatus(err, status.PermanentError))
+		}
+		calls[i] = c
+	}
+	w.pending = w.pending[send:]
+	w.Sent += send
+
+	state, err := m.encodeState()
+	if err != nil {
+		return m.exitErr(status.WithStatus(err, status.PermanentError))
+	}
+	minResults := 1
+	if mode(w.Mode) == modeAll {
+		minResults = max(1, min(w.inFlight(), MaxInFlight))
+	}
+	maxWait := DefaultMaxWait
+	if d := w.deadline(); !d.IsZero() {
+		maxWait = max(d.Sub(m.c.Now()), time.Second)
+	}
+	return &sdkv1.RunResponse{
+		Status: sdkv1.Status_STATUS_OK,
+		Directive: &sdkv1.RunResponse_Poll{Poll: &sdkv1.Poll{
+			State:      &sdkv1.Poll_TypedCoroutineState{TypedCoroutineState: stateAny(state)},
+			Calls:      calls,
+			MinResults: int32(minResults),
+			MaxResults: MaxInFlight,
+			MaxWait:    durationpb.New(maxWait),
+		}},
+	}
+}
+
+// exit ends the call with v as its result.
+func (m *machine) exit(v value) *sdkv1.RunResponse {
+	var out *anypb.Any
+	var err error
+	if v.set {
+		out, err = serde.Marshal(v.v)
+	} else {
+		out, err = v.wire.toAny()
+	}
+	if err != nil {
+		return m.exitErr(status.WithStatus(fmt.Errorf("flow: cannot encode the result of %q: %w", m.c.info.Function, err), status.PermanentError))
+	}
+	return &sdkv1.RunResponse{
+		Status:    sdkv1.Status_STATUS_OK,
+		Directive: &sdkv1.RunResponse_Exit{Exit: &sdkv1.Exit{Result: &sdkv1.CallResult{Output: out}}},
+	}
+}
+
+// exitErr ends the call with err; its status follows the classification of
+// the dispatch package.
+func (m *machine) exitErr(err error) *sdkv1.RunResponse {
+	var ise *IncompatibleStateError
+	if errors.As(err, &ise) {
+		err = status.WithStatus(err, status.IncompatibleState)
+	}
+	st, pe := status.ToProto(err)
+	return &sdkv1.RunResponse{
+		Status:    st,
+		Directive: &sdkv1.RunResponse_Exit{Exit: &sdkv1.Exit{Result: &sdkv1.CallResult{Error: pe}}},
+	}
+}
+
+func (m *machine) exitTail(c callSpec) *sdkv1.RunResponse {
+	pc, err := c.toProto(0)
+	if err != nil {
+		return m.exitErr(status.WithStatus(err, status.PermanentError))
+	}
+	return &sdkv1.RunResponse{
+		Status:    sdkv1.Status_STATUS_OK,
+		Directive: &sdkv1.RunResponse_Exit{Exit: &sdkv1.Exit{TailCall: pc}},
+	}
+}
+
+// resultError turns the error of a call result into a Go error that keeps
+// its status, type and message.
+func resultError(e *sdkv1.Error) error { return status.FromWire(e) }

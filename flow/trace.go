@@ -1,0 +1,38 @@
+package flow
+
+import (
+	"fmt"
+
+	"github.com/dispatchkit/dispatch/trace"
+)
+
+// dump prints the frames to the trace writer before the state is
+// serialized, so a value that cannot be encoded is still shown.
+func (m *machine) dump(send int) {
+	w := m.wait
+	s := trace.Snapshot{
+		Function:   m.c.info.Function,
+		DispatchID: m.c.info.DispatchID,
+		Event:      "suspend",
+		Queued:     len(w.pending) - send,
+	}
+	detail := fmt.Sprintf("%s: %d calls, %d sent, %d results in", mode(w.Mode), w.N, w.Sent+send, w.arrived())
+	if mode(w.Mode) == modeSleep {
+		detail = fmt.Sprintf("sleep until %s", w.deadline().UTC().Format("2006-01-02T15:04:05.000Z07:00"))
+	} else if d := w.deadline(); !d.IsZero() {
+		detail += ", timeout at " + d.UTC().Format("15:04:05.000Z07:00")
+	}
+	s.Frames = append(s.Frames, trace.Frame{Name: "(wait)", Detail: detail})
+	for i := len(m.stack) - 1; i >= 0; i-- {
+		f := m.stack[i]
+		s.Frames = append(s.Frames, trace.Frame{Name: f.def.name, Env: f.env})
+	}
+	for i, c := range w.pending[:send] {
+		p := trace.Pending{CorrelationID: w.Base + uint64(w.Sent+i), Function: c.Function, Endpoint: c.Endpoint, Input: c.Input}
+		if c.wire != nil {
+			p.Input = c.wire.GetInput()
+		}
+		s.Pending = append(s.Pending, p)
+	}
+	_ = trace.Dump(m.c.cfg.Trace, s)
+}

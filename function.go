@@ -1,0 +1,218 @@
+package dispatch
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"runtime/debug"
+	"sort"
+	"sync"
+
+	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
+	"github.com/dispatchkit/dispatch/flow"
+	"github.com/dispatchkit/dispatch/internal/status"
+	"github.com/dispatchkit/dispatch/serde"
+	"github.com/dispatchkit/dispatch/trace"
+)
+
+// Function is a function registered with Dispatch under a stable name: a
+// plain function ([Func]) or a workflow ([Flow]). I is its input type, O its
+// result type. Use Dispatch to call it from anywhere, and Call (with the
+// combinators of package flow) to call it from a workflow.
+type Function[I, O any] struct {
+	name string
+	run  func(ctx context.Context, rt *runtime, req *sdkv1.RunRequest) *sdkv1.RunResponse
+}
+
+// runtime is what a Dispatch instance lends to a function run.
+type runtime struct {
+	flowConfig flow.Config
+}
+
+// entry is a registered function with its types erased.
+type entry interface {
+	Name() string
+	serve(ctx context.Context, rt *runtime, req *sdkv1.RunRequest) *sdkv1.RunResponse
+}
+
+// namePattern is the protocol's pattern for function names.
+var namePattern = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_<>.]*$`)
+
+var functions = struct {
+	sync.RWMutex
+	m map[string]entry
+}{m: map[string]entry{}}
+
+func register(e entry) error {
+	name := e.Name()
+	if !namePattern.MatchString(name) {
+		return fmt.Errorf("dispatch: invalid function name %q: names match %s (letters, digits, '_', '.', '<', '>'; not starting with a digit)", name, namePattern)
+	}
+	functions.Lock()
+	defer functions.Unlock()
+	if _, dup := functions.m[name]; dup {
+		return fmt.Errorf("dispatch: function %q is registered twice: each name must be unique in a program", name)
+	}
+	functions.m[name] = e
+	return nil
+}
+
+func lookupFunction(name string) (entry, bool) {
+	functions.RLock()
+	defer functions.RUnlock()
+	e, ok := functions.m[name]
+	return e, ok
+}
+
+// Functions returns the names of the registered functions, sorted.
+func Functions() []string {
+	functions.RLock()
+	defer functions.RUnlock()
+	names := make([]string, 0, len(functions.m))
+	for n := range functions.m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Func registers fn as a plain function called name. Dispatch runs it once
+// per attempt and retries it on temporary errors (see [Temporary] and the
+// error classification in the package documentation); a panic fails the
+// call with PERMANENT_ERROR and the process lives on.
+//
+// The name, not the Go identifier, is what Dispatch records and what other
+// services call: keep it stable across builds, so that calls made by one
+// build still run after a deployment even if the Go code was renamed. Func
+// panics if the name is invalid or already taken, so declare functions as
+// package-level variables; [FuncSafely] returns the error instead.
+//
+//	var Publish = dispatch.Func("publish", func(ctx context.Context, msg Message) (Receipt, error) { ... })
+func Func[I, O any](name string, fn func(ctx context.Context, in I) (O, error)) *Function[I, O] {
+	f, err := FuncSafely(name, fn)
+	if err != nil {
+		panic(err)
+	}
+	return f
+}
+
+// FuncSafely is [Func] returning an error instead of panicking.
+func FuncSafely[I, O any](name string, fn func(ctx context.Context, in I) (O, error)) (*Function[I, O], error) {
+	f := &Function[I, O]{name: name}
+	f.run = func(ctx context.Context, _ *runtime, req *sdkv1.RunRequest) *sdkv1.RunResponse {
+		var in I
+		if err := serde.Unmarshal(req.GetInput(), &in); err != nil {
+			return exitError(status.WithStatus(fmt.Errorf("dispatch: input of %q: %w", name, err), status.InvalidArgument))
+		}
+		out, err := callPlain(ctx, fn, in)
+		if err != nil {
+			return exitError(err)
+		}
+		a, err := serde.Marshal(out)
+		if err != nil {
+			return exitError(status.WithStatus(fmt.Errorf("dispatch: result of %q: %w", name, err), status.PermanentError))
+		}
+		return &sdkv1.RunResponse{Status: sdkv1.Status_STATUS_OK, Directive: &sdkv1.RunResponse_Exit{Exit: &sdkv1.Exit{Result: &sdkv1.CallResult{Output: a}}}}
+	}
+	if err := register(f); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func callPlain[I, O any](ctx context.Context, fn func(context.Context, I) (O, error), in I) (out O, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &status.PanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	return fn(ctx, in)
+}
+
+// Flow registers fn as a workflow called name. fn returns a [flow.Step]:
+// await calls with [flow.Await], [flow.Gather], [flow.Any] or [flow.Race],
+// sleep with [flow.Sleep], and go on in continuations registered by name
+// ([flow.Then], [flow.ThenWith], ...). Every await is a durability step: the
+// workflow suspends, Dispatch keeps its state, and the continuation runs
+// when the results are in, on any instance of the service.
+//
+// See [Func] about names and panics; [FlowSafely] returns the error instead
+// of panicking.
+//
+//	var Pipeline = dispatch.Flow("pipeline", func(ctx *flow.Ctx, msg string) flow.Step[string] {
+//		return flow.Await(Transform1.Call(msg), transformed)
+//	})
+func Flow[I, O any](name string, fn func(ctx *flow.Ctx, in I) flow.Step[O]) *Function[I, O] {
+	f, err := FlowSafely(name, fn)
+	if err != nil {
+		panic(err)
+	}
+	return f
+}
+
+// FlowSafely is [Flow] returning an error instead of panicking.
+func FlowSafely[I, O any](name string, fn func(ctx *flow.Ctx, in I) flow.Step[O]) (*Function[I, O], error) {
+	f := &Function[I, O]{name: name}
+	f.run = func(ctx context.Context, rt *runtime, req *sdkv1.RunRequest) *sdkv1.RunResponse {
+		c := flow.NewCtx(ctx, infoOf(req), rt.flowConfig)
+		if pr := req.GetPollResult(); pr != nil {
+			return flow.Resume(c, pr)
+		}
+		return flow.Run(c, fn, req.GetInput())
+	}
+	if err := register(f); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// Name returns the name the function is registered under.
+func (f *Function[I, O]) Name() string { return f.name }
+
+func (f *Function[I, O]) serve(ctx context.Context, rt *runtime, req *sdkv1.RunRequest) *sdkv1.RunResponse {
+	return f.run(ctx, rt, req)
+}
+
+// Call returns a call of the function with in, to await in a workflow:
+//
+//	flow.Await(Charge.Call(order), charged.With(order))
+func (f *Function[I, O]) Call(in I) flow.Call[O] { return flow.NewCall[O](f.name, in) }
+
+// Dispatch asks Dispatch to run the function with in and returns the call's
+// dispatch id. It returns as soon as the call is durably recorded; the
+// function runs later, on any instance of the service, and is retried on
+// temporary errors. It uses the default [Dispatch] instance (see [Default]).
+func (f *Function[I, O]) Dispatch(ctx context.Context, in I) (string, error) {
+	d, err := Default()
+	if err != nil {
+		return "", err
+	}
+	ids, err := d.Dispatch(ctx, f.Call(in))
+	if err != nil {
+		return "", err
+	}
+	return ids[0], nil
+}
+
+func infoOf(req *sdkv1.RunRequest) flow.Info {
+	info := flow.Info{
+		Function:   req.GetFunction(),
+		DispatchID: req.GetDispatchId(),
+		ParentID:   req.GetParentDispatchId(),
+		RootID:     req.GetRootDispatchId(),
+	}
+	if t := req.GetCreationTime(); t != nil {
+		info.Created = t.AsTime()
+	}
+	if t := req.GetExpirationTime(); t != nil {
+		info.Expires = t.AsTime()
+	}
+	return info
+}
+
+func exitError(err error) *sdkv1.RunResponse {
+	st, pe := status.ToProto(err)
+	return &sdkv1.RunResponse{Status: st, Directive: &sdkv1.RunResponse_Exit{Exit: &sdkv1.Exit{Result: &sdkv1.CallResult{Error: pe}}}}
+}
+
+var _ = trace.Enabled

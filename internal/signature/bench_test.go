@@ -1,0 +1,60 @@
+package signature
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+)
+
+// benchBody is about the size of a typical RunRequest.
+var benchBody = bytes.Repeat([]byte("dispatch"), 128)
+
+func benchKey() ed25519.PrivateKey {
+	return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{1}, ed25519.SeedSize))
+}
+
+func BenchmarkSign(b *testing.B) {
+	signer := NewSigner(benchKey(), WithSignerClock(unix(vecCreated)))
+	r, err := http.NewRequest(http.MethodPost, "https://example.com:8443/app/dispatch.sdk.v1.FunctionService/Run", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r.Header.Set("Content-Type", "application/proto")
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := signer.Sign(r, benchBody); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkVerify(b *testing.B) {
+	key := benchKey()
+	signer := NewSigner(key, WithSignerClock(unix(vecCreated)))
+	r := httptest.NewRequest(http.MethodPost, "/app/dispatch.sdk.v1.FunctionService/Run", nil)
+	r.Host = "example.com:8443"
+	r.Header.Set("Content-Type", "application/proto")
+	if err := signer.Sign(r, benchBody); err != nil {
+		b.Fatal(err)
+	}
+	v := NewVerifier(key.Public().(ed25519.PublicKey), WithClock(func() time.Time { return time.Unix(vecCreated+1, 0) }))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := v.Verify(r, benchBody); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParseSignatureInput(b *testing.B) {
+	const input = `dispatch=("@method" "@path" "@authority" "content-type" "content-digest");created=1700000000;keyid="default";alg="ed25519"`
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := parseDictionary(input); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

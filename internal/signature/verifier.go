@@ -1,0 +1,282 @@
+package signature
+
+import (
+	"crypto/ed25519"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Default limits on the created parameter of a signature.
+const (
+	defaultMaxAge        = 5 * time.Minute
+	defaultMaxFutureSkew = 5 * time.Second
+)
+
+// A Verifier checks the signatures of requests Dispatch sends (see the
+// package doc for the rules). It is immutable and safe for concurrent use.
+type Verifier struct {
+	key     ed25519.PublicKey
+	now     func() time.Time
+	maxAge  time.Duration
+	maxSkew time.Duration
+}
+
+// A VerifierOption configures a [Verifier].
+type VerifierOption interface {
+	applyVerifier(*Verifier)
+}
+
+type verifierOptionFunc func(*Verifier)
+
+func (f verifierOptionFunc) applyVerifier(v *Verifier) { f(v) }
+
+// WithClock makes the verifier read the current time from now instead of
+// time.Now. A nil now is ignored.
+func WithClock(now func() time.Time) VerifierOption {
+	return verifierOptionFunc(func(v *Verifier) {
+		if now != nil {
+			v.now = now
+		}
+	})
+}
+
+// WithMaxAge sets how old a signature's created time may be (default 5
+// minutes). A d of zero or less keeps the default.
+func WithMaxAge(d time.Duration) VerifierOption {
+	return verifierOptionFunc(func(v *Verifier) {
+		if d > 0 {
+			v.maxAge = d
+		}
+	})
+}
+
+// WithMaxFutureSkew sets how far in the future a signature's created time
+// may be, to allow for clock skew (default 5 seconds). A d of zero or less
+// keeps the default.
+func WithMaxFutureSkew(d time.Duration) VerifierOption {
+	return verifierOptionFunc(func(v *Verifier) {
+		if d > 0 {
+			v.maxSkew = d
+		}
+	})
+}
+
+// NewVerifier returns a verifier that accepts signatures made with the
+// private half of key. A key that is not an Ed25519 public key (32 bytes)
+// makes Verify fail.
+func NewVerifier(key ed25519.PublicKey, opts ...VerifierOption) *Verifier {
+	v := &Verifier{key: key, now: time.Now, maxAge: defaultMaxAge, maxSkew: defaultMaxFutureSkew}
+	for _, o := range opts {
+		o.applyVerifier(v)
+	}
+	return v
+}
+
+// Verify checks the signature of r, whose body is body (read in full by the
+// caller). It returns nil if the request is signed as the package doc
+// describes; otherwise an error that wraps [ErrMissing] (no signature, or
+// malformed signature headers) or [ErrInvalid] (a signature that is
+// refused), or, when the verifier's key is not a 32-byte Ed25519 key,
+// neither.
+func (v *Verifier) Verify(r *http.Request, body []byte) error {
+	if len(v.key) != ed25519.PublicKeySize {
+		return fmt.Errorf("signature: verification key is %d bytes, want an Ed25519 public key of %d bytes", len(v.key), ed25519.PublicKeySize)
+	}
+	inputField, ok := fieldValue(r.Header, "Signature-Input")
+	if !ok {
+		return missingf("request has no Signature-Input header")
+	}
+	sigField, ok := fieldValue(r.Header, "Signature")
+	if !ok {
+		return missingf("request has no Signature header")
+	}
+	inputs, err := parseDictionary(inputField)
+	if err != nil {
+		return missingf("Signature-Input is not an RFC 8941 dictionary: %v", err)
+	}
+	sigs, err := parseDictionary(sigField)
+	if err != nil {
+		return missingf("Signature is not an RFC 8941 dictionary: %v", err)
+	}
+	switch {
+	case len(inputs) == 0:
+		return missingf("Signature-Input header is empty")
+	case len(sigs) == 0:
+		return missingf("Signature header is empty")
+	case len(inputs) > 1:
+		return invalidf("Signature-Input has %d signatures (%s), want exactly one", len(inputs), labels(inputs))
+	case len(sigs) > 1:
+		return invalidf("Signature has %d signatures (%s), want exactly one", len(sigs), labels(sigs))
+	}
+	in, sg := &inputs[0], &sigs[0]
+	if in.key != sg.key {
+		return missingf("Signature has label %q but Signature-Input has %q", sg.key, in.key)
+	}
+	if !in.isList {
+		return missingf("Signature-Input %q is a %s, want an inner list of covered components", in.key, memberKind(in))
+	}
+	for i := range in.list {
+		if k := in.list[i].val.kind; k != kindString {
+			return missingf("covered component %d of Signature-Input %q is a %s, want a string", i+1, in.key, k)
+		}
+	}
+	if sg.isList || sg.val.kind != kindByteSeq {
+		return missingf("Signature %q is a %s, want a byte sequence (:base64:)", sg.key, memberKind(sg))
+	}
+
+	if err := v.checkParams(in.params); err != nil {
+		return err
+	}
+	if err := checkComponents(in.list); err != nil {
+		return err
+	}
+	var sig [ed25519.SignatureSize]byte
+	if !decodeByteSeq(sig[:], sg.val.str) {
+		return invalidf("Signature %q is %d bytes, want %d", sg.key, byteSeqLen(sg.val.str), ed25519.SignatureSize)
+	}
+	// The "@signature-params" line is the member's own text: RFC 9421 signs
+	// the serialization the signer sent, and the parser checked it.
+	base, err := appendSignatureBase(make([]byte, 0, 512), r, in.list, in.raw)
+	if err != nil {
+		return invalidf("%v", err)
+	}
+	if !ed25519.Verify(v.key, base, sig[:]) {
+		return invalidf("signature %q does not verify with the verification key", in.key)
+	}
+	// Content-Digest is covered, so appendSignatureBase found it.
+	digest, _ := fieldValue(r.Header, "Content-Digest")
+	return checkContentDigest(digest, body)
+}
+
+// checkParams checks the signature parameters: keyid, alg, created and
+// expires, each at most once. Other parameters (nonce, tag, extensions)
+// are allowed and ignored.
+func (v *Verifier) checkParams(params []param) error {
+	var created, expires, alg, keyid *bareItem
+	for i := range params {
+		p := &params[i]
+		var slot **bareItem
+		switch p.key {
+		case "created":
+			slot = &created
+		case "expires":
+			slot = &expires
+		case "alg":
+			slot = &alg
+		case "keyid":
+			slot = &keyid
+		default:
+			continue
+		}
+		if *slot != nil {
+			return invalidf("signature parameter %s appears more than once", p.key)
+		}
+		*slot = &p.val
+	}
+	if keyid == nil {
+		return invalidf("signature has no keyid parameter, want keyid=%q", keyID)
+	}
+	if keyid.kind != kindString || keyid.str != keyID {
+		return invalidf("keyid is %s, want %q", describe(keyid), keyID)
+	}
+	if alg != nil && (alg.kind != kindString || alg.str != "ed25519") {
+		return invalidf("alg is %s, want \"ed25519\"", describe(alg))
+	}
+	if created == nil {
+		return invalidf("signature has no created parameter")
+	}
+	if created.kind != kindInteger {
+		return invalidf("created is %s, want an integer (unix seconds)", describe(created))
+	}
+	now := v.now()
+	createdAt := time.Unix(created.num, 0)
+	if age := now.Sub(createdAt); age > v.maxAge {
+		return invalidf("created %d is %v old (limit %v)", created.num, age, v.maxAge)
+	}
+	if ahead := createdAt.Sub(now); ahead > v.maxSkew {
+		return invalidf("created %d is %v in the future (limit %v)", created.num, ahead, v.maxSkew)
+	}
+	if expires != nil {
+		if expires.kind != kindInteger {
+			return invalidf("expires is %s, want an integer (unix seconds)", describe(expires))
+		}
+		if expiresAt := time.Unix(expires.num, 0); now.After(expiresAt) {
+			return invalidf("signature expired at %d (%v ago)", expires.num, now.Sub(expiresAt))
+		}
+	}
+	return nil
+}
+
+// checkComponents checks that the covered components, all strings, are
+// plain (no parameters), each covered once, and include the five a
+// Dispatch signature covers.
+func checkComponents(items []listItem) error {
+	var covered [len(requiredComponents)]bool
+	for i := range items {
+		it := &items[i]
+		name := it.val.str
+		if len(it.params) > 0 {
+			return invalidf("covered component %q has parameters (;%s); only plain components are supported", name, it.params[0].key)
+		}
+		for j := range i {
+			if items[j].val.str == name {
+				return invalidf("component %q is covered more than once", name)
+			}
+		}
+		for k, req := range requiredComponents {
+			if name == req {
+				covered[k] = true
+			}
+		}
+	}
+	for k, ok := range covered {
+		if !ok {
+			return invalidf("Signature-Input does not cover %q; a Dispatch signature covers %s", requiredComponents[k], signerComponentList)
+		}
+	}
+	return nil
+}
+
+// labels lists the labels of a dictionary for messages.
+func labels(members []member) string {
+	var b strings.Builder
+	for i := range members {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%q", members[i].key)
+	}
+	return b.String()
+}
+
+// describe renders a parameter value for messages, shortened: it may come
+// from anyone.
+func describe(it *bareItem) string {
+	const max = 64
+	short := func(s string) string {
+		if len(s) > max {
+			return s[:max] + "..."
+		}
+		return s
+	}
+	switch it.kind {
+	case kindString:
+		return fmt.Sprintf("%q", short(it.str))
+	case kindToken:
+		return fmt.Sprintf("the token %s", short(it.str))
+	case kindInteger:
+		return fmt.Sprintf("the integer %d", it.num)
+	case kindDecimal:
+		return fmt.Sprintf("the decimal %s", it.str)
+	case kindBoolean:
+		if it.flag {
+			return "the boolean ?1"
+		}
+		return "the boolean ?0"
+	case kindByteSeq:
+		return fmt.Sprintf("a byte sequence of %d bytes", byteSeqLen(it.str))
+	}
+	return "an unknown item"
+}

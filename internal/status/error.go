@@ -1,0 +1,221 @@
+package status
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"reflect"
+
+	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
+)
+
+// Error is an error that crossed the wire: the failure of a child call, as
+// its caller receives it. It keeps the child's status, so returning it (or
+// wrapping it with %w) fails the caller with the same status.
+//
+// When the child failed with an error type registered with [RegisterError],
+// or with one of the sentinels, Unwrap returns that error rebuilt, and
+// errors.Is and errors.As find it. Otherwise only the type name and message
+// are known.
+type Error struct {
+	// Status is the status the call failed with.
+	Status Status
+	// Type names the type of the original error: the name it was registered
+	// with, or its Go type as printed by %T (such as "*myapp.NotReady").
+	// Other SDKs put their own type names here, such as "ValueError".
+	Type string
+	// Message is the original error's message.
+	Message string
+	// Traceback is the stack where the error happened, if known, in the
+	// format of the language that produced it. Go functions send the stack
+	// of a panic.
+	Traceback []byte
+	// DispatchID is the dispatch id of the call that failed, if known.
+	DispatchID string
+
+	value []byte // the encoded value, kept to forward it unchanged
+	cause error  // the original error rebuilt from value, or nil
+}
+
+// status returns e.Status, or PERMANENT_ERROR if e.Status is not a failure:
+// an error never has status OK.
+func (e *Error) status() Status {
+	if e != nil && e.Status.failure() {
+		return e.Status
+	}
+	return PermanentError
+}
+
+func (e *Error) explicitStatus() Status { return e.status() }
+
+// Error returns the status, type and message, as in
+// "TEMPORARY_ERROR: *myapp.NotReady: not ready yet".
+func (e *Error) Error() string {
+	s := e.status().String()
+	if e == nil {
+		return s
+	}
+	if e.Type != "" {
+		s += ": " + e.Type
+	}
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	return s
+}
+
+// Unwrap returns the original error if it could be rebuilt, or nil.
+func (e *Error) Unwrap() error {
+	if e == nil {
+		return nil
+	}
+	return e.cause
+}
+
+// Is reports whether target is the sentinel of e's status, such as
+// [ErrNotFound] for an Error with status NOT_FOUND.
+func (e *Error) Is(target error) bool { return isSentinelOf(target, e.status()) }
+
+// ToProto converts the error a function returned into the status and error
+// of its response. A nil err gives OK and a nil error.
+//
+// The status is [Of](err). The message is err's message. The type is the
+// name under which an error type of the chain was registered with
+// [RegisterError], with the error encoded as the value; otherwise it is the
+// Go type of the first error of the chain that is not a marker or a plain
+// fmt.Errorf or errors.Join wrapper. The traceback is the stack of a
+// [*PanicError] in the chain. A child call's [*Error] returned as is keeps
+// its type, message, value and traceback.
+func ToProto(err error) (sdkv1.Status, *sdkv1.Error) {
+	if err == nil {
+		return sdkv1.Status_STATUS_OK, nil
+	}
+	pe := &sdkv1.Error{Message: message(err)}
+
+	var forwarded *Error
+	var fallback string
+	var raw []byte
+	walk(err, func(e error) bool {
+		if fwd, ok := e.(*Error); ok && fwd != nil {
+			forwarded = fwd
+			pe.Type, raw = fwd.Type, fwd.value
+			return true
+		}
+		if name, value, ok := encodeValue(e); ok {
+			pe.Type, raw = name, value
+			return true
+		}
+		if fallback == "" && !isWrapper(e) {
+			fallback = typeName(e)
+		}
+		return false
+	})
+	if pe.Type == "" {
+		pe.Type = fallback
+	}
+	st := Of(err)
+	pe.Value = sealValue(st, raw)
+
+	var p *PanicError
+	switch {
+	case errors.As(err, &p) && p != nil:
+		pe.Traceback = bytes.Clone(p.Stack)
+	case forwarded != nil:
+		pe.Traceback = bytes.Clone(forwarded.Traceback)
+	}
+	return st.Proto(), pe
+}
+
+// message returns the message of err for the wire. Markers do not change
+// messages; a forwarded child error sends its own message, without the
+// status and type that its Error method adds, so that they do not pile up
+// along a chain of calls. An Error method that panics gives a message that
+// says so rather than crashing the response.
+func message(err error) (msg string) {
+	defer func() {
+		if v := recover(); v != nil {
+			msg = fmt.Sprintf("dispatch: the Error method of %T panicked: %v", err, v)
+		}
+	}()
+	for {
+		m, ok := err.(*marked)
+		if !ok {
+			break
+		}
+		err = m.err
+	}
+	if e, ok := err.(*Error); ok && e != nil {
+		return e.Message
+	}
+	return err.Error()
+}
+
+// isWrapper reports whether err only adds text to the errors it wraps, as
+// those of fmt.Errorf and errors.Join do, or is a marker.
+func isWrapper(err error) bool {
+	if _, ok := err.(*marked); ok {
+		return true
+	}
+	switch reflect.TypeOf(err).String() {
+	case "*fmt.wrapError", "*fmt.wrapErrors", "*errors.joinError":
+		return true
+	}
+	return false
+}
+
+// typeName returns the name of err's type for the wire.
+func typeName(err error) string {
+	if n, ok := err.(interface{ typeName() string }); ok {
+		return n.typeName()
+	}
+	return fmt.Sprintf("%T", err)
+}
+
+// FromProto converts the status and error of a response, or the error of a
+// call result, into an [*Error]. It returns nil when s is OK or unspecified
+// and e is nil. A nil e with a failure status still gives an Error, with
+// only a status.
+//
+// Call results do not carry a status on the wire: pass
+// STATUS_UNSPECIFIED (or use [FromWire]). The status is then the one that
+// [ToProto] sealed into the error's value (errors of this SDK whose status
+// is not PERMANENT_ERROR carry it there), else that of the rebuilt original
+// error when there is one (a sentinel keeps its status, an
+// [*HTTPStatusError] gets the status of its code), and PERMANENT_ERROR
+// otherwise: a call result holds the final outcome of the call, which
+// Dispatch does not retry. A status that is OK, unspecified or unknown to
+// this package is treated the same way.
+func FromProto(s sdkv1.Status, e *sdkv1.Error) *Error {
+	st := Status(s)
+	if e == nil && (s == sdkv1.Status_STATUS_OK || s == sdkv1.Status_STATUS_UNSPECIFIED) {
+		return nil
+	}
+	err := &Error{
+		Type:      e.GetType(),
+		Message:   e.GetMessage(),
+		Traceback: bytes.Clone(e.GetTraceback()),
+	}
+	sealed, raw, _ := openValue(e.GetValue())
+	err.value = bytes.Clone(raw)
+	err.cause = decodeValue(err.Type, err.value)
+	switch {
+	case st.failure():
+		err.Status = st
+	case sealed.failure():
+		err.Status = sealed
+	case err.cause != nil:
+		err.Status = Of(err.cause)
+	default:
+		err.Status = PermanentError
+	}
+	return err
+}
+
+// FromWire converts the error of a call result into a Go error, or nil when
+// e is nil. See [FromProto] for how the status is recovered.
+func FromWire(e *sdkv1.Error) error {
+	if e == nil {
+		return nil
+	}
+	return FromProto(sdkv1.Status_STATUS_UNSPECIFIED, e)
+}

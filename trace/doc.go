@@ -1,0 +1,37 @@
+// Package trace shows what a Dispatch function is doing, for the people
+// who debug it: a dump of a coroutine's frames at the moment it suspends or
+// exits, and a human-readable logger.
+//
+// # DISPATCH_TRACE
+//
+// When the environment variable DISPATCH_TRACE is set to anything but "",
+// "0" or "false" (in any case), the SDK calls [Dump] each time a function
+// suspends or exits, just before its state is serialized, and writes the
+// result to the standard error. Each dump shows the function and its
+// dispatch id, the coroutine's frames from the top of the stack down with
+// the local variables each one keeps, the calls the function waits for, and
+// the results that arrived but were not used yet:
+//
+//	dispatch trace: suspend pipeline (id 7f3a9c2e)
+//	  frames, top of stack first:
+//	    0  pipeline.transformed
+//	       env:    Order{ID: "o-1", Items: ["a", "b"]}
+//	       detail: await all: 3 of 5 results
+//	    1  pipeline
+//	       env:    Input{N: 3}
+//	  pending calls: 2
+//	    #1  transform2("hello")
+//	    #2  notify(Order{ID: "o-1", Items: nil})  endpoint: https://other.example.com
+//	  queued results: 3
+//
+// Values are shown as Go values, by [Format], before serialization: a dump
+// still works when the state holds a value that cannot be serialized (a
+// channel, a function), which is often the bug being looked for. Tracing
+// costs a formatted dump per suspension, so leave it off in production.
+//
+// # Logging
+//
+// The SDK logs with github.com/rs/zerolog. [NewLogger] makes a logger that
+// writes one plain line per event, for people; [Nop] makes one that writes
+// nothing.
+package trace
