@@ -22,7 +22,7 @@
 //	  pending calls: 2
 //	    #1  transform2("hello")
 //	    #2  notify(Order{ID: "o-1", Items: nil})  endpoint: https://other.example.com
-//	  queued results: 3
+//	  queued calls (sent as results come in): 3
 //
 // Values are shown as Go values, by [Format], before serialization: a dump
 // still works when the state holds a value that cannot be serialized (a

@@ -22,8 +22,9 @@ type Snapshot struct {
 	Frames []Frame
 	// Pending are the calls the coroutine waits for.
 	Pending []Pending
-	// Queued is the number of results that arrived but that the coroutine
-	// has not used yet.
+	// Queued is the number of calls waiting to be sent: a fan-out over
+	// more calls than may be in flight at once sends the rest as results
+	// come in. Zero is not printed.
 	Queued int
 }
 
@@ -55,7 +56,7 @@ type Pending struct {
 // Dump writes s to w in a layout for people to read: a header line with the
 // event, the function and its dispatch id, then the frames from the top of
 // the stack down, each with its env and detail, then the pending calls and
-// the number of queued results:
+// the number of calls queued behind them, if any:
 //
 //	dispatch trace: suspend pipeline (id 7f3a9c2e)
 //	  frames, top of stack first:
@@ -65,7 +66,6 @@ type Pending struct {
 //	    1  pipeline
 //	  pending calls: 1
 //	    #1  transform2("hello")
-//	  queued results: 0
 //
 // Values are rendered by [Format], so nothing in s needs to be serializable,
 // and each value takes at most one line of [FormatLimit] bytes. Dump writes
@@ -132,7 +132,9 @@ func Dump(w io.Writer, s Snapshot) error {
 		}
 	}
 
-	b.WriteString("  queued results: " + strconv.Itoa(s.Queued) + "\n")
+	if s.Queued > 0 {
+		b.WriteString("  queued calls (sent as results come in): " + strconv.Itoa(s.Queued) + "\n")
+	}
 
 	_, err := io.WriteString(w, b.String())
 	return err

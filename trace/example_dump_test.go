@@ -40,7 +40,7 @@ func ExampleDump() {
 	//   pending calls: 2
 	//     #1  transform2("hello")
 	//     #2  notify(Order{ID: "o-1", Items: nil})  endpoint: https://other.example.com
-	//   queued results: 3
+	//   queued calls (sent as results come in): 3
 }
 
 func ExampleFormat() {

@@ -1,0 +1,105 @@
+// Package dispatch writes durable, distributed programs in Go on the
+// Dispatch protocol.
+//
+// Register functions by name; call them with Dispatch, which schedules each
+// call on any instance of the service, retries it on temporary errors (even
+// across restarts and deployments) and keeps its progress durable.
+//
+//	var Publish = dispatch.Func("publish", func(ctx context.Context, msg Message) (Receipt, error) {
+//		...
+//	})
+//
+//	id, err := Publish.Dispatch(ctx, Message{...})
+//
+// # Workflows
+//
+// A workflow ([Flow]) is written with explicit combinators from package
+// flow: [flow.Await] one call, [flow.Gather] many (fan-out, fan-in),
+// [flow.Any], [flow.Race], [flow.Sleep], [flow.TailCall]. What follows an
+// await is a continuation registered by a stable name, and what it captures
+// is an explicit, CBOR-encoded environment, so a suspended workflow resumes
+// on any instance, in this build or the next. No code generator, no replay,
+// no determinism rules.
+//
+//	var Pipeline = dispatch.Flow("pipeline", func(ctx *flow.Ctx, msg string) flow.Step[string] {
+//		return dispatch.Await(Transform1, msg, transformed)
+//	})
+//
+//	var transformed = flow.Then("pipeline.transformed", func(ctx *flow.Ctx, msg string) flow.Step[string] {
+//		return dispatch.Await(Transform2, msg, flow.Return[string]())
+//	})
+//
+// [Await] and [Gather] in this package are the combinators of package flow
+// applied to a registered [Function]; fn.Call(in) builds the call for any
+// other combinator, and [flow.NewCall] calls a function by name, on this
+// endpoint or another.
+//
+// # Serving
+//
+// [New] configures an instance from options and the environment;
+// [Dispatch.Handler] is the endpoint Dispatch calls (mount it on any mux,
+// under any prefix), and [Dispatch.ListenAndServe] serves it. Requests are
+// verified with HTTP Message Signatures (RFC 9421, Ed25519) against
+// DISPATCH_VERIFICATION_KEY.
+//
+// # Configuration
+//
+//	variable                    option                 default
+//	DISPATCH_API_KEY            WithAPIKey             none: dispatching without it is an error
+//	DISPATCH_API_URL            WithAPIURL             https://api.dispatch.run (set but empty is an error)
+//	DISPATCH_ENDPOINT_URL       WithEndpointURL        none; a full URL with scheme and host
+//	DISPATCH_VERIFICATION_KEY   WithVerificationKey    none: requests accepted unverified, with a warning
+//	DISPATCH_TRACE              WithTrace              off; any value but "", "0", "false" turns it on
+//
+// Options win over the environment. A wrong value fails [New] with a
+// message naming the option or variable and what a right value looks like.
+//
+// # Errors and retries
+//
+// A function's error becomes the status of its call, which tells Dispatch
+// what to do:
+//
+//	status               retried?
+//	TIMEOUT              yes
+//	THROTTLED            yes, and Dispatch slows down the endpoint
+//	TEMPORARY_ERROR      yes
+//	DNS, TCP, TLS, HTTP  yes
+//	INCOMPATIBLE_STATE   the call restarts from its input (bounded)
+//	INVALID_ARGUMENT, INVALID_RESPONSE, PERMANENT_ERROR,
+//	UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND   no
+//
+// Markers say it explicitly: [Temporary], [Permanent], [Throttled],
+// [Incompatible], [WithStatus]. Otherwise Go errors are classified:
+// context.DeadlineExceeded and net.Error timeouts are TIMEOUT;
+// *net.DNSError is DNS_ERROR; TLS and x509 errors are TLS_ERROR; refused or
+// reset connections and other *net.OpError are TCP_ERROR; an
+// [HTTPStatusError] (from [HTTPResponseError]) follows its code (400
+// INVALID_ARGUMENT, 401 UNAUTHENTICATED, 403 PERMISSION_DENIED, 404
+// NOT_FOUND, 408 TIMEOUT, 429 THROTTLED, 501 PERMANENT_ERROR, other 5xx
+// TEMPORARY_ERROR, other codes PERMANENT_ERROR); a panic is PERMANENT_ERROR
+// with its stack as the traceback, and the process lives on; anything else
+// is PERMANENT_ERROR.
+//
+// A failed call reaches a workflow's continuation as an [*Error] that keeps
+// the status, type and message; errors.Is matches the status sentinels
+// ([ErrTimeout], ...) and errors.As finds error types registered with
+// [RegisterError].
+//
+// # Values on the wire
+//
+// Inputs and results are google.protobuf.Any, with well-known types for
+// plain values so that functions in Go, Python and TypeScript can call each
+// other: nil is Empty; bool BoolValue; signed integers Int64Value; unsigned
+// UInt64Value; floats DoubleValue; string StringValue; []byte BytesValue;
+// time.Time Timestamp; time.Duration Duration; a proto.Message itself;
+// map[string]any and []any of JSON-like values google.protobuf.Value; other
+// types (structs) CBOR under the type URL serde.CBORTypeURL. Decoding never
+// truncates silently: 1.5 into an int is an error. See package serde.
+//
+// # Tracing
+//
+// DISPATCH_TRACE=1 prints every frame of a suspending workflow to standard
+// output before it is serialized: the function, the dispatch id, each
+// frame's continuation name and environment, the calls pending. See package
+// trace.
+package dispatch

@@ -1,0 +1,120 @@
+package dispatch
+
+import (
+	"net/http"
+
+	"github.com/dispatchkit/dispatch/internal/status"
+)
+
+// Status is the outcome of a function run, as Dispatch sees it: it decides
+// whether Dispatch retries the call. See the table in the package
+// documentation.
+type Status = status.Status
+
+// The statuses of the protocol, named like net/http's status codes.
+const (
+	StatusOK                = status.OK
+	StatusTimeout           = status.Timeout
+	StatusThrottled         = status.Throttled
+	StatusInvalidArgument   = status.InvalidArgument
+	StatusInvalidResponse   = status.InvalidResponse
+	StatusTemporaryError    = status.TemporaryError
+	StatusPermanentError    = status.PermanentError
+	StatusIncompatibleState = status.IncompatibleState
+	StatusDNSError          = status.DNSError
+	StatusTCPError          = status.TCPError
+	StatusTLSError          = status.TLSError
+	StatusHTTPError         = status.HTTPError
+	StatusUnauthenticated   = status.Unauthenticated
+	StatusPermissionDenied  = status.PermissionDenied
+	StatusNotFound          = status.NotFound
+)
+
+// Error is the failure of a call as its caller receives it: in a workflow,
+// the error a continuation gets when an awaited call failed. It keeps the
+// status, type and message of the original error (and its traceback, for a
+// panic). When the original error's type was registered with
+// [RegisterError], errors.As finds it rebuilt; errors.Is matches the
+// sentinel of its status ([ErrTimeout], [ErrNotFound], ...).
+//
+// Returning an Error (or wrapping it) fails the caller with the same status.
+type Error = status.Error
+
+// PanicError is the error of a function or continuation that panicked: its
+// status is PERMANENT_ERROR and its stack travels as the traceback.
+type PanicError = status.PanicError
+
+// HTTPStatusError is an HTTP response that was not a success, classified by
+// its status code (see [HTTPResponseError]).
+type HTTPStatusError = status.HTTPStatusError
+
+// Sentinels matched with errors.Is by the errors of that status, and usable
+// as markers: fmt.Errorf("quota: %w", ErrThrottled) has status THROTTLED.
+var (
+	ErrTimeout           = status.ErrTimeout
+	ErrThrottled         = status.ErrThrottled
+	ErrInvalidArgument   = status.ErrInvalidArgument
+	ErrInvalidResponse   = status.ErrInvalidResponse
+	ErrTemporary         = status.ErrTemporary
+	ErrPermanent         = status.ErrPermanent
+	ErrIncompatibleState = status.ErrIncompatibleState
+	ErrDNS               = status.ErrDNS
+	ErrTCP               = status.ErrTCP
+	ErrTLS               = status.ErrTLS
+	ErrHTTP              = status.ErrHTTP
+	ErrUnauthenticated   = status.ErrUnauthenticated
+	ErrPermissionDenied  = status.ErrPermissionDenied
+	ErrNotFound          = status.ErrNotFound
+)
+
+// Temporary marks err as temporary: Dispatch retries the call, with
+// exponential backoff, until it succeeds or expires. A nil err stays nil.
+func Temporary(err error) error { return status.MarkTemporary(err) }
+
+// Permanent marks err as permanent: Dispatch does not retry the call.
+func Permanent(err error) error { return status.MarkPermanent(err) }
+
+// Throttled marks err as a sign of overload (a rate limit, say): Dispatch
+// retries the call and slows down the calls to this endpoint.
+func Throttled(err error) error { return status.MarkThrottled(err) }
+
+// Incompatible marks err as an incompatible state: Dispatch restarts the
+// call from its original input (a bounded number of times).
+func Incompatible(err error) error { return status.MarkIncompatible(err) }
+
+// WithStatus marks err with any status s.
+func WithStatus(err error, s Status) error { return status.WithStatus(err, s) }
+
+// StatusOf returns the status a function returning err would have: an
+// explicit marker wins, then the classification of Go errors in the package
+// documentation (timeouts, DNS, TLS, TCP errors, HTTP statuses), else
+// PERMANENT_ERROR. A nil err is OK.
+func StatusOf(err error) Status { return status.Of(err) }
+
+// StatusOfHTTP returns the status of an HTTP response code: 429 is
+// THROTTLED, 5xx TEMPORARY_ERROR (501 PERMANENT_ERROR), 408 TIMEOUT, and so
+// on (see the package documentation).
+func StatusOfHTTP(code int) Status { return status.FromHTTPStatus(code) }
+
+// HTTPResponseError returns nil for a 2xx response and otherwise an error
+// classified by the response's status code, so that a function can write:
+//
+//	res, err := http.DefaultClient.Do(req)
+//	if err != nil {
+//		return out, err // classified: DNS, TCP, TLS errors, timeouts
+//	}
+//	defer res.Body.Close()
+//	if err := dispatch.HTTPResponseError(res); err != nil {
+//		return out, err // 429 is retried slowly, 5xx retried, 4xx not
+//	}
+func HTTPResponseError(res *http.Response) error { return status.HTTPResponseError(res) }
+
+// RegisterError registers the error type E under a stable name, so that
+// errors of that type cross the wire as values and errors.As finds them in
+// the caller (see [Error]). Only exported fields travel. It panics if the
+// name is invalid or taken; [RegisterErrorSafely] returns the error.
+func RegisterError[E error](name string) { status.RegisterError[E](name) }
+
+// RegisterErrorSafely is [RegisterError] returning an error instead of
+// panicking.
+func RegisterErrorSafely[E error](name string) error { return status.RegisterErrorSafely[E](name) }
