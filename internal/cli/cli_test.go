@@ -1,0 +1,149 @@
+package cli_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/matryer/is"
+	"go.uber.org/goleak"
+
+	"github.com/dispatchkit/dispatch/internal/cli"
+	"github.com/dispatchkit/dispatch/internal/inspect"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// runTest starts `dispatch test` in-process and returns its address and
+// key, and a stop function returning the exit code.
+func runTest(t *testing.T, args ...string) (addr, key string, stderr *syncBuffer, stop func() int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	code := make(chan int, 1)
+	go func() { code <- cli.Run(ctx, append([]string{"test"}, args...), stdout, stderr) }()
+	addr, key = waitBanner(t, stdout)
+	want := fmt.Sprintf(`Spawned a local Dispatch server on %[1]s
+
+Dispatching function calls to the endpoint at %[2]s
+
+The Dispatch SDK can be configured with:
+
+  export DISPATCH_API_URL="http://%[1]s"
+  export DISPATCH_API_KEY="test"
+  export DISPATCH_ENDPOINT_URL="%[2]s"
+  export DISPATCH_VERIFICATION_KEY="%[3]s"
+
+`, addr, args[0], key)
+	if got := stdout.String(); got != want {
+		t.Fatalf("banner:\n%q\nwant:\n%q", got, want)
+	}
+	var once bool
+	stop = func() int {
+		if once {
+			return 0
+		}
+		once = true
+		cancel()
+		return <-code
+	}
+	t.Cleanup(func() { stop() })
+	return addr, key, stderr, stop
+}
+
+func run(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	code := cli.Run(context.Background(), args, stdout, stderr)
+	return stdout.String(), stderr.String(), code
+}
+
+func TestTestCommandMemory(t *testing.T) {
+	is := is.New(t)
+	ep := newWorkflowEndpoint(t, 2, 0)
+	addr, key, stderr, stop := runTest(t, ep.srv.URL, "--port", "0", "--memory", "-v")
+	ep.setKey(t, key)
+	ids := dispatchWorkflows(t, addr, "test", 3)
+	waitFor(t, "workflows", func() bool { return ep.finished() == 3 })
+
+	out, errOut, code := run(t, "calls", "--api-url", "http://"+addr, "--json")
+	is.Equal(code, 0)
+	var calls []*inspect.Call
+	is.NoErr(json.Unmarshal([]byte(out), &calls))
+	is.Equal(len(calls), 3) // roots only
+	out, _, code = run(t, "calls", "--api-url", "http://"+addr, "--all")
+	is.Equal(code, 0)
+	is.Equal(strings.Count(out, "\n"), 1+3+3*2) // header, roots, steps
+	is.True(strings.Contains(out, "ATTEMPTS"))
+
+	out, errOut, code = run(t, "call", ids[0], "--api-url", "http://"+addr)
+	is.Equal(code, 0)
+	is.True(strings.Contains(out, ids[0]))
+	is.True(strings.Contains(out, `output: "done"`))
+	is.True(strings.Contains(out, "    ")) // children indented
+	_, errOut, code = run(t, "call", "nope", "--api-url", "http://"+addr)
+	is.Equal(code, 1)
+	is.True(strings.Contains(errOut, "404"))
+	_, errOut, code = run(t, "calls", "--api-url", "http://"+addr, "--api-key", "wrong")
+	is.Equal(code, 1)
+	is.True(strings.Contains(errOut, `expected header "Authorization: Bearer <key>"`))
+
+	is.Equal(stop(), 0)
+	is.True(strings.Contains(stderr.String(), "dispatch server stopped"))
+	is.Equal(ep.sigErrs, 0)
+}
+
+func TestTestCommandStateDir(t *testing.T) {
+	is := is.New(t)
+	dir := t.TempDir()
+	ep := newWorkflowEndpoint(t, 1, 0)
+	addr, key, _, stop := runTest(t, ep.srv.URL, "--port", "0", "--state", dir)
+	ep.setKey(t, key)
+	ids := dispatchWorkflows(t, addr, "test", 2)
+	waitFor(t, "workflows", func() bool { return ep.finished() == 2 })
+	is.Equal(stop(), 0)
+
+	out, _, code := run(t, "calls", "--state", dir)
+	is.Equal(code, 0)
+	is.True(strings.Contains(out, ids[0]) && strings.Contains(out, ids[1]))
+	is.True(strings.Contains(out, "OK"))
+	out, _, code = run(t, "call", ids[1], "--state", dir, "--json")
+	is.Equal(code, 0)
+	var c inspect.Call
+	is.NoErr(json.Unmarshal([]byte(out), &c))
+	is.Equal(c.ID, ids[1])
+	is.Equal(c.Status, "OK")
+	is.Equal(len(c.Children), 1)
+	is.Equal(len(c.AttemptLog), 2) // poll, then exit
+
+	// The key is kept across restarts.
+	_, key2, _, stop2 := runTest(t, ep.srv.URL, "--port", "0", "--state", dir)
+	is.Equal(key2, key)
+	is.Equal(stop2(), 0)
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"test without endpoint", []string{"test"}, 2, "endpoint URL"},
+		{"test with bad endpoint", []string{"test", "ftp://x", "--memory", "--port", "0"}, 1, "Config.Endpoint"},
+		{"test with bad port", []string{"test", "http://x", "--memory", "--port", "70000"}, 2, "--port"},
+		{"call without id", []string{"call"}, 2, "dispatch id"},
+		{"calls on empty state", []string{"calls", "--state", "/nonexistent/dir"}, 1, "no call database"},
+		{"unknown command", []string{"nope"}, 1, "unknown command"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			is := is.New(t)
+			_, errOut, code := run(t, tt.args...)
+			is.Equal(code, tt.code)
+			is.True(strings.Contains(errOut, tt.want))
+		})
+	}
+}

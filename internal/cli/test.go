@@ -1,0 +1,101 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/dispatchkit/dispatch/server"
+)
+
+// testCommand is `dispatch test <endpoint-url>`: a local Dispatch server
+// for development, serving until interrupted.
+func testCommand(stdout, stderr io.Writer) *cobra.Command {
+	var (
+		apiKey   string
+		hostname string
+		port     int
+		verbose  bool
+		stateDir string
+		memory   bool
+	)
+	cmd := &cobra.Command{
+		Use:   "test <endpoint-url>",
+		Short: "Run a local Dispatch server that calls the endpoint at <endpoint-url>",
+		Long: `Run a local Dispatch server that sends function calls to the endpoint at
+<endpoint-url> (for example http://127.0.0.1:8000), print the environment
+the SDK needs, and serve until interrupted (Ctrl-C).
+
+Calls are kept in a SQLite database in the state directory (--state, by
+default $XDG_STATE_HOME/dispatch or ~/.local/state/dispatch), so they
+survive a restart; --memory keeps them in memory only. The signing key is
+made on first start and kept in the state directory, so the verification
+key printed stays valid across restarts.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError{fmt.Errorf("test takes the endpoint URL, as in \"dispatch test http://127.0.0.1:8000\"")}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if port < 0 || port > 65535 {
+				return usageError{fmt.Errorf("--port %d is out of range: want 0 (any free port) to 65535", port)}
+			}
+			level := zerolog.InfoLevel
+			if verbose {
+				level = zerolog.DebugLevel
+			}
+			logger := zerolog.New(zerolog.ConsoleWriter{Out: stderr, NoColor: true, TimeFormat: time.TimeOnly}).
+				Level(level).With().Timestamp().Logger()
+			cfg := server.Config{
+				Endpoint: args[0],
+				Addr:     net.JoinHostPort(hostname, strconv.Itoa(port)),
+				APIKey:   apiKey,
+				Memory:   memory,
+				Logger:   logger,
+			}
+			if !memory {
+				if stateDir == "" {
+					var err error
+					if stateDir, err = defaultStateDir(); err != nil {
+						return err
+					}
+				}
+				cfg.StateDir = stateDir
+			}
+			return server.Serve(cmd.Context(), cfg, func(s *server.Server) {
+				_, p, _ := net.SplitHostPort(s.Addr())
+				writeBanner(stdout, net.JoinHostPort(hostname, p), s)
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&apiKey, "api-key", "test", "API key the SDK must send (DISPATCH_API_KEY)")
+	f.StringVar(&hostname, "hostname", "127.0.0.1", "host name or address to listen on")
+	f.IntVar(&port, "port", 4450, "port to listen on (0 picks a free one)")
+	f.BoolVarP(&verbose, "verbose", "v", false, "log every function run")
+	f.StringVar(&stateDir, "state", "", "state directory (default $XDG_STATE_HOME/dispatch or ~/.local/state/dispatch)")
+	f.BoolVar(&memory, "memory", false, "keep calls in memory only (nothing survives a restart)")
+	return cmd
+}
+
+// writeBanner prints the banner of PROTOCOL.md, byte for byte.
+func writeBanner(w io.Writer, addr string, s *server.Server) {
+	fmt.Fprintf(w, `Spawned a local Dispatch server on %s
+
+Dispatching function calls to the endpoint at %s
+
+The Dispatch SDK can be configured with:
+
+  export DISPATCH_API_URL="http://%s"
+  export DISPATCH_API_KEY="%s"
+  export DISPATCH_ENDPOINT_URL="%s"
+  export DISPATCH_VERIFICATION_KEY="%s"
+
+`, addr, s.Endpoint(), addr, s.APIKey(), s.Endpoint(), s.VerificationKey())
+}

@@ -1,0 +1,206 @@
+package scheduler
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// signingTransport signs each request body and records the HTTP status of
+// the answer in the request's httpStatus slot, which connect errors do not
+// keep precisely (429 and 503 both become "unavailable").
+type signingTransport struct {
+	base http.RoundTripper
+	sign func(*http.Request, []byte) error
+}
+
+type slotKey struct{}
+
+type httpStatus struct{ code int }
+
+func (t *signingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if t.sign != nil {
+		var body []byte
+		if r.Body != nil {
+			var err error
+			body, err = io.ReadAll(r.Body)
+			r.Body.Close()
+			if err != nil {
+				return nil, err
+			}
+		}
+		r = r.Clone(r.Context())
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		r.ContentLength = int64(len(body))
+		if err := t.sign(r, body); err != nil {
+			return nil, fmt.Errorf("signing request: %w", err)
+		}
+	}
+	res, err := t.base.RoundTrip(r)
+	if res != nil {
+		if slot, ok := r.Context().Value(slotKey{}).(*httpStatus); ok {
+			slot.code = res.StatusCode
+		}
+	}
+	return res, err
+}
+
+// outcome is what one Run request came to.
+type outcome struct {
+	status   sdkv1.Status
+	resp     *sdkv1.RunResponse // nil when the request failed
+	err      *sdkv1.Error       // why it failed, when resp is nil
+	throttle bool               // a signal to slow the endpoint down
+}
+
+// attempt sends one Run request and hands its outcome to the engine.
+func (e *Engine) attempt(c *call, ep *endpoint, req *sdkv1.RunRequest, n int, start, deadline time.Time) {
+	defer e.wg.Done()
+	slot := &httpStatus{}
+	ctx, cancel := context.WithDeadline(context.WithValue(e.ctx, slotKey{}, slot), deadline)
+	res, err := ep.client.Run(ctx, connect.NewRequest(req))
+	timedOut := ctx.Err() == context.DeadlineExceeded
+	cancel()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ctx.Err() != nil {
+		// Closing: drop the outcome; the call runs again after a restart.
+		ep.inflight--
+		return
+	}
+	var o outcome
+	if err == nil {
+		o = answered(res.Msg)
+	} else {
+		o = failed(err, slot.code, timedOut, deadline.Sub(start))
+	}
+	if e.log.Debug().Enabled() {
+		ev := e.log.Debug().Str("id", c.id).Str("function", c.function).
+			Str("status", o.status.String()).Dur("took", e.now().Sub(start))
+		if o.err != nil {
+			ev = ev.Str("error", o.err.GetMessage())
+		}
+		ev.Msg("run")
+	}
+	e.outcome(c, ep, o, n, start)
+}
+
+func answered(r *sdkv1.RunResponse) outcome {
+	s := r.GetStatus()
+	if s == sdkv1.Status_STATUS_UNSPECIFIED {
+		s = sdkv1.Status_STATUS_OK
+	}
+	return outcome{
+		status:   s,
+		resp:     r,
+		throttle: s == sdkv1.Status_STATUS_THROTTLED || s == sdkv1.Status_STATUS_TIMEOUT,
+	}
+}
+
+// failed classifies a Run request that got no RunResponse.
+func failed(err error, code int, timedOut bool, limit time.Duration) outcome {
+	o := outcome{}
+	msg := err.Error()
+	switch {
+	case timedOut || errors.Is(err, context.DeadlineExceeded):
+		o.status, o.throttle = sdkv1.Status_STATUS_TIMEOUT, true
+		msg = fmt.Sprintf("no answer within %v", limit.Round(time.Millisecond))
+	case code == 0:
+		o.status = transportStatus(err)
+	case code == http.StatusOK:
+		o.status = sdkv1.Status_STATUS_INVALID_RESPONSE
+		msg = "the endpoint's answer is not a RunResponse: " + msg
+	default:
+		o.status = httpStatusOf(code)
+		o.throttle = code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable
+		msg = fmt.Sprintf("HTTP %d: %s", code, msg)
+	}
+	o.err = &sdkv1.Error{Type: statusName(o.status), Message: msg}
+	return o
+}
+
+func transportStatus(err error) sdkv1.Status {
+	var dnsErr *net.DNSError
+	var tlsErr tls.RecordHeaderError
+	var alert tls.AlertError
+	var certErr *tls.CertificateVerificationError
+	var unknownAuth x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &dnsErr):
+		return sdkv1.Status_STATUS_DNS_ERROR
+	case errors.As(err, &tlsErr), errors.As(err, &alert), errors.As(err, &certErr),
+		errors.As(err, &unknownAuth), errors.As(err, &hostErr):
+		return sdkv1.Status_STATUS_TLS_ERROR
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return sdkv1.Status_STATUS_TIMEOUT
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		return sdkv1.Status_STATUS_TCP_ERROR
+	}
+	// Connection reset mid-answer, malformed HTTP and the like.
+	return sdkv1.Status_STATUS_HTTP_ERROR
+}
+
+func httpStatusOf(code int) sdkv1.Status {
+	switch {
+	case code == 400:
+		return sdkv1.Status_STATUS_INVALID_ARGUMENT
+	case code == 401:
+		return sdkv1.Status_STATUS_UNAUTHENTICATED
+	case code == 403:
+		return sdkv1.Status_STATUS_PERMISSION_DENIED
+	case code == 404:
+		return sdkv1.Status_STATUS_NOT_FOUND
+	case code == 408:
+		return sdkv1.Status_STATUS_TIMEOUT
+	case code == 429:
+		return sdkv1.Status_STATUS_THROTTLED
+	case code == 501:
+		return sdkv1.Status_STATUS_PERMANENT_ERROR
+	case code >= 500:
+		return sdkv1.Status_STATUS_TEMPORARY_ERROR
+	}
+	return sdkv1.Status_STATUS_PERMANENT_ERROR
+}
+
+// retryable reports whether Dispatch retries a call that ended with s.
+func retryable(s sdkv1.Status) bool {
+	switch s {
+	case sdkv1.Status_STATUS_TIMEOUT, sdkv1.Status_STATUS_THROTTLED,
+		sdkv1.Status_STATUS_TEMPORARY_ERROR, sdkv1.Status_STATUS_DNS_ERROR,
+		sdkv1.Status_STATUS_TCP_ERROR, sdkv1.Status_STATUS_TLS_ERROR,
+		sdkv1.Status_STATUS_HTTP_ERROR:
+		return true
+	}
+	return false
+}
+
+// statusName is the status without its prefix: "TIMEOUT", the Error.type
+// of errors the server makes.
+func statusName(s sdkv1.Status) string {
+	name := s.String()
+	const prefix = "STATUS_"
+	if len(name) > len(prefix) && name[:len(prefix)] == prefix {
+		return name[len(prefix):]
+	}
+	return name
+}
+
+func timestamp(unixNano int64) *timestamppb.Timestamp {
+	return &timestamppb.Timestamp{Seconds: unixNano / 1e9, Nanos: int32(unixNano % 1e9)}
+}

@@ -1,0 +1,132 @@
+package scheduler
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/binary"
+	"sync/atomic"
+	"time"
+
+	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/dispatchkit/dispatch/internal/store"
+)
+
+// callState is the in-memory state of a live call; store rows only know
+// pending and suspended.
+type callState uint8
+
+const (
+	stNew       callState = iota // made, not yet durable
+	stQueued                     // in its endpoint's ready queue
+	stWaiting                    // backing off before a retry
+	stRunning                    // a Run request is in flight
+	stSuspended                  // waiting for results or max_wait
+	stDone                       // has a final outcome (left the map)
+)
+
+// call is the hot state of one live dispatch id. Fields are guarded by the
+// engine lock.
+type call struct {
+	id, parentID, rootID string
+	ep                   *endpoint
+	function, version    string
+	input                *anypb.Any
+	corrID               uint64
+	created, expires     int64 // unix nanoseconds
+	gen, parentGen       uint32
+	attempts             uint32
+	fails                uint16 // consecutive retried failures, for back-off
+	restarts             uint8
+	state                callState
+	timerSeq             uint32
+
+	// Poll. polled is set once the call returned a Poll in this
+	// generation: its next run is a resume.
+	polled     bool
+	stateAny   *anypb.Any
+	stateRaw   []byte
+	minResults int32
+	maxResults int32
+	deadline   int64
+	pollErr    *sdkv1.Error
+	inbox      []*sdkv1.CallResult
+	inboxIDs   []string // child ids of inbox, same order
+	retryAt    int64
+	lastErr    *sdkv1.Error // last failure, kept for inspection
+	lastStatus sdkv1.Status
+}
+
+// row renders c as its store row.
+func (c *call) row(now int64) *store.Call {
+	r := &store.Call{
+		ID:            c.id,
+		ParentID:      c.parentID,
+		RootID:        c.rootID,
+		ParentGen:     c.parentGen,
+		Gen:           c.gen,
+		CorrelationID: c.corrID,
+		Endpoint:      c.ep.url,
+		Function:      c.function,
+		Version:       c.version,
+		InputType:     c.input.GetTypeUrl(),
+		Input:         c.input.GetValue(),
+		CreatedAt:     time.Unix(0, c.created),
+		ExpiresAt:     time.Unix(0, c.expires),
+		UpdatedAt:     time.Unix(0, now),
+		State:         store.Pending,
+		Attempts:      int(c.attempts),
+		Restarts:      int(c.restarts),
+		Status:        int32(c.lastStatus),
+	}
+	if c.lastErr != nil {
+		r.Error, _ = proto.Marshal(c.lastErr)
+	}
+	if c.polled {
+		r.State = store.Suspended
+		r.MinResults, r.MaxResults = c.minResults, c.maxResults
+		r.PollDeadline = time.Unix(0, c.deadline)
+	}
+	if c.stateAny != nil {
+		r.StateType, r.CoroutineState = c.stateAny.GetTypeUrl(), c.stateAny.GetValue()
+	} else {
+		r.CoroutineState = c.stateRaw
+	}
+	if c.pollErr != nil {
+		r.PollError, _ = proto.Marshal(c.pollErr)
+	}
+	return r
+}
+
+// idGen makes dispatch ids: 8 bytes of (unix milliseconds << 16 | counter),
+// strictly increasing in a process, then 4 random bytes so that ids made by
+// other processes (a restart, another replica) do not collide. Encoded as
+// 20 characters of lower-case base32hex, they sort by creation time.
+type idGen struct{ last atomic.Uint64 }
+
+var idEncoding = base32.HexEncoding.WithPadding(base32.NoPadding)
+
+func (g *idGen) next(now time.Time) string {
+	ts := uint64(now.UnixMilli()) << 16
+	var v uint64
+	for {
+		last := g.last.Load()
+		v = max(ts, last+1)
+		if g.last.CompareAndSwap(last, v) {
+			break
+		}
+	}
+	var b [12]byte
+	binary.BigEndian.PutUint64(b[:8], v)
+	_, _ = rand.Read(b[8:])
+	var out [20]byte
+	idEncoding.Encode(out[:], b[:])
+	for i, ch := range out {
+		if ch >= 'A' && ch <= 'Z' {
+			out[i] = ch + ('a' - 'A')
+		}
+	}
+	return string(out[:])
+}

@@ -1,0 +1,59 @@
+// Package scheduler is the engine of the local Dispatch server: it accepts
+// calls, runs them on their endpoints through FunctionService.Run, follows
+// their Poll and Exit directives, retries them, and keeps every change
+// durable through a [store.Committer] before acting on it.
+//
+// # Memory
+//
+// Every live call is one small struct in a map (about 300 bytes plus its
+// ids, input and coroutine state). Suspended calls have no goroutine: a
+// single timer goroutine wakes them (poll max_wait, retry back-off,
+// expiration) and one goroutine exists per Run request in flight, bounded
+// by each endpoint's concurrency limit. Done calls leave memory; the store
+// keeps them for inspection.
+//
+// # Ordering and durability
+//
+// A change is applied to memory under the engine lock and its batch is
+// submitted to the committer under the same lock, so batches reach the
+// store in the order of the changes. Anything that acts on a change (answer
+// a Dispatch, start a child, hand a result to a parent, resume a poller)
+// happens in the commit callback, once the batch is durable. The one
+// exception is a retry timer, which only delays work already durable.
+//
+// # Decisions where PROTOCOL.md is silent
+//
+//   - A call without an endpoint takes the configured default endpoint
+//     (Dispatch) or its parent's endpoint (Poll), before validation.
+//   - A child's expiration is its own (or the default), capped at its
+//     parent's expiration: a child that outlives its parent is of no use.
+//     A tail call keeps the call's expiration unless it sets its own.
+//   - A tail call or an INCOMPATIBLE_STATE restart starts a new generation
+//     of the call: the inbox is dropped, and results of children made by
+//     the previous generation are dropped as if the parent had exited.
+//     A restart starts from the input of the current generation (the tail
+//     call's input after a tail call).
+//   - The results sent in a resume are consumed by any answer other than a
+//     retried failure, even an invalid Poll: the function has seen them.
+//   - An invalid Poll (limits out of range, an invalid call) resumes the
+//     call at once with PollResult.error (type "INVALID_ARGUMENT"), its
+//     state, and no results; no child is made.
+//   - Transport failures: no answer at all is TCP_ERROR (DNS_ERROR,
+//     TLS_ERROR, TIMEOUT when recognisable) and retried. An HTTP error maps
+//     like the SDK's helper: 400 INVALID_ARGUMENT, 401 UNAUTHENTICATED,
+//     403 PERMISSION_DENIED, 404 NOT_FOUND, 408 TIMEOUT, 429 THROTTLED,
+//     501 PERMANENT_ERROR, other 5xx TEMPORARY_ERROR, other PERMANENT_ERROR.
+//     A 200 answer that is not a RunResponse (garbage), or a RunResponse
+//     without a directive, is INVALID_RESPONSE and is not retried.
+//   - Errors made by the server (timeouts, invalid responses, exhausted
+//     restarts) carry the status name as Error.type ("TIMEOUT", ...); a
+//     function's own error is passed to the parent unchanged. A non-OK
+//     exit without an error gets one of that form. Status UNSPECIFIED in
+//     a RunResponse is read as OK.
+//   - A retryable status wins over the directive beside it, except a tail
+//     call, which is followed whatever the status.
+//   - Children keep running after their parent exits; their results are
+//     dropped.
+//   - Results are delivered at least once: a crash between a resume and
+//     the commit of its answer delivers the same results again.
+package scheduler

@@ -1,0 +1,396 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"buf.build/gen/go/stealthrocket/dispatch-proto/connectrpc/go/dispatch/sdk/v1/sdkv1connect"
+	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
+	"buf.build/go/protovalidate"
+	"connectrpc.com/connect"
+	"github.com/rs/zerolog"
+
+	"github.com/dispatchkit/dispatch/internal/store"
+)
+
+// ErrClosed is returned by Dispatch once the engine is closing.
+var ErrClosed = errors.New("scheduler: closed")
+
+// Config configures an [Engine]. Zero durations and limits take the
+// defaults documented on each field.
+type Config struct {
+	// Store keeps calls durable. Required. The engine does not close it.
+	Store store.Store
+	// Sign signs the body of each Run request (sets Content-Digest,
+	// Signature-Input and Signature). Nil sends unsigned requests.
+	Sign func(r *http.Request, body []byte) error
+	// Logger receives the engine's logs.
+	Logger zerolog.Logger
+	// DefaultExpiration applies to calls without an expiration; 1 hour.
+	DefaultExpiration time.Duration
+	// MinBackoff and MaxBackoff bound the exponential back-off between
+	// retries (with jitter: each wait is drawn in [d/2, d)); 100 ms, 30 s.
+	MinBackoff, MaxBackoff time.Duration
+	// AttemptTimeout bounds one Run request; 5 minutes. It is also capped
+	// by the call's expiration.
+	AttemptTimeout time.Duration
+	// MaxRestarts bounds restarts on INCOMPATIBLE_STATE; 3.
+	MaxRestarts int
+	// InitialConcurrency, MinConcurrency, MaxConcurrency bound each
+	// endpoint's adaptive limit of requests in flight; 128, 1, 1024.
+	InitialConcurrency, MinConcurrency, MaxConcurrency int
+	// MaxResponseBytes bounds a RunResponse; 16 MiB.
+	MaxResponseBytes int
+	// Now is the clock; time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.DefaultExpiration <= 0 {
+		c.DefaultExpiration = time.Hour
+	}
+	if c.MinBackoff <= 0 {
+		c.MinBackoff = 100 * time.Millisecond
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = 30 * time.Second
+	}
+	c.MaxBackoff = max(c.MaxBackoff, c.MinBackoff)
+	if c.AttemptTimeout <= 0 {
+		c.AttemptTimeout = 5 * time.Minute
+	}
+	if c.MaxRestarts <= 0 {
+		c.MaxRestarts = 3
+	}
+	if c.InitialConcurrency <= 0 {
+		c.InitialConcurrency = 128
+	}
+	if c.MinConcurrency <= 0 {
+		c.MinConcurrency = 1
+	}
+	if c.MaxConcurrency <= 0 {
+		c.MaxConcurrency = 1024
+	}
+	c.MaxConcurrency = max(c.MaxConcurrency, c.MinConcurrency)
+	c.InitialConcurrency = min(max(c.InitialConcurrency, c.MinConcurrency), c.MaxConcurrency)
+	if c.MaxResponseBytes <= 0 {
+		c.MaxResponseBytes = 16 << 20
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Engine runs calls. Create it with [New], then [Engine.Start].
+type Engine struct {
+	cfg       Config
+	log       zerolog.Logger
+	now       func() time.Time
+	commit    *store.Committer
+	validator protovalidate.Validator
+	transport *http.Transport
+	client    *http.Client
+	ids       idGen
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	closing   bool
+	starting  bool
+	started   bool
+	calls     map[string]*call
+	endpoints map[string]*endpoint
+	timers    timerHeap
+	timerWake chan struct{}
+	seq       int64 // inbox arrival order
+	recovered []*call
+}
+
+// New returns an engine; it does nothing until Start.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("scheduler: Config.Store is required")
+	}
+	cfg.setDefaults()
+	v, err := protovalidate.New()
+	if err != nil {
+		return nil, fmt.Errorf("scheduler: protovalidate: %w", err)
+	}
+	tr := &http.Transport{
+		Proxy: nil,
+		DialContext: (&net.Dialer{
+			Timeout:   10 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		MaxIdleConns:          0,
+		MaxIdleConnsPerHost:   cfg.MaxConcurrency,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		ForceAttemptHTTP2:     true,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &Engine{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		now:       cfg.Now,
+		validator: v,
+		transport: tr,
+		ctx:       ctx,
+		cancel:    cancel,
+		calls:     make(map[string]*call),
+		endpoints: make(map[string]*endpoint),
+		timerWake: make(chan struct{}, 1),
+	}
+	e.client = &http.Client{Transport: &signingTransport{base: tr, sign: cfg.Sign}}
+	return e, nil
+}
+
+// Start recovers the live calls of the store and starts running them.
+func (e *Engine) Start(ctx context.Context) error {
+	e.mu.Lock()
+	if e.starting || e.closing {
+		e.mu.Unlock()
+		return errors.New("scheduler: Start called twice or after Close")
+	}
+	e.starting = true
+	e.mu.Unlock()
+
+	n, err := e.recover(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		e.log.Info().Int("calls", n).Msg("recovered calls in flight")
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closing {
+		return ErrClosed
+	}
+	e.commit = store.NewCommitter(e.cfg.Store)
+	e.wg.Add(1)
+	go e.timerLoop()
+	e.started = true
+	e.resume()
+	return nil
+}
+
+// Close stops the engine: requests in flight are cancelled (their outcome
+// is not recorded, so they run again after a restart), pending writes are
+// committed, and every goroutine has returned when Close returns.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	if e.closing {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closing = true
+	e.mu.Unlock()
+	e.cancel()
+	e.wg.Wait()
+	if e.commit != nil {
+		e.commit.Close()
+	}
+	e.transport.CloseIdleConnections()
+	return nil
+}
+
+// Live returns the number of calls not done, for tests and metrics.
+func (e *Engine) Live() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.calls)
+}
+
+// Suspended returns the number of suspended calls, for tests and metrics.
+func (e *Engine) Suspended() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for _, c := range e.calls {
+		if c.state == stSuspended {
+			n++
+		}
+	}
+	return n
+}
+
+// Dispatch records calls as new root calls and returns their ids in order.
+// Every call must have an endpoint and be valid (the server validates the
+// request). Either all calls are durable when Dispatch returns nil, or
+// none was recorded.
+func (e *Engine) Dispatch(ctx context.Context, calls []*sdkv1.Call) ([]string, error) {
+	ids := make([]string, len(calls))
+	done := make(chan error, 1)
+
+	e.mu.Lock()
+	if e.closing || !e.started {
+		e.mu.Unlock()
+		return nil, ErrClosed
+	}
+	now := e.now()
+	b := &store.Batch{Calls: make([]*store.Call, 0, len(calls))}
+	made := make([]*call, len(calls))
+	for i, pc := range calls {
+		id := e.ids.next(now)
+		exp := e.cfg.DefaultExpiration
+		if d := pc.GetExpiration(); d != nil && d.AsDuration() > 0 {
+			exp = d.AsDuration()
+		}
+		c := &call{
+			id:       id,
+			rootID:   id,
+			ep:       e.endpoint(pc.GetEndpoint()),
+			function: pc.GetFunction(),
+			version:  pc.GetVersion(),
+			input:    pc.GetInput(),
+			created:  now.UnixNano(),
+			expires:  now.Add(exp).UnixNano(),
+		}
+		ids[i], made[i] = id, c
+		e.calls[id] = c
+		b.Calls = append(b.Calls, c.row(now.UnixNano()))
+	}
+	err := e.commit.Submit(b, func(err error) {
+		e.mu.Lock()
+		for _, c := range made {
+			if err != nil {
+				delete(e.calls, c.id)
+				continue
+			}
+			if c.state == stNew {
+				e.makeReady(c)
+			}
+		}
+		e.mu.Unlock()
+		done <- err
+	})
+	if err != nil {
+		for _, c := range made {
+			delete(e.calls, c.id)
+		}
+	}
+	e.mu.Unlock()
+	if err != nil {
+		return nil, ErrClosed
+	}
+	// Wait for the commit even if ctx ends: the calls are recorded or not
+	// as a whole and the caller learns which only by waiting.
+	if err := <-done; err != nil {
+		return nil, fmt.Errorf("scheduler: recording calls: %w", err)
+	}
+	return ids, nil
+}
+
+// endpoint returns the endpoint of url, made on first use. Called with
+// e.mu held.
+func (e *Engine) endpoint(url string) *endpoint {
+	ep := e.endpoints[url]
+	if ep == nil {
+		ep = &endpoint{
+			url: url,
+			client: sdkv1connect.NewFunctionServiceClient(e.client, url,
+				connect.WithReadMaxBytes(e.cfg.MaxResponseBytes),
+				// No gzip: on loopback and LANs compressing every message
+				// costs more than it saves.
+				connect.WithAcceptCompression("gzip", nil, nil)),
+			limit: float64(e.cfg.InitialConcurrency),
+			roots: make(map[string]*rootQueue),
+		}
+		e.endpoints[url] = ep
+	}
+	return ep
+}
+
+// makeReady queues c on its endpoint and starts what the limit allows.
+// Called with e.mu held.
+func (e *Engine) makeReady(c *call) {
+	e.disarm(c)
+	c.state = stQueued
+	c.ep.push(c)
+	e.pump(c.ep)
+}
+
+// pump starts Run requests for ready calls of ep up to its limit. Called
+// with e.mu held.
+func (e *Engine) pump(ep *endpoint) {
+	if e.closing || e.commit == nil {
+		return
+	}
+	for ep.ready > 0 && ep.inflight < int(ep.limit) {
+		c := ep.pop()
+		if c.state != stQueued {
+			continue
+		}
+		now := e.now()
+		if now.UnixNano() >= c.expires {
+			e.expire(c, now.UnixNano())
+			continue
+		}
+		req, n := e.runRequest(c)
+		c.state = stRunning
+		ep.inflight++
+		deadline := min(now.Add(e.cfg.AttemptTimeout).UnixNano(), c.expires)
+		e.wg.Add(1)
+		go e.attempt(c, ep, req, n, now, time.Unix(0, deadline))
+	}
+}
+
+// runRequest builds the next Run request of c and the number of inbox
+// results it carries. Called with e.mu held.
+func (e *Engine) runRequest(c *call) (*sdkv1.RunRequest, int) {
+	req := &sdkv1.RunRequest{
+		Function:         c.function,
+		DispatchId:       c.id,
+		ParentDispatchId: c.parentID,
+		RootDispatchId:   c.rootID,
+		CreationTime:     timestamp(c.created),
+		ExpirationTime:   timestamp(c.expires),
+	}
+	if !c.polled {
+		req.Directive = &sdkv1.RunRequest_Input{Input: c.input}
+		return req, 0
+	}
+	pr := &sdkv1.PollResult{Error: c.pollErr}
+	if c.stateAny != nil {
+		pr.State = &sdkv1.PollResult_TypedCoroutineState{TypedCoroutineState: c.stateAny}
+	} else {
+		pr.State = &sdkv1.PollResult_CoroutineState{CoroutineState: c.stateRaw}
+	}
+	n := 0
+	if c.pollErr == nil {
+		n = min(len(c.inbox), int(c.maxResults))
+		pr.Results = c.inbox[:n:n]
+	}
+	req.Directive = &sdkv1.RunRequest_PollResult{PollResult: pr}
+	return req, n
+}
+
+// submit hands b to the committer; fn runs with e.mu held once b is
+// durable. Called with e.mu held.
+func (e *Engine) submit(b *store.Batch, fn func()) {
+	err := e.commit.Submit(b, func(err error) {
+		if err != nil {
+			e.log.Error().Err(err).Msg("storing a change failed; carrying on from memory")
+		}
+		if fn == nil {
+			return
+		}
+		e.mu.Lock()
+		fn()
+		e.mu.Unlock()
+	})
+	if err != nil {
+		// Closing: the change is lost with the process, like a crash;
+		// the store has the previous state and it is replayed on start.
+		e.log.Debug().Err(err).Msg("change not stored: closing")
+	}
+}

@@ -1,0 +1,108 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+
+	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/dispatchkit/dispatch/internal/store"
+)
+
+// recover loads the live calls of the store into memory and sets each on
+// its way: expired ones fail with TIMEOUT, suspended ones wait for the rest
+// of their max_wait (or resume now if their inbox is full enough), the
+// others are queued. It returns how many calls it recovered.
+func (e *Engine) recover(ctx context.Context) (int, error) {
+	var recovered []*call
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	err := e.cfg.Store.Recover(ctx, func(r *store.Call, inbox []store.Result) error {
+		c := &call{
+			id:         r.ID,
+			parentID:   r.ParentID,
+			rootID:     r.RootID,
+			ep:         e.endpoint(r.Endpoint),
+			function:   r.Function,
+			version:    r.Version,
+			input:      &anypb.Any{TypeUrl: r.InputType, Value: r.Input},
+			corrID:     r.CorrelationID,
+			created:    r.CreatedAt.UnixNano(),
+			expires:    r.ExpiresAt.UnixNano(),
+			gen:        r.Gen,
+			parentGen:  r.ParentGen,
+			attempts:   uint32(r.Attempts),
+			restarts:   uint8(min(r.Restarts, 255)),
+			lastStatus: sdkv1.Status(r.Status),
+			state:      stNew,
+		}
+		if r.InputType == "" && r.Input == nil {
+			c.input = nil
+		}
+		if len(r.Error) > 0 {
+			c.lastErr = new(sdkv1.Error)
+			_ = proto.Unmarshal(r.Error, c.lastErr)
+		}
+		if r.State == store.Suspended {
+			c.polled = true
+			if r.StateType != "" {
+				c.stateAny = &anypb.Any{TypeUrl: r.StateType, Value: r.CoroutineState}
+			} else {
+				c.stateRaw = r.CoroutineState
+			}
+			c.minResults, c.maxResults = r.MinResults, r.MaxResults
+			c.deadline = r.PollDeadline.UnixNano()
+			if len(r.PollError) > 0 {
+				c.pollErr = new(sdkv1.Error)
+				if err := proto.Unmarshal(r.PollError, c.pollErr); err != nil {
+					return fmt.Errorf("scheduler: recovering call %s: %w", r.ID, err)
+				}
+			}
+		}
+		for _, res := range inbox {
+			e.seq = max(e.seq, res.Seq)
+			if res.ParentGen != r.Gen {
+				continue
+			}
+			cr := new(sdkv1.CallResult)
+			if err := proto.Unmarshal(res.Data, cr); err != nil {
+				return fmt.Errorf("scheduler: recovering a result of call %s: %w", r.ID, err)
+			}
+			c.inbox = append(c.inbox, cr)
+			c.inboxIDs = append(c.inboxIDs, res.ChildID)
+		}
+		e.calls[c.id] = c
+		recovered = append(recovered, c)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("scheduler: recovering calls: %w", err)
+	}
+	e.recovered = recovered
+	return len(recovered), nil
+}
+
+// resume sets the recovered calls on their way. Called with e.mu held,
+// once the committer and the timer run.
+func (e *Engine) resume() {
+	now := e.now().UnixNano()
+	for _, c := range e.recovered {
+		switch {
+		case c.state != stNew:
+		case now >= c.expires:
+			e.expire(c, now)
+		case c.polled && c.pollErr == nil:
+			c.state = stSuspended
+			if now >= c.deadline {
+				e.makeReady(c)
+			} else {
+				e.suspendOrResume(c)
+			}
+		default:
+			e.makeReady(c)
+		}
+	}
+	e.recovered = nil
+}

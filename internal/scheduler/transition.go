@@ -1,0 +1,352 @@
+package scheduler
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/dispatchkit/dispatch/internal/store"
+)
+
+// outcome applies the outcome of one Run request of c. Called with e.mu
+// held.
+func (e *Engine) outcome(c *call, ep *endpoint, o outcome, n int, start time.Time) {
+	now := e.now()
+	ep.inflight--
+	ep.adapt(o.throttle, now, float64(e.cfg.MinConcurrency), float64(e.cfg.MaxConcurrency))
+	defer e.pump(ep)
+
+	c.attempts++
+	b := &store.Batch{}
+	att := store.Attempt{CallID: c.id, N: int(c.attempts), Start: start, Duration: now.Sub(start), Status: int32(o.status)}
+	exit := o.resp.GetExit()
+	poll := o.resp.GetPoll()
+
+	switch {
+	case exit.GetTailCall() != nil:
+		att.Outcome = "tail_call " + exit.GetTailCall().GetFunction()
+		b.Attempts = append(b.Attempts, att)
+		e.tailCall(c, exit.GetTailCall(), now, b)
+
+	case retryable(o.status):
+		err := o.err
+		if err == nil {
+			err = exit.GetResult().GetError()
+		}
+		if err == nil {
+			err = &sdkv1.Error{Type: statusName(o.status), Message: "function returned " + statusName(o.status)}
+		}
+		att.Outcome = "retry: " + err.GetMessage()
+		b.Attempts = append(b.Attempts, att)
+		e.retry(c, o.status, err, now, b)
+
+	case o.status == sdkv1.Status_STATUS_INCOMPATIBLE_STATE:
+		att.Outcome = "restart"
+		b.Attempts = append(b.Attempts, att)
+		e.restart(c, exit.GetResult().GetError(), now, b)
+
+	case poll != nil && o.status == sdkv1.Status_STATUS_OK:
+		att.Outcome = fmt.Sprintf("poll %d calls", len(poll.GetCalls()))
+		b.Attempts = append(b.Attempts, att)
+		e.consume(c, n, b)
+		e.poll(c, poll, now, b)
+
+	case exit != nil:
+		res := exit.GetResult()
+		if res == nil {
+			res = &sdkv1.CallResult{}
+		}
+		if o.status != sdkv1.Status_STATUS_OK && res.GetError() == nil {
+			res.Error = &sdkv1.Error{Type: statusName(o.status), Message: "function returned " + statusName(o.status)}
+		}
+		att.Outcome = "exit"
+		b.Attempts = append(b.Attempts, att)
+		e.consume(c, n, b)
+		e.complete(c, o.status, res, now, b)
+
+	default:
+		status, cerr := o.status, o.err
+		switch {
+		case o.resp != nil && poll == nil:
+			status = sdkv1.Status_STATUS_INVALID_RESPONSE
+			cerr = &sdkv1.Error{Type: statusName(status), Message: "the endpoint's RunResponse has neither exit nor poll"}
+		case o.resp != nil:
+			// A poll beside a failure status that is not retried.
+			cerr = &sdkv1.Error{Type: statusName(status), Message: "function returned " + statusName(status) + " with a poll"}
+		}
+		att.Outcome = "error: " + cerr.GetMessage()
+		b.Attempts = append(b.Attempts, att)
+		e.complete(c, status, &sdkv1.CallResult{Error: cerr}, now, b)
+	}
+}
+
+// consume removes the n inbox results a resume carried. Called with e.mu
+// held.
+func (e *Engine) consume(c *call, n int, b *store.Batch) {
+	if n == 0 {
+		return
+	}
+	for _, id := range c.inboxIDs[:n] {
+		b.Delivered = append(b.Delivered, store.ResultKey{ParentID: c.id, ChildID: id})
+	}
+	rest := copy(c.inbox, c.inbox[n:])
+	clear(c.inbox[rest:])
+	c.inbox = c.inbox[:rest]
+	copy(c.inboxIDs, c.inboxIDs[n:])
+	clear(c.inboxIDs[rest:])
+	c.inboxIDs = c.inboxIDs[:rest]
+	if rest == 0 {
+		c.inbox, c.inboxIDs = nil, nil
+	}
+}
+
+// backoff returns the wait before retry number fails: exponential from
+// MinBackoff, capped at MaxBackoff, drawn in [d/2, d).
+func (e *Engine) backoff(fails uint16) time.Duration {
+	d := e.cfg.MinBackoff
+	for i := uint16(1); i < fails && d < e.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, e.cfg.MaxBackoff)
+	return d/2 + rand.N(d/2+1)
+}
+
+// retry schedules another attempt of c after a back-off, or fails it with
+// TIMEOUT when the back-off reaches past its expiration.
+func (e *Engine) retry(c *call, s sdkv1.Status, cause *sdkv1.Error, now time.Time, b *store.Batch) {
+	c.fails++
+	c.lastStatus, c.lastErr = s, cause
+	at := now.Add(e.backoff(c.fails)).UnixNano()
+	if at >= c.expires {
+		e.complete(c, sdkv1.Status_STATUS_TIMEOUT, &sdkv1.CallResult{Error: e.expiredError(c, now)}, now, b)
+		return
+	}
+	c.state = stWaiting
+	c.retryAt = at
+	e.arm(c, at)
+	b.Calls = append(b.Calls, c.row(now.UnixNano()))
+	e.submit(b, nil)
+}
+
+func (e *Engine) expiredError(c *call, now time.Time) *sdkv1.Error {
+	msg := fmt.Sprintf("call expired at %s after %d attempts", time.Unix(0, c.expires).UTC().Format(time.RFC3339Nano), c.attempts)
+	if c.lastErr != nil {
+		msg += "; last error: " + c.lastErr.GetMessage()
+	}
+	return &sdkv1.Error{Type: statusName(sdkv1.Status_STATUS_TIMEOUT), Message: msg}
+}
+
+// expire fails c with TIMEOUT. Called with e.mu held.
+func (e *Engine) expire(c *call, now int64) {
+	t := time.Unix(0, now)
+	e.complete(c, sdkv1.Status_STATUS_TIMEOUT, &sdkv1.CallResult{Error: e.expiredError(c, t)}, t, &store.Batch{})
+}
+
+// newGeneration resets c to run from its input again, orphaning its
+// children and dropping its inbox. Called with e.mu held.
+func (e *Engine) newGeneration(c *call, now time.Time, b *store.Batch) {
+	c.gen++
+	c.polled = false
+	c.stateAny, c.stateRaw, c.pollErr = nil, nil, nil
+	c.minResults, c.maxResults, c.deadline = 0, 0, 0
+	c.inbox, c.inboxIDs = nil, nil
+	c.fails = 0
+	c.state = stNew
+	e.disarm(c)
+	b.ClearInbox = append(b.ClearInbox, c.id)
+	b.Calls = append(b.Calls, c.row(now.UnixNano()))
+	gen := c.gen
+	e.submit(b, func() {
+		if c.state == stNew && c.gen == gen {
+			e.makeReady(c)
+		}
+	})
+}
+
+func (e *Engine) tailCall(c *call, tc *sdkv1.Call, now time.Time, b *store.Batch) {
+	if tc.GetEndpoint() == "" {
+		tc.Endpoint = c.ep.url
+	}
+	if err := e.validator.Validate(tc); err != nil {
+		cerr := &sdkv1.Error{Type: statusName(sdkv1.Status_STATUS_INVALID_ARGUMENT), Message: "dispatch: invalid tail call: " + err.Error()}
+		e.complete(c, sdkv1.Status_STATUS_INVALID_ARGUMENT, &sdkv1.CallResult{Error: cerr}, now, b)
+		return
+	}
+	c.function, c.input, c.version = tc.GetFunction(), tc.GetInput(), tc.GetVersion()
+	c.ep = e.endpoint(tc.GetEndpoint())
+	if d := tc.GetExpiration(); d != nil && d.AsDuration() > 0 {
+		c.expires = now.Add(d.AsDuration()).UnixNano()
+	}
+	c.restarts = 0
+	c.lastStatus, c.lastErr = 0, nil
+	e.newGeneration(c, now, b)
+}
+
+func (e *Engine) restart(c *call, cause *sdkv1.Error, now time.Time, b *store.Batch) {
+	if int(c.restarts) >= e.cfg.MaxRestarts {
+		msg := fmt.Sprintf("dispatch: the call's state stayed incompatible after %d restarts from its input", c.restarts)
+		if cause != nil {
+			msg += ": " + cause.GetMessage()
+		}
+		cerr := &sdkv1.Error{Type: statusName(sdkv1.Status_STATUS_INCOMPATIBLE_STATE), Message: msg}
+		e.complete(c, sdkv1.Status_STATUS_INCOMPATIBLE_STATE, &sdkv1.CallResult{Error: cerr}, now, b)
+		return
+	}
+	c.restarts++
+	c.lastStatus, c.lastErr = sdkv1.Status_STATUS_INCOMPATIBLE_STATE, cause
+	e.newGeneration(c, now, b)
+}
+
+// poll suspends c on p: it records the state, makes the children and
+// waits. An invalid poll resumes c at once with PollResult.error.
+func (e *Engine) poll(c *call, p *sdkv1.Poll, now time.Time, b *store.Batch) {
+	nowN := now.UnixNano()
+	c.polled = true
+	c.fails = 0
+	c.lastStatus, c.lastErr = 0, nil
+	c.stateAny, c.stateRaw = nil, nil
+	switch st := p.GetState().(type) {
+	case *sdkv1.Poll_TypedCoroutineState:
+		c.stateAny = st.TypedCoroutineState
+	case *sdkv1.Poll_CoroutineState:
+		c.stateRaw = st.CoroutineState
+	}
+	for _, pc := range p.GetCalls() {
+		if pc.GetEndpoint() == "" {
+			pc.Endpoint = c.ep.url
+		}
+	}
+	c.state = stNew
+	e.disarm(c)
+	gen := c.gen
+	if err := e.validator.Validate(p); err != nil {
+		c.pollErr = &sdkv1.Error{
+			Type:    statusName(sdkv1.Status_STATUS_INVALID_ARGUMENT),
+			Message: "dispatch: invalid poll, no call was dispatched: " + err.Error(),
+		}
+		c.minResults, c.maxResults, c.deadline = 0, 0, nowN
+		b.Calls = append(b.Calls, c.row(nowN))
+		e.submit(b, func() {
+			if c.state == stNew && c.gen == gen {
+				e.makeReady(c)
+			}
+		})
+		return
+	}
+	c.pollErr = nil
+	c.minResults, c.maxResults = p.GetMinResults(), p.GetMaxResults()
+	c.deadline = now.Add(p.GetMaxWait().AsDuration()).UnixNano()
+	b.Calls = append(b.Calls, c.row(nowN))
+
+	var children []*call
+	if len(p.GetCalls()) > 0 {
+		children = make([]*call, len(p.GetCalls()))
+	}
+	for i, pc := range p.GetCalls() {
+		id := e.ids.next(now)
+		exp := e.cfg.DefaultExpiration
+		if d := pc.GetExpiration(); d != nil && d.AsDuration() > 0 {
+			exp = d.AsDuration()
+		}
+		ch := &call{
+			id:        id,
+			parentID:  c.id,
+			rootID:    c.rootID,
+			parentGen: c.gen,
+			corrID:    pc.GetCorrelationId(),
+			ep:        e.endpoint(pc.GetEndpoint()),
+			function:  pc.GetFunction(),
+			version:   pc.GetVersion(),
+			input:     pc.GetInput(),
+			created:   nowN,
+			expires:   min(now.Add(exp).UnixNano(), c.expires),
+		}
+		children[i] = ch
+		e.calls[id] = ch
+		b.Calls = append(b.Calls, ch.row(nowN))
+	}
+	e.submit(b, func() {
+		for _, ch := range children {
+			if ch.state == stNew {
+				e.makeReady(ch)
+			}
+		}
+		if c.state == stNew && c.gen == gen {
+			c.state = stSuspended
+			e.suspendOrResume(c)
+		}
+	})
+}
+
+// suspendOrResume resumes a suspended c if enough results are ready, or
+// arms its timer. Called with e.mu held.
+func (e *Engine) suspendOrResume(c *call) {
+	if len(c.inbox) >= int(c.minResults) {
+		e.makeReady(c)
+		return
+	}
+	e.arm(c, min(c.deadline, c.expires))
+}
+
+// complete records the final outcome of c and hands its result to its
+// parent, if the parent still waits for this generation's results.
+// Called with e.mu held.
+func (e *Engine) complete(c *call, s sdkv1.Status, res *sdkv1.CallResult, now time.Time, b *store.Batch) {
+	nowN := now.UnixNano()
+	res.CorrelationId = c.corrID
+	res.DispatchId = c.id
+	c.lastStatus = s
+	c.lastErr = res.GetError()
+	row := c.row(nowN)
+	row.State = store.Done
+	row.CoroutineState, row.StateType, row.PollError = nil, "", nil
+	if out := res.GetOutput(); out != nil {
+		row.Output = marshal(out)
+	}
+	c.state = stDone
+	e.disarm(c)
+	delete(e.calls, c.id)
+	b.Calls = append(b.Calls, row)
+	if c.polled || len(c.inbox) > 0 {
+		b.ClearInbox = append(b.ClearInbox, c.id)
+	}
+	c.inbox, c.inboxIDs, c.stateAny, c.stateRaw = nil, nil, nil, nil
+
+	var deliver func()
+	if p := e.calls[c.parentID]; p != nil && p.gen == c.parentGen {
+		e.seq++
+		b.Results = append(b.Results, store.Result{
+			ParentID:  p.id,
+			ParentGen: p.gen,
+			ChildID:   c.id,
+			Seq:       e.seq,
+			Data:      marshal(res),
+		})
+		gen, id := p.gen, c.id
+		deliver = func() {
+			if p.state == stDone || p.gen != gen {
+				return
+			}
+			p.inbox = append(p.inbox, res)
+			p.inboxIDs = append(p.inboxIDs, id)
+			if p.state == stSuspended && len(p.inbox) >= int(p.minResults) {
+				e.makeReady(p)
+			}
+		}
+	}
+	if c.parentID == "" && e.log.Debug().Enabled() {
+		e.log.Debug().Str("id", c.id).Str("status", s.String()).Msg("root call done")
+	}
+	e.submit(b, deliver)
+}
+
+func marshal(m proto.Message) []byte {
+	if m == nil {
+		return nil
+	}
+	data, _ := proto.Marshal(m)
+	return data
+}

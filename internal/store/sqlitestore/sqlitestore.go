@@ -1,0 +1,433 @@
+// Package sqlitestore is the file [store.Store] of the local Dispatch
+// server: one SQLite database (modernc.org/sqlite, pure Go) in WAL mode.
+//
+// Writes go through one connection (SQLite has one writer anyway), each
+// Apply in one IMMEDIATE transaction. By default synchronous=NORMAL: a
+// committed batch is in the write-ahead log before Apply returns, so it
+// survives a crash of the process (kill -9), and the log is synced at
+// checkpoints; [Options.FullSync] syncs every commit, to survive a crash
+// of the machine too, at the price of one disk sync per group commit.
+// Reads (recovery
+// and inspection) use a separate pool, which WAL lets run beside the
+// writer; another process (the `dispatch calls` command) can read the
+// database of a running server the same way.
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/dispatchkit/dispatch/internal/store"
+)
+
+const schema = `
+CREATE TABLE IF NOT EXISTS calls (
+	id              TEXT PRIMARY KEY,
+	parent_id       TEXT NOT NULL,
+	root_id         TEXT NOT NULL,
+	parent_gen      INTEGER NOT NULL,
+	gen             INTEGER NOT NULL,
+	correlation_id  INTEGER NOT NULL,
+	endpoint        TEXT NOT NULL,
+	function        TEXT NOT NULL,
+	version         TEXT NOT NULL,
+	input_type      TEXT NOT NULL,
+	input           BLOB,
+	created_at      INTEGER NOT NULL,
+	expires_at      INTEGER NOT NULL,
+	updated_at      INTEGER NOT NULL,
+	state           INTEGER NOT NULL,
+	attempts        INTEGER NOT NULL,
+	restarts        INTEGER NOT NULL,
+	state_type      TEXT NOT NULL,
+	coroutine_state BLOB,
+	min_results     INTEGER NOT NULL,
+	max_results     INTEGER NOT NULL,
+	poll_deadline   INTEGER NOT NULL,
+	poll_error      BLOB,
+	status          INTEGER NOT NULL,
+	output          BLOB,
+	error           BLOB
+);
+CREATE INDEX IF NOT EXISTS calls_live ON calls (created_at) WHERE state != 3;
+CREATE INDEX IF NOT EXISTS calls_parent ON calls (parent_id, created_at) WHERE parent_id != '';
+CREATE INDEX IF NOT EXISTS calls_created ON calls (created_at);
+CREATE TABLE IF NOT EXISTS results (
+	parent_id  TEXT NOT NULL,
+	child_id   TEXT NOT NULL,
+	parent_gen INTEGER NOT NULL,
+	seq        INTEGER NOT NULL,
+	data       BLOB NOT NULL,
+	PRIMARY KEY (parent_id, child_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS attempts (
+	call_id  TEXT NOT NULL,
+	n        INTEGER NOT NULL,
+	start    INTEGER NOT NULL,
+	duration INTEGER NOT NULL,
+	status   INTEGER NOT NULL,
+	outcome  TEXT NOT NULL,
+	PRIMARY KEY (call_id, n)
+) WITHOUT ROWID;
+PRAGMA user_version = 1;
+`
+
+const callColumns = `id, parent_id, root_id, parent_gen, gen, correlation_id, endpoint, function,
+	version, input_type, input, created_at, expires_at, updated_at, state, attempts, restarts,
+	state_type, coroutine_state, min_results, max_results, poll_deadline, poll_error, status,
+	output, error`
+
+const (
+	sqlDelInbox   = `DELETE FROM results WHERE parent_id = ?`
+	sqlDelResult  = `DELETE FROM results WHERE parent_id = ? AND child_id = ?`
+	sqlAddResult  = `INSERT OR REPLACE INTO results (parent_id, child_id, parent_gen, seq, data) VALUES (?, ?, ?, ?, ?)`
+	sqlAddAttempt = `INSERT OR REPLACE INTO attempts (call_id, n, start, duration, status, outcome) VALUES (?, ?, ?, ?, ?, ?)`
+)
+
+const upsertCall = `INSERT INTO calls (` + callColumns + `)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (id) DO UPDATE SET
+	endpoint = excluded.endpoint, function = excluded.function, version = excluded.version,
+	gen = excluded.gen, input_type = excluded.input_type, input = excluded.input,
+	expires_at = excluded.expires_at, updated_at = excluded.updated_at, state = excluded.state,
+	attempts = excluded.attempts, restarts = excluded.restarts, state_type = excluded.state_type,
+	coroutine_state = excluded.coroutine_state, min_results = excluded.min_results,
+	max_results = excluded.max_results, poll_deadline = excluded.poll_deadline,
+	poll_error = excluded.poll_error, status = excluded.status, output = excluded.output,
+	error = excluded.error`
+
+// Store is a SQLite [store.Store].
+type Store struct {
+	w, r *sql.DB // writer (one connection) and readers
+
+	mu       sync.Mutex
+	closed   bool
+	readOnly bool
+	stmts    map[string]*sql.Stmt
+}
+
+var _ store.Store = (*Store)(nil)
+
+func dsn(path string, pragmas ...string) string {
+	q := url.Values{}
+	for _, p := range pragmas {
+		q.Add("_pragma", p)
+	}
+	return "file:" + path + "?" + q.Encode()
+}
+
+// Options tune [Open].
+type Options struct {
+	// FullSync syncs the disk at every commit (synchronous=FULL).
+	FullSync bool
+}
+
+// Open opens (making it if needed, mode 0600: it holds inputs and
+// results) the database at path.
+func Open(path string, opts Options) (*Store, error) {
+	syncMode := "synchronous(NORMAL)"
+	if opts.FullSync {
+		syncMode = "synchronous(FULL)"
+	}
+	if f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600); err == nil {
+		f.Close()
+	}
+	w, err := sql.Open("sqlite", dsn(path, "busy_timeout(10000)", "journal_mode(WAL)", syncMode, "foreign_keys(OFF)")+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	if _, err := w.Exec(schema); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlitestore: making the schema in %s: %w", path, err)
+	}
+	stmts := map[string]*sql.Stmt{}
+	for _, q := range []string{upsertCall, sqlDelInbox, sqlDelResult, sqlAddResult, sqlAddAttempt} {
+		st, err := w.Prepare(q)
+		if err != nil {
+			w.Close()
+			return nil, fmt.Errorf("sqlitestore: %w", err)
+		}
+		stmts[q] = st
+	}
+	r, err := openReader(path)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	return &Store{w: w, r: r, stmts: stmts}, nil
+}
+
+// OpenReadOnly opens the database at path for reading only, beside the
+// server that may be writing it. Apply fails.
+func OpenReadOnly(path string) (*Store, error) {
+	r, err := openReader(path)
+	if err != nil {
+		return nil, err
+	}
+	var n int
+	if err := r.QueryRow(`SELECT count(*) FROM sqlite_master WHERE name = 'calls'`).Scan(&n); err != nil || n == 0 {
+		r.Close()
+		if err == nil {
+			err = errors.New("no calls table")
+		}
+		return nil, fmt.Errorf("sqlitestore: %s is not a dispatch database: %w", path, err)
+	}
+	return &Store{r: r, readOnly: true}, nil
+}
+
+func openReader(path string) (*sql.DB, error) {
+	r, err := sql.Open("sqlite", dsn(path, "busy_timeout(10000)", "query_only(1)"))
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	r.SetMaxOpenConns(4)
+	return r, nil
+}
+
+// Apply implements [store.Store]: all batches in one transaction.
+func (s *Store) Apply(ctx context.Context, batches ...*store.Batch) (err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	if s.readOnly {
+		return errors.New("sqlitestore: opened read-only")
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	var upsert, delInbox, delResult, addResult, addAttempt *sql.Stmt
+	stmt := func(st **sql.Stmt, q string) *sql.Stmt {
+		if *st == nil {
+			*st = tx.StmtContext(ctx, s.stmts[q])
+		}
+		return *st
+	}
+	for _, b := range batches {
+		for _, c := range b.Calls {
+			if _, err = stmt(&upsert, upsertCall).ExecContext(ctx, callArgs(c)...); err != nil {
+				return fmt.Errorf("sqlitestore: storing call %s: %w", c.ID, err)
+			}
+		}
+		for _, id := range b.ClearInbox {
+			if _, err = stmt(&delInbox, sqlDelInbox).ExecContext(ctx, id); err != nil {
+				return fmt.Errorf("sqlitestore: clearing inbox: %w", err)
+			}
+		}
+		for _, k := range b.Delivered {
+			if _, err = stmt(&delResult, sqlDelResult).ExecContext(ctx, k.ParentID, k.ChildID); err != nil {
+				return fmt.Errorf("sqlitestore: removing a result: %w", err)
+			}
+		}
+		for _, r := range b.Results {
+			if _, err = stmt(&addResult, sqlAddResult).ExecContext(ctx, r.ParentID, r.ChildID, r.ParentGen, r.Seq, r.Data); err != nil {
+				return fmt.Errorf("sqlitestore: storing a result: %w", err)
+			}
+		}
+		for _, a := range b.Attempts {
+			if _, err = stmt(&addAttempt, sqlAddAttempt).ExecContext(ctx, a.CallID, a.N, ns(a.Start), int64(a.Duration), a.Status, a.Outcome); err != nil {
+				return fmt.Errorf("sqlitestore: storing an attempt: %w", err)
+			}
+		}
+	}
+	if err = tx.Commit(); err != nil {
+		return fmt.Errorf("sqlitestore: commit: %w", err)
+	}
+	return nil
+}
+
+func callArgs(c *store.Call) []any {
+	return []any{
+		c.ID, c.ParentID, c.RootID, int64(c.ParentGen), int64(c.Gen), int64(c.CorrelationID),
+		c.Endpoint, c.Function, c.Version, c.InputType, c.Input,
+		ns(c.CreatedAt), ns(c.ExpiresAt), ns(c.UpdatedAt), int64(c.State), c.Attempts, c.Restarts,
+		c.StateType, c.CoroutineState, int64(c.MinResults), int64(c.MaxResults), ns(c.PollDeadline),
+		c.PollError, int64(c.Status), c.Output, c.Error,
+	}
+}
+
+type scanner interface{ Scan(...any) error }
+
+func scanCall(row scanner) (*store.Call, error) {
+	var c store.Call
+	var parentGen, gen, corr, created, expires, updated, state, minR, maxR, deadline, status int64
+	err := row.Scan(&c.ID, &c.ParentID, &c.RootID, &parentGen, &gen, &corr, &c.Endpoint, &c.Function,
+		&c.Version, &c.InputType, &c.Input, &created, &expires, &updated, &state, &c.Attempts, &c.Restarts,
+		&c.StateType, &c.CoroutineState, &minR, &maxR, &deadline, &c.PollError, &status,
+		&c.Output, &c.Error)
+	if err != nil {
+		return nil, err
+	}
+	c.ParentGen, c.Gen, c.CorrelationID = uint32(parentGen), uint32(gen), uint64(corr)
+	c.CreatedAt, c.ExpiresAt, c.UpdatedAt = fromNS(created), fromNS(expires), fromNS(updated)
+	c.State = store.CallState(state)
+	c.MinResults, c.MaxResults = int32(minR), int32(maxR)
+	c.PollDeadline = fromNS(deadline)
+	c.Status = int32(status)
+	return &c, nil
+}
+
+// Recover implements [store.Store].
+func (s *Store) Recover(ctx context.Context, fn func(*store.Call, []store.Result) error) error {
+	inboxes := map[string][]store.Result{}
+	rows, err := s.r.QueryContext(ctx, `SELECT parent_id, child_id, parent_gen, seq, data FROM results ORDER BY parent_id, seq`)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: reading results: %w", err)
+	}
+	for rows.Next() {
+		var r store.Result
+		var gen int64
+		if err := rows.Scan(&r.ParentID, &r.ChildID, &gen, &r.Seq, &r.Data); err != nil {
+			rows.Close()
+			return fmt.Errorf("sqlitestore: reading results: %w", err)
+		}
+		r.ParentGen = uint32(gen)
+		inboxes[r.ParentID] = append(inboxes[r.ParentID], r)
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	calls, err := s.query(ctx, `SELECT `+callColumns+` FROM calls WHERE state != 3 ORDER BY created_at`)
+	if err != nil {
+		return err
+	}
+	for _, c := range calls {
+		if err := fn(c, inboxes[c.ID]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) query(ctx context.Context, q string, args ...any) ([]*store.Call, error) {
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	defer rows.Close()
+	var out []*store.Call
+	for rows.Next() {
+		c, err := scanCall(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlitestore: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// GetCall implements [store.Store].
+func (s *Store) GetCall(ctx context.Context, id string) (*store.Call, error) {
+	c, err := scanCall(s.r.QueryRowContext(ctx, `SELECT `+callColumns+` FROM calls WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	return c, nil
+}
+
+// ListCalls implements [store.Store].
+func (s *Store) ListCalls(ctx context.Context, opts store.ListOptions) ([]*store.Call, error) {
+	limit := opts.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	var where []string
+	var args []any
+	if opts.RootOnly {
+		where = append(where, `parent_id = ''`)
+	}
+	if !opts.Before.IsZero() {
+		where = append(where, `created_at < ?`)
+		args = append(args, ns(opts.Before))
+	}
+	q := `SELECT ` + callColumns + ` FROM calls`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY created_at DESC, id DESC LIMIT ?`
+	return s.query(ctx, q, append(args, limit)...)
+}
+
+// Children implements [store.Store].
+func (s *Store) Children(ctx context.Context, id string) ([]*store.Call, error) {
+	return s.query(ctx, `SELECT `+callColumns+` FROM calls WHERE parent_id = ? AND parent_id != '' ORDER BY created_at, id`, id)
+}
+
+// Attempts implements [store.Store].
+func (s *Store) Attempts(ctx context.Context, id string) ([]store.Attempt, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT call_id, n, start, duration, status, outcome FROM attempts WHERE call_id = ? ORDER BY n`, id)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Attempt
+	for rows.Next() {
+		var a store.Attempt
+		var start, dur, status int64
+		if err := rows.Scan(&a.CallID, &a.N, &start, &dur, &status, &a.Outcome); err != nil {
+			return nil, fmt.Errorf("sqlitestore: %w", err)
+		}
+		a.Start, a.Duration, a.Status = fromNS(start), time.Duration(dur), int32(status)
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// Close implements [store.Store].
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	var errs []error
+	for _, st := range s.stmts {
+		errs = append(errs, st.Close())
+	}
+	if s.w != nil {
+		errs = append(errs, s.w.Close())
+	}
+	errs = append(errs, s.r.Close())
+	return errors.Join(errs...)
+}
+
+func ns(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNS(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}

@@ -1,0 +1,317 @@
+// Package storetest is the conformance suite every [store.Store] passes.
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/matryer/is"
+
+	"github.com/dispatchkit/dispatch/internal/store"
+)
+
+// Opener opens a fresh store for one subtest. Reopen, if not nil, closes a
+// store and opens it again on the same data (for durable stores).
+type Opener struct {
+	Open   func(t *testing.T) store.Store
+	Reopen func(t *testing.T, s store.Store) store.Store
+}
+
+var t0 = time.Unix(1_700_000_000, 123456789)
+
+func sample(id, parent string, created time.Time) *store.Call {
+	root := id
+	if parent != "" {
+		root = "root-of-" + parent
+	}
+	return &store.Call{
+		ID:             id,
+		ParentID:       parent,
+		RootID:         root,
+		ParentGen:      2,
+		Gen:            3,
+		CorrelationID:  math.MaxUint64,
+		Endpoint:       "http://127.0.0.1:8000/app",
+		Function:       "fn." + id,
+		Version:        "v1",
+		InputType:      "type.googleapis.com/google.protobuf.StringValue",
+		Input:          []byte{0x0a, 0x01, 'x'},
+		CreatedAt:      created,
+		ExpiresAt:      created.Add(time.Hour),
+		UpdatedAt:      created,
+		State:          store.Suspended,
+		Attempts:       4,
+		Restarts:       1,
+		StateType:      "type.googleapis.com/x.State",
+		CoroutineState: []byte("state"),
+		MinResults:     1,
+		MaxResults:     1000,
+		PollDeadline:   created.Add(time.Minute),
+		PollError:      []byte("perr"),
+		Status:         6,
+		Output:         []byte("out"),
+		Error:          []byte("err"),
+	}
+}
+
+func equalCall(is *is.I, got, want *store.Call) {
+	is.Helper()
+	is.Equal(got.ID, want.ID)
+	is.Equal(got.ParentID, want.ParentID)
+	is.Equal(got.RootID, want.RootID)
+	is.Equal(got.ParentGen, want.ParentGen)
+	is.Equal(got.Gen, want.Gen)
+	is.Equal(got.CorrelationID, want.CorrelationID)
+	is.Equal(got.Endpoint, want.Endpoint)
+	is.Equal(got.Function, want.Function)
+	is.Equal(got.Version, want.Version)
+	is.Equal(got.InputType, want.InputType)
+	is.Equal(string(got.Input), string(want.Input))
+	is.True(got.CreatedAt.Equal(want.CreatedAt))
+	is.True(got.ExpiresAt.Equal(want.ExpiresAt))
+	is.True(got.UpdatedAt.Equal(want.UpdatedAt))
+	is.Equal(got.State, want.State)
+	is.Equal(got.Attempts, want.Attempts)
+	is.Equal(got.Restarts, want.Restarts)
+	is.Equal(got.StateType, want.StateType)
+	is.Equal(string(got.CoroutineState), string(want.CoroutineState))
+	is.Equal(got.MinResults, want.MinResults)
+	is.Equal(got.MaxResults, want.MaxResults)
+	is.True(got.PollDeadline.Equal(want.PollDeadline))
+	is.Equal(string(got.PollError), string(want.PollError))
+	is.Equal(got.Status, want.Status)
+	is.Equal(string(got.Output), string(want.Output))
+	is.Equal(string(got.Error), string(want.Error))
+}
+
+type recovered struct {
+	calls []*store.Call
+	inbox map[string][]store.Result
+	byID  map[string]*store.Call
+	order []string
+}
+
+func recoverAll(t *testing.T, s store.Store) recovered {
+	t.Helper()
+	r := recovered{inbox: map[string][]store.Result{}, byID: map[string]*store.Call{}}
+	err := s.Recover(context.Background(), func(c *store.Call, in []store.Result) error {
+		r.calls = append(r.calls, c)
+		r.byID[c.ID] = c
+		r.order = append(r.order, c.ID)
+		r.inbox[c.ID] = in
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Recover: %v", err)
+	}
+	return r
+}
+
+// Run runs the suite.
+func Run(t *testing.T, o Opener) {
+	ctx := context.Background()
+	apply := func(t *testing.T, s store.Store, bs ...*store.Batch) {
+		t.Helper()
+		if err := s.Apply(ctx, bs...); err != nil {
+			t.Fatalf("Apply: %v", err)
+		}
+	}
+
+	t.Run("round trip", func(t *testing.T) {
+		is := is.New(t)
+		s := o.Open(t)
+		want := sample("a", "p", t0)
+		apply(t, s, &store.Batch{Calls: []*store.Call{want}})
+		got, err := s.GetCall(ctx, "a")
+		is.NoErr(err)
+		equalCall(is, got, want)
+
+		zero := &store.Call{ID: "z", RootID: "z", State: store.Pending}
+		apply(t, s, &store.Batch{Calls: []*store.Call{zero}})
+		got, err = s.GetCall(ctx, "z")
+		is.NoErr(err)
+		equalCall(is, got, zero)
+
+		_, err = s.GetCall(ctx, "missing")
+		is.Equal(err, store.ErrNotFound)
+	})
+
+	t.Run("upsert", func(t *testing.T) {
+		is := is.New(t)
+		s := o.Open(t)
+		c := sample("a", "", t0)
+		apply(t, s, &store.Batch{Calls: []*store.Call{c}})
+		c2 := *c
+		c2.State, c2.Function, c2.Attempts, c2.Gen = store.Done, "other", 9, 7
+		c2.Output, c2.CoroutineState = []byte("final"), nil
+		apply(t, s, &store.Batch{Calls: []*store.Call{&c2}})
+		got, err := s.GetCall(ctx, "a")
+		is.NoErr(err)
+		equalCall(is, got, &c2)
+	})
+
+	t.Run("recover live calls and inboxes", func(t *testing.T) {
+		is := is.New(t)
+		s := o.Open(t)
+		p := sample("p", "", t0)
+		c1 := sample("c1", "p", t0.Add(time.Second))
+		c1.State = store.Pending
+		c2 := sample("c2", "p", t0.Add(2*time.Second))
+		c2.State = store.Done
+		old := sample("old", "", t0.Add(-time.Hour))
+		old.State = store.Done
+		apply(t, s, &store.Batch{Calls: []*store.Call{c1, p, c2, old}})
+		apply(t, s,
+			&store.Batch{Results: []store.Result{
+				{ParentID: "p", ParentGen: 3, ChildID: "c2", Seq: 2, Data: []byte("r2")},
+				{ParentID: "p", ParentGen: 3, ChildID: "x", Seq: 1, Data: []byte("r1")},
+			}},
+			&store.Batch{Results: []store.Result{{ParentID: "p", ParentGen: 3, ChildID: "y", Seq: 3, Data: []byte("r3")}}},
+		)
+		r := recoverAll(t, s)
+		is.Equal(r.order, []string{"p", "c1"}) // live only, oldest first
+		equalCall(is, r.byID["p"], p)
+		in := r.inbox["p"]
+		is.Equal(len(in), 3)
+		is.Equal([]string{in[0].ChildID, in[1].ChildID, in[2].ChildID}, []string{"x", "c2", "y"}) // arrival order
+		is.Equal(string(in[0].Data), "r1")
+		is.Equal(in[0].ParentGen, uint32(3))
+
+		apply(t, s, &store.Batch{Delivered: []store.ResultKey{{ParentID: "p", ChildID: "c2"}}})
+		r = recoverAll(t, s)
+		is.Equal(len(r.inbox["p"]), 2)
+		apply(t, s, &store.Batch{ClearInbox: []string{"p"}})
+		r = recoverAll(t, s)
+		is.Equal(len(r.inbox["p"]), 0)
+	})
+
+	t.Run("order inside one apply", func(t *testing.T) {
+		is := is.New(t)
+		s := o.Open(t)
+		p := sample("p", "", t0)
+		apply(t, s,
+			&store.Batch{Calls: []*store.Call{p}, Results: []store.Result{{ParentID: "p", ChildID: "a", Seq: 1, Data: []byte("a")}}},
+			&store.Batch{Delivered: []store.ResultKey{{ParentID: "p", ChildID: "a"}}},
+			&store.Batch{Results: []store.Result{{ParentID: "p", ChildID: "b", Seq: 2, Data: []byte("b")}}},
+		)
+		r := recoverAll(t, s)
+		is.Equal(len(r.inbox["p"]), 1)
+		is.Equal(r.inbox["p"][0].ChildID, "b")
+	})
+
+	t.Run("cancelled apply changes nothing", func(t *testing.T) {
+		is := is.New(t)
+		s := o.Open(t)
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		err := s.Apply(cctx, &store.Batch{Calls: []*store.Call{sample("a", "", t0)}})
+		is.True(err != nil)
+		_, err = s.GetCall(ctx, "a")
+		is.Equal(err, store.ErrNotFound)
+	})
+
+	t.Run("list, children, attempts", func(t *testing.T) {
+		is := is.New(t)
+		s := o.Open(t)
+		var b store.Batch
+		for i := range 5 {
+			b.Calls = append(b.Calls, sample(fmt.Sprintf("r%d", i), "", t0.Add(time.Duration(i)*time.Second)))
+		}
+		b.Calls = append(b.Calls,
+			sample("k1", "r0", t0.Add(10*time.Second)),
+			sample("k0", "r0", t0.Add(9*time.Second)))
+		b.Attempts = []store.Attempt{
+			{CallID: "r0", N: 1, Start: t0, Duration: time.Millisecond, Status: 6, Outcome: "retry"},
+			{CallID: "r0", N: 2, Start: t0.Add(time.Second), Duration: 2 * time.Millisecond, Status: 1, Outcome: "exit"},
+		}
+		apply(t, s, &b)
+
+		all, err := s.ListCalls(ctx, store.ListOptions{})
+		is.NoErr(err)
+		is.Equal(len(all), 7)
+		is.Equal(all[0].ID, "k1") // newest first
+		roots, err := s.ListCalls(ctx, store.ListOptions{RootOnly: true, Limit: 2})
+		is.NoErr(err)
+		is.Equal([]string{roots[0].ID, roots[1].ID}, []string{"r4", "r3"})
+		before, err := s.ListCalls(ctx, store.ListOptions{RootOnly: true, Before: t0.Add(2 * time.Second)})
+		is.NoErr(err)
+		is.Equal(len(before), 2)
+
+		kids, err := s.Children(ctx, "r0")
+		is.NoErr(err)
+		is.Equal(len(kids), 2)
+		is.Equal([]string{kids[0].ID, kids[1].ID}, []string{"k0", "k1"}) // oldest first
+		none, err := s.Children(ctx, "r1")
+		is.NoErr(err)
+		is.Equal(len(none), 0)
+
+		atts, err := s.Attempts(ctx, "r0")
+		is.NoErr(err)
+		is.Equal(len(atts), 2)
+		a, w := atts[1], b.Attempts[1]
+		is.True(a.Start.Equal(w.Start))
+		a.Start = w.Start
+		is.Equal(a, w)
+		is.True(atts[0].Start.Equal(t0))
+	})
+
+	t.Run("committer groups and orders", func(t *testing.T) {
+		is := is.New(t)
+		s := o.Open(t)
+		c := store.NewCommitter(s)
+		var mu sync.Mutex
+		var order []int
+		var wg sync.WaitGroup
+		const n = 200
+		for i := range n {
+			wg.Add(1)
+			err := c.Submit(&store.Batch{Calls: []*store.Call{sample(fmt.Sprintf("c%03d", i), "", t0)}}, func(err error) {
+				defer wg.Done()
+				if err != nil {
+					t.Errorf("commit: %v", err)
+				}
+				mu.Lock()
+				order = append(order, i)
+				mu.Unlock()
+			})
+			is.NoErr(err)
+		}
+		wg.Wait()
+		for i := range n {
+			is.Equal(order[i], i) // callbacks in submission order
+		}
+		is.NoErr(c.Commit(ctx, &store.Batch{Calls: []*store.Call{sample("last", "", t0)}}))
+		_, err := s.GetCall(ctx, "last")
+		is.NoErr(err) // durable once Commit returns
+		is.NoErr(c.Close())
+		is.Equal(c.Submit(&store.Batch{}, nil), store.ErrClosed)
+		all, err := s.ListCalls(ctx, store.ListOptions{Limit: 1000})
+		is.NoErr(err)
+		is.Equal(len(all), n+1)
+	})
+
+	if o.Reopen != nil {
+		t.Run("durable across reopen", func(t *testing.T) {
+			is := is.New(t)
+			s := o.Open(t)
+			p := sample("p", "", t0)
+			apply(t, s, &store.Batch{
+				Calls:    []*store.Call{p},
+				Results:  []store.Result{{ParentID: "p", ChildID: "c", Seq: 1, Data: []byte("r")}},
+				Attempts: []store.Attempt{{CallID: "p", N: 1, Start: t0, Outcome: "poll"}},
+			})
+			s = o.Reopen(t, s)
+			r := recoverAll(t, s)
+			is.Equal(len(r.calls), 1)
+			equalCall(is, r.calls[0], p)
+			is.Equal(len(r.inbox["p"]), 1)
+			atts, err := s.Attempts(ctx, "p")
+			is.NoErr(err)
+			is.Equal(len(atts), 1)
+		})
+	}
+}

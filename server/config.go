@@ -1,0 +1,151 @@
+package server
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Config configures a [Server]. The zero value, with Memory set, is a
+// working in-memory server on a random loopback port.
+type Config struct {
+	// Endpoint is the URL of the function service that calls without an
+	// endpoint are sent to (what `dispatch test <endpoint-url>` takes). It
+	// may have a path prefix. Empty means every call must name its own.
+	Endpoint string
+
+	// Addr is the host:port to listen on; "127.0.0.1:0" (a random
+	// loopback port) when empty.
+	Addr string
+
+	// APIKey is the bearer token DispatchService requires; "test" when
+	// empty.
+	APIKey string
+
+	// StateDir is the directory of the call database (dispatch.db, SQLite
+	// in WAL mode) and of the signing key (signing.key, mode 0600), both
+	// made on first start. Required unless Memory is set.
+	StateDir string
+
+	// Memory keeps calls in memory only: nothing is written to disk and
+	// nothing survives the process. With Memory, StateDir is still used
+	// for the signing key if set.
+	Memory bool
+
+	// FullSync makes every commit of the file store sync the disk, so
+	// that accepted calls survive a crash of the machine, not only of the
+	// process. Off, a commit is in SQLite's write-ahead log before it is
+	// acknowledged (safe against kill -9) and the disk is synced at
+	// checkpoints.
+	FullSync bool
+
+	// SigningKey signs requests to endpoints. When nil, the key is loaded
+	// from StateDir (made there on first start), or generated afresh when
+	// there is no StateDir.
+	SigningKey ed25519.PrivateKey
+
+	// Logger receives the server's logs; the zero Logger discards them.
+	Logger zerolog.Logger
+
+	// DefaultExpiration applies to calls that set none; 1 hour.
+	DefaultExpiration time.Duration
+
+	// MinBackoff and MaxBackoff bound the exponential back-off between
+	// retries (each wait drawn with jitter in [d/2, d)); 100 ms and 30 s.
+	MinBackoff, MaxBackoff time.Duration
+
+	// AttemptTimeout bounds one Run request to an endpoint; 5 minutes.
+	// A request is also cut at the call's expiration.
+	AttemptTimeout time.Duration
+
+	// MaxRestarts bounds the restarts of a call from its input when its
+	// endpoint answers INCOMPATIBLE_STATE; 3.
+	MaxRestarts int
+
+	// InitialConcurrency and MaxConcurrency bound the number of requests
+	// in flight to each endpoint; the limit starts at InitialConcurrency
+	// (128) and adapts (additive increase, multiplicative decrease on
+	// THROTTLED, timeouts, 429 and 503) up to MaxConcurrency (1024).
+	InitialConcurrency, MaxConcurrency int
+}
+
+const (
+	defaultAddr   = "127.0.0.1:0"
+	defaultAPIKey = "test"
+)
+
+func (c *Config) setDefaults() {
+	if c.Addr == "" {
+		c.Addr = defaultAddr
+	}
+	if c.APIKey == "" {
+		c.APIKey = defaultAPIKey
+	}
+}
+
+// validate checks c after defaults; each error names the field.
+func (c *Config) validate() error {
+	if c.Endpoint != "" {
+		if err := checkEndpoint(c.Endpoint); err != nil {
+			return fmt.Errorf("server: Config.Endpoint %w", err)
+		}
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return fmt.Errorf("server: Config.Addr %q is not host:port (for example \"127.0.0.1:4450\" or \":0\"): %v", c.Addr, err)
+	}
+	if !c.Memory && c.StateDir == "" {
+		return errors.New("server: Config.StateDir is required unless Config.Memory is set: give a directory for the call database and signing key")
+	}
+	if c.SigningKey != nil && len(c.SigningKey) != ed25519.PrivateKeySize {
+		return fmt.Errorf("server: Config.SigningKey has %d bytes, want an ed25519.PrivateKey of %d", len(c.SigningKey), ed25519.PrivateKeySize)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"DefaultExpiration", c.DefaultExpiration},
+		{"MinBackoff", c.MinBackoff},
+		{"MaxBackoff", c.MaxBackoff},
+		{"AttemptTimeout", c.AttemptTimeout},
+	} {
+		if d.v < 0 {
+			return fmt.Errorf("server: Config.%s is negative (%v); use 0 for the default", d.name, d.v)
+		}
+	}
+	if c.MinBackoff > 0 && c.MaxBackoff > 0 && c.MaxBackoff < c.MinBackoff {
+		return fmt.Errorf("server: Config.MaxBackoff (%v) is below Config.MinBackoff (%v)", c.MaxBackoff, c.MinBackoff)
+	}
+	for _, n := range []struct {
+		name string
+		v    int
+	}{
+		{"MaxRestarts", c.MaxRestarts},
+		{"InitialConcurrency", c.InitialConcurrency},
+		{"MaxConcurrency", c.MaxConcurrency},
+	} {
+		if n.v < 0 {
+			return fmt.Errorf("server: Config.%s is negative (%d); use 0 for the default", n.name, n.v)
+		}
+	}
+	return nil
+}
+
+// checkEndpoint checks that s is a full http or https URL.
+func checkEndpoint(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL: %v", s, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("%q must be an http or https URL, like \"http://127.0.0.1:8000\"", s)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%q has no host; want a full URL like \"http://127.0.0.1:8000\"", s)
+	}
+	return nil
+}

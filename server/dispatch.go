@@ -1,0 +1,68 @@
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
+	"buf.build/go/protovalidate"
+	"connectrpc.com/connect"
+
+	"github.com/dispatchkit/dispatch/internal/scheduler"
+)
+
+// dispatchService implements DispatchService.
+type dispatchService struct {
+	s         *Server
+	validator protovalidate.Validator
+}
+
+// errUnauthenticated is the answer to a missing or wrong API key. It says
+// which header is expected but never echoes a key.
+var errUnauthenticated = errors.New(`dispatch: missing or wrong API key: expected header "Authorization: Bearer <key>" with the server's API key (DISPATCH_API_KEY)`)
+
+// Dispatch records the calls (all or none) and returns their ids in order.
+// A call without an endpoint takes Config.Endpoint before validation; with
+// no Config.Endpoint such a call is invalid.
+func (d *dispatchService) Dispatch(ctx context.Context, req *connect.Request[sdkv1.DispatchRequest]) (*connect.Response[sdkv1.DispatchResponse], error) {
+	if !authorized(req.Header(), d.s.cfg.APIKey) {
+		return nil, connect.NewError(connect.CodeUnauthenticated, errUnauthenticated)
+	}
+	msg := req.Msg
+	for _, c := range msg.GetCalls() {
+		if c.GetEndpoint() == "" {
+			c.Endpoint = d.s.cfg.Endpoint
+		}
+	}
+	if err := d.validator.Validate(msg); err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("dispatch: invalid DispatchRequest: %w", err))
+	}
+	if len(msg.GetCalls()) == 0 {
+		return connect.NewResponse(&sdkv1.DispatchResponse{}), nil
+	}
+	ids, err := d.s.engine.Dispatch(ctx, msg.GetCalls())
+	if err != nil {
+		if errors.Is(err, scheduler.ErrClosed) {
+			return nil, connect.NewError(connect.CodeUnavailable, errors.New("dispatch: the server is shutting down; retry later"))
+		}
+		d.s.cfg.Logger.Error().Err(err).Msg("dispatch failed")
+		return nil, connect.NewError(connect.CodeInternal, fmt.Errorf("dispatch: no call was recorded: %w", err))
+	}
+	return connect.NewResponse(&sdkv1.DispatchResponse{DispatchIds: ids}), nil
+}
+
+// authorized reports whether h carries "Authorization: Bearer <key>"; the
+// scheme is case-insensitive, the key is compared in constant time.
+func authorized(h http.Header, key string) bool {
+	auth := h.Get("Authorization")
+	const scheme = "bearer "
+	if len(auth) < len(scheme) || !strings.EqualFold(auth[:len(scheme)], scheme) {
+		return false
+	}
+	got := strings.TrimSpace(auth[len(scheme):])
+	return subtle.ConstantTimeCompare([]byte(got), []byte(key)) == 1
+}

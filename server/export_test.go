@@ -1,0 +1,12 @@
+package server
+
+import "github.com/dispatchkit/dispatch/internal/store"
+
+// Live returns the number of calls not done.
+func (s *Server) Live() int { return s.engine.Live() }
+
+// Store returns the server's store.
+func (s *Server) Store() store.Store { return s.store }
+
+// Suspended returns the number of suspended calls.
+func (s *Server) Suspended() int { return s.engine.Suspended() }

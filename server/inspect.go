@@ -1,0 +1,65 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/dispatchkit/dispatch/internal/inspect"
+	"github.com/dispatchkit/dispatch/internal/store"
+)
+
+// inspectPrefix is where the inspection API is served, beside
+// DispatchService and with the same bearer key:
+//
+//	GET /dispatch.local.v1/calls?limit=N&all=1   recent calls (roots unless all), newest first
+//	GET /dispatch.local.v1/calls/{id}?depth=N    one call, its attempts and its children
+//
+// Both answer JSON (the types of internal/inspect). This API is for the
+// dispatch command and people; it is not part of the Dispatch protocol.
+const inspectPrefix = "/dispatch.local.v1/"
+
+func (s *Server) inspectHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+inspectPrefix+"calls", func(w http.ResponseWriter, r *http.Request) {
+		limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+		all := r.URL.Query().Get("all") != ""
+		calls, err := inspect.List(r.Context(), s.store, store.ListOptions{Limit: limit, RootOnly: !all})
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		writeJSON(w, calls)
+	})
+	mux.HandleFunc("GET "+inspectPrefix+"calls/{id}", func(w http.ResponseWriter, r *http.Request) {
+		depth, err := strconv.Atoi(r.URL.Query().Get("depth"))
+		if err != nil {
+			depth = 3
+		}
+		c, err := inspect.Tree(r.Context(), s.store, r.PathValue("id"), depth, 100)
+		if errors.Is(err, store.ErrNotFound) {
+			http.Error(w, "dispatch: no call "+strconv.Quote(r.PathValue("id")), http.StatusNotFound)
+			return
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		writeJSON(w, c)
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !authorized(r.Header, s.cfg.APIKey) {
+			http.Error(w, errUnauthenticated.Error(), http.StatusUnauthorized)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}

@@ -1,0 +1,114 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"buf.build/gen/go/stealthrocket/dispatch-proto/connectrpc/go/dispatch/sdk/v1/sdkv1connect"
+	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
+	"github.com/matryer/is"
+	"github.com/rs/zerolog"
+
+	"github.com/dispatchkit/dispatch/internal/signature"
+	"github.com/dispatchkit/dispatch/server"
+)
+
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestRestartRecoversCalls(t *testing.T) {
+	is := is.New(t)
+	dir := t.TempDir()
+	ep := newTestEndpoint(t, "")
+	logs := &syncBuffer{}
+	start := func() *server.Server {
+		srv, err := server.New(server.Config{
+			Endpoint:   ep.URL(),
+			StateDir:   dir,
+			MinBackoff: time.Millisecond,
+			MaxBackoff: 10 * time.Millisecond,
+			Logger:     zerolog.New(logs),
+		})
+		is.NoErr(err)
+		pub, err := signature.ParsePublicKey(srv.VerificationKey())
+		is.NoErr(err)
+		ep.verifier.Store(signature.NewVerifier(pub))
+		is.NoErr(srv.Start(context.Background()))
+		return srv
+	}
+	dispatch := func(srv *server.Server, calls ...*sdkv1.Call) []string {
+		b := &bundle{srv: srv, ep: ep, client: sdkv1connect.NewDispatchServiceClient(http.DefaultClient, srv.URL())}
+		return b.dispatch(t, calls...)
+	}
+
+	blocked := make(chan struct{}, 10)
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	defer releaseOnce.Do(func() { close(release) })
+	ep.handle("slow", func(req *sdkv1.RunRequest) (*sdkv1.RunResponse, error) {
+		blocked <- struct{}{}
+		<-release
+		return output("slow " + strOf(req.GetInput())), nil
+	})
+	ep.handle("echo", echo)
+	out := make(chan *sdkv1.RunRequest, 10)
+	ep.handle("parent", gather(out, 3, 3, time.Hour, 1,
+		child(1, "echo", "a"), child(2, "slow", "b"), child(3, "echo", "c")))
+	ep.handle("sleeper", gather(out, 1, 1, 2*time.Second, 1))
+
+	srv1 := start()
+	key := srv1.VerificationKey()
+	ids := dispatch(srv1, call("parent", ""), call("sleeper", ""))
+	recv(t, blocked) // the slow child is in flight
+	waitFor(t, "echo children done", func() bool { return ep.count("echo") == 2 && srv1.Live() == 3 })
+	is.NoErr(srv1.Close())
+
+	fi, err := os.Stat(filepath.Join(dir, "signing.key"))
+	is.NoErr(err)
+	is.Equal(fi.Mode().Perm(), os.FileMode(0o600))
+
+	releaseOnce.Do(func() { close(release) }) // the old attempt's answer is lost
+	srv2 := start()
+	defer srv2.Close()
+	is.Equal(srv2.VerificationKey(), key) // the signing key is kept
+	is.True(strings.Contains(logs.String(), "recovered calls in flight"))
+	is.True(strings.Contains(logs.String(), `"calls":3`)) // parent, slow child, sleeper
+
+	got := map[string]*sdkv1.RunRequest{}
+	for range 2 {
+		r := recv(t, out)
+		got[r.GetDispatchId()] = r
+	}
+	res := got[ids[0]].GetPollResult().GetResults()
+	is.Equal(len(res), 3) // results from before and after the restart
+	outs := map[uint64]string{}
+	for _, r := range res {
+		outs[r.GetCorrelationId()] = strOf(r.GetOutput())
+	}
+	is.Equal(outs, map[uint64]string{1: "a", 2: "slow b", 3: "c"})
+	is.Equal(len(got[ids[1]].GetPollResult().GetResults()), 0) // the sleep survived
+	waitFor(t, "all done", func() bool { return srv2.Live() == 0 })
+	is.Equal(ep.count("echo"), 2) // finished children are not run again
+}

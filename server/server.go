@@ -1,0 +1,239 @@
+package server
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"buf.build/gen/go/stealthrocket/dispatch-proto/connectrpc/go/dispatch/sdk/v1/sdkv1connect"
+	"buf.build/go/protovalidate"
+	"connectrpc.com/connect"
+
+	"github.com/dispatchkit/dispatch/internal/scheduler"
+	"github.com/dispatchkit/dispatch/internal/signature"
+	"github.com/dispatchkit/dispatch/internal/store"
+	"github.com/dispatchkit/dispatch/internal/store/memstore"
+	"github.com/dispatchkit/dispatch/internal/store/sqlitestore"
+)
+
+// maxRequestBytes bounds a DispatchRequest.
+const maxRequestBytes = 16 << 20
+
+// Server is a local Dispatch server. Make one with [New], run it with
+// [Server.Start], stop it with [Server.Shutdown] or [Server.Close].
+type Server struct {
+	cfg    Config
+	key    ed25519.PrivateKey
+	store  store.Store
+	engine *scheduler.Engine
+	http   *http.Server
+
+	mu        sync.Mutex
+	ln        net.Listener
+	serveErr  chan error
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New checks cfg, opens the store and loads (or makes) the signing key.
+// It does not listen nor run calls: call [Server.Start].
+func New(cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	key, err := signingKey(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	var st store.Store
+	if cfg.Memory {
+		st = memstore.New()
+	} else {
+		st, err = sqlitestore.Open(filepath.Join(cfg.StateDir, "dispatch.db"), sqlitestore.Options{FullSync: cfg.FullSync})
+		if err != nil {
+			return nil, fmt.Errorf("server: opening the store in Config.StateDir %q: %w", cfg.StateDir, err)
+		}
+	}
+	signer := signature.NewSigner(key)
+	eng, err := scheduler.New(scheduler.Config{
+		Store:              st,
+		Sign:               signer.Sign,
+		Logger:             cfg.Logger,
+		DefaultExpiration:  cfg.DefaultExpiration,
+		MinBackoff:         cfg.MinBackoff,
+		MaxBackoff:         cfg.MaxBackoff,
+		AttemptTimeout:     cfg.AttemptTimeout,
+		MaxRestarts:        cfg.MaxRestarts,
+		InitialConcurrency: cfg.InitialConcurrency,
+		MaxConcurrency:     cfg.MaxConcurrency,
+	})
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	validator, err := protovalidate.New()
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("server: protovalidate: %w", err)
+	}
+	s := &Server{cfg: cfg, key: key, store: st, engine: eng}
+	mux := http.NewServeMux()
+	path, h := sdkv1connect.NewDispatchServiceHandler(
+		&dispatchService{s: s, validator: validator},
+		connect.WithReadMaxBytes(maxRequestBytes),
+	)
+	mux.Handle(path, h)
+	mux.Handle(inspectPrefix, s.inspectHandler())
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true) // gRPC over cleartext (h2c)
+	s.http = &http.Server{
+		Handler:           mux,
+		Protocols:         &protocols,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          nil,
+	}
+	return s, nil
+}
+
+// Start recovers the calls in flight from the store (logging how many),
+// listens on Config.Addr and serves in the background. It returns once
+// the server accepts connections. If Start fails, the server is closed.
+func (s *Server) Start(ctx context.Context) error {
+	if err := s.engine.Start(ctx); err != nil {
+		s.Close()
+		return fmt.Errorf("server: %w", err)
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
+	if err != nil {
+		s.Close()
+		return fmt.Errorf("server: listening on Config.Addr %q: %w", s.cfg.Addr, err)
+	}
+	s.mu.Lock()
+	s.ln = ln
+	s.serveErr = make(chan error, 1)
+	s.mu.Unlock()
+	go func() {
+		err := s.http.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.serveErr <- err
+	}()
+	s.cfg.Logger.Info().Str("addr", ln.Addr().String()).Str("endpoint", s.cfg.Endpoint).Msg("dispatch server started")
+	return nil
+}
+
+// Addr returns the host:port the server listens on ("" before Start).
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// URL returns the server's base URL, http://host:port, the value of
+// DISPATCH_API_URL ("" before Start).
+func (s *Server) URL() string {
+	addr := s.Addr()
+	if addr == "" {
+		return ""
+	}
+	return "http://" + addr
+}
+
+// APIKey returns the bearer token DispatchService requires, the value of
+// DISPATCH_API_KEY.
+func (s *Server) APIKey() string { return s.cfg.APIKey }
+
+// Endpoint returns the default endpoint URL (Config.Endpoint).
+func (s *Server) Endpoint() string { return s.cfg.Endpoint }
+
+// VerificationKey returns the public key that verifies the server's
+// requests, as standard padded base64 of the raw 32 bytes: the value of
+// DISPATCH_VERIFICATION_KEY.
+func (s *Server) VerificationKey() string {
+	return signature.EncodePublicKey(s.PublicKey())
+}
+
+// PublicKey returns the public key that verifies the server's requests.
+func (s *Server) PublicKey() ed25519.PublicKey {
+	return s.key.Public().(ed25519.PublicKey)
+}
+
+// Handler returns the server's HTTP handler (DispatchService over Connect,
+// gRPC and gRPC-Web, and the inspection API), for callers that serve it
+// themselves; [Server.Start] must still be called to run calls.
+func (s *Server) Handler() http.Handler { return s.http.Handler }
+
+// Shutdown stops accepting requests, waits for those in progress (until
+// ctx ends), stops running calls and closes the store. Calls in flight are
+// not lost: they are in the store and resume on the next start. Every
+// goroutine of the server has returned when Shutdown returns.
+func (s *Server) Shutdown(ctx context.Context) error { return s.shutdown(ctx, true) }
+
+// Close stops the server at once: open connections are closed rather than
+// drained. See [Server.Shutdown].
+func (s *Server) Close() error { return s.shutdown(context.Background(), false) }
+
+func (s *Server) shutdown(ctx context.Context, graceful bool) error {
+	s.closeOnce.Do(func() {
+		var errs []error
+		s.mu.Lock()
+		ln, serveErr := s.ln, s.serveErr
+		s.mu.Unlock()
+		if ln != nil {
+			if !graceful {
+				s.http.Close()
+			} else if err := s.http.Shutdown(ctx); err != nil {
+				errs = append(errs, err)
+				s.http.Close()
+			}
+			if err := <-serveErr; err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if err := s.engine.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		if err := s.store.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		if err := errors.Join(errs...); err != nil {
+			s.closeErr = fmt.Errorf("server: shutting down: %w", err)
+		}
+		s.cfg.Logger.Info().Msg("dispatch server stopped")
+	})
+	return s.closeErr
+}
+
+// Serve runs a server for cfg until ctx ends, then shuts it down (giving
+// requests in progress 5 seconds). ready, if not nil, is called once the
+// server accepts connections.
+func Serve(ctx context.Context, cfg Config, ready func(*Server)) error {
+	s, err := New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := s.Start(ctx); err != nil {
+		s.Close()
+		return err
+	}
+	if ready != nil {
+		ready(s)
+	}
+	<-ctx.Done()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return s.Shutdown(shutdownCtx)
+}
