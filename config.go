@@ -45,6 +45,9 @@ type config struct {
 	now             func() time.Time
 	maxRequestBytes int64
 	lookupEnv       func(string) (string, bool)
+	forceLocal      bool // WithLocalServer
+	localMemory     bool
+	localDir        string
 
 	errs []error
 }
@@ -88,7 +91,9 @@ func loadConfig(opts []Option) (*config, error) {
 		}
 	}
 	if c.verificationKey == nil {
-		if v, ok := env(EnvVerificationKey); ok && v != "" {
+		// Set but empty is an error, not "no key": a deployment that meant
+		// to set a key must not silently accept unsigned requests.
+		if v, ok := env(EnvVerificationKey); ok {
 			k, err := signature.ParsePublicKey(v)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("dispatch: %s: %w", EnvVerificationKey, err))

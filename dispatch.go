@@ -4,14 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"strings"
 	"sync"
+	"time"
 
-	"connectrpc.com/connect"
-	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
 	"buf.build/gen/go/stealthrocket/dispatch-proto/connectrpc/go/dispatch/sdk/v1/sdkv1connect"
+	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
+	"connectrpc.com/connect"
 	"github.com/dispatchkit/dispatch/flow"
 	"github.com/dispatchkit/dispatch/internal/signature"
+	"github.com/dispatchkit/dispatch/server"
 	"github.com/rs/zerolog"
 )
 
@@ -25,6 +29,13 @@ type Dispatch struct {
 	rt       *runtime
 	verifier *signature.Verifier
 	client   sdkv1connect.DispatchServiceClient
+
+	local      *server.Server // the embedded server, in local mode
+	endpointLn net.Listener   // the endpoint's listener, made early in local mode
+
+	mu      sync.Mutex
+	serving *http.Server // started by Start
+	done    chan error
 }
 
 var defaultInstance struct {
@@ -47,6 +58,11 @@ func New(opts ...Option) (*Dispatch, error) {
 		return nil, err
 	}
 	d := &Dispatch{cfg: cfg, log: cfg.logger}
+	if cfg.forceLocal || cfg.wantsLocal() {
+		if err := d.startLocal(); err != nil {
+			return nil, err
+		}
+	}
 	d.rt = &runtime{flowConfig: flow.Config{Trace: cfg.trace, Now: cfg.now, Logger: cfg.logger}}
 	if cfg.verificationKey != nil {
 		d.verifier = signature.NewVerifier(cfg.verificationKey, signature.WithClock(cfg.now))
@@ -79,15 +95,46 @@ func SetDefault(d *Dispatch) {
 	defaultInstance.Unlock()
 }
 
-// Close releases the instance; it stops being the default.
+// Close stops what the instance started (the endpoint served by
+// [Dispatch.Start], the embedded server of local mode) and stops it being
+// the default. Calls in flight on the embedded server are kept in its
+// store and resume when the program runs again.
 func (d *Dispatch) Close() error {
 	defaultInstance.Lock()
 	if defaultInstance.d == d {
 		defaultInstance.d = nil
 	}
 	defaultInstance.Unlock()
-	return nil
+	var errs []error
+	d.mu.Lock()
+	srv, done := d.serving, d.done
+	d.serving = nil
+	d.mu.Unlock()
+	if srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		if err := <-done; err != nil {
+			errs = append(errs, err)
+		}
+	} else if d.endpointLn != nil {
+		d.endpointLn.Close()
+	}
+	if d.local != nil {
+		if err := d.local.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
+
+// Local returns the embedded Dispatch server of local mode, or nil.
+func (d *Dispatch) Local() *server.Server { return d.local }
+
+// APIURL returns the URL of the Dispatch server this instance dispatches to.
+func (d *Dispatch) APIURL() string { return d.cfg.apiURL }
 
 // EndpointURL returns the URL at which Dispatch reaches this program, or ""
 // if it is not configured.

@@ -101,3 +101,11 @@ func WithMaxRequestBytes(n int64) Option {
 func withEnv(lookup func(string) (string, bool)) Option {
 	return optionFunc(func(c *config) { c.lookupEnv = lookup })
 }
+
+// WithLocalServer runs a local Dispatch server in this process, whatever
+// the environment says (see [StateDir] for local mode, which starts one
+// when no Dispatch server is configured). Its calls are kept in dir, or in
+// memory only if dir is "". Tests use it with t.TempDir() or "".
+func WithLocalServer(dir string) Option {
+	return optionFunc(func(c *config) { c.forceLocal, c.localDir, c.localMemory = true, dir, dir == "" })
+}

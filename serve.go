@@ -16,9 +16,47 @@ import (
 // (DISPATCH_ENDPOINT_URL). It speaks HTTP/1.1 and cleartext HTTP/2, so
 // Connect, gRPC and gRPC-Web clients are all served.
 func (d *Dispatch) ListenAndServe(ctx context.Context, addr string) error {
+	ln, err := d.listen(addr)
+	if err != nil {
+		return fmt.Errorf("dispatch: ListenAndServe: %w", err)
+	}
+	return d.Serve(ctx, ln)
+}
+
+// Start serves [Dispatch.Handler] in the background on the endpoint URL's
+// address (see [Dispatch.ListenAndServe]) and returns once it accepts
+// connections; [Dispatch.Close] stops it.
+func (d *Dispatch) Start() error {
+	ln, err := d.listen("")
+	if err != nil {
+		return fmt.Errorf("dispatch: Start: %w", err)
+	}
+	srv := d.newServer()
+	done := make(chan error, 1)
+	d.mu.Lock()
+	d.serving, d.done = srv, done
+	d.mu.Unlock()
+	go func() {
+		err := srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		done <- err
+	}()
+	return nil
+}
+
+// listen returns the listener of the endpoint: the one made by local mode,
+// or a new one on addr, or on the endpoint URL's host and port.
+func (d *Dispatch) listen(addr string) (net.Listener, error) {
+	if addr == "" && d.endpointLn != nil {
+		ln := d.endpointLn
+		d.endpointLn = nil
+		return ln, nil
+	}
 	if addr == "" {
 		if d.cfg.endpointURL == "" {
-			return fmt.Errorf("dispatch: ListenAndServe: no address given and no %s to take one from", EnvEndpointURL)
+			return nil, fmt.Errorf("no address given and no %s to take one from", EnvEndpointURL)
 		}
 		u, _ := url.Parse(d.cfg.endpointURL) // checked by New
 		addr = u.Host
@@ -26,19 +64,16 @@ func (d *Dispatch) ListenAndServe(ctx context.Context, addr string) error {
 			addr = net.JoinHostPort(u.Hostname(), map[string]string{"http": "80", "https": "443"}[u.Scheme])
 		}
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("dispatch: ListenAndServe: %w", err)
-	}
-	return d.Serve(ctx, ln)
+	return net.Listen("tcp", addr)
 }
 
 // Serve is [Dispatch.ListenAndServe] on a listener the caller made.
 func (d *Dispatch) Serve(ctx context.Context, ln net.Listener) error {
 	srv := d.newServer()
 	done := make(chan struct{})
-	defer close(done)
+	stopped := make(chan struct{})
 	go func() {
+		defer close(stopped)
 		select {
 		case <-ctx.Done():
 			shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -48,7 +83,12 @@ func (d *Dispatch) Serve(ctx context.Context, ln net.Listener) error {
 		}
 	}()
 	d.log.Info().Str("addr", ln.Addr().String()).Msg("dispatch: serving the endpoint")
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+	err := srv.Serve(ln)
+	// srv.Serve returns as soon as Shutdown begins: wait for Shutdown, so
+	// that in-flight runs get their time to finish before Serve returns.
+	close(done)
+	<-stopped
+	if !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("dispatch: serve: %w", err)
 	}
 	return nil

@@ -181,7 +181,9 @@ func typeName(err error) string {
 // [ToProto] sealed into the error's value (errors of this SDK whose status
 // is not PERMANENT_ERROR carry it there), else that of the rebuilt original
 // error when there is one (a sentinel keeps its status, an
-// [*HTTPStatusError] gets the status of its code), and PERMANENT_ERROR
+// [*HTTPStatusError] gets the status of its code), else the status named
+// by the type when Dispatch made the error itself
+// (type "TIMEOUT" for a call that expired), and PERMANENT_ERROR
 // otherwise: a call result holds the final outcome of the call, which
 // Dispatch does not retry. A status that is OK, unspecified or unknown to
 // this package is treated the same way.
@@ -205,10 +207,24 @@ func FromProto(s sdkv1.Status, e *sdkv1.Error) *Error {
 		err.Status = sealed
 	case err.cause != nil:
 		err.Status = Of(err.cause)
+	case statusNamed(err.Type).failure():
+		// Errors made by Dispatch itself (an expired call, an endpoint
+		// that answered garbage) name their status as their type.
+		err.Status = statusNamed(err.Type)
 	default:
 		err.Status = PermanentError
 	}
 	return err
+}
+
+// statusNamed returns the status whose name is s ("TIMEOUT"), or 0.
+func statusNamed(s string) Status {
+	for i, n := range names {
+		if n == s && n != "" {
+			return Status(i)
+		}
+	}
+	return 0
 }
 
 // FromWire converts the error of a call result into a Go error, or nil when

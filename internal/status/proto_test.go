@@ -246,12 +246,16 @@ func TestCallResultStatus(t *testing.T) {
 		{"classified error keeps its status", fmt.Errorf("dial: %w", context.DeadlineExceeded), status.Timeout},
 		{"panic", &status.PanicError{Value: 1}, status.PermanentError},
 		{"plain error", errors.New("plain"), status.PermanentError},
+		{"error made by Dispatch names its status", nil, status.Timeout},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			is := is.New(t)
 			_, pe := status.ToProto(tt.err)
+			if tt.err == nil {
+				pe = &sdkv1.Error{Type: "TIMEOUT", Message: "the call expired after 12 attempts"}
+			}
 			got := status.FromProto(sdkv1.Status_STATUS_UNSPECIFIED, overTheWire(t, pe))
 			is.Equal(got.Status, tt.status)
 		})

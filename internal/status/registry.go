@@ -104,8 +104,8 @@ func register[E error](name string) error {
 		return fmt.Errorf("dispatch: cannot register the interface type %s as error type %q: register a concrete type, such as *MyError", typ, name)
 	}
 	c := &codec{
-		name: name,
-		typ:  typ,
+		name:   name,
+		typ:    typ,
 		encode: func(err error) ([]byte, error) { return encMode.Marshal(err) },
 		decode: func(b []byte) (error, error) {
 			p := new(E)

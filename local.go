@@ -1,0 +1,114 @@
+package dispatch
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/dispatchkit/dispatch/server"
+)
+
+// Local mode: a program that finds neither DISPATCH_API_URL nor
+// DISPATCH_API_KEY (nor the options WithAPIURL, WithAPIKey) runs a local
+// Dispatch server in-process, so that `go run` of a program works end to
+// end on a fresh machine with nothing installed or exported. The server
+// keeps its calls in a SQLite file in the program's state directory (see
+// [StateDir]), so a program that is killed finishes its workflows when it
+// runs again.
+//
+// With DISPATCH_API_URL and DISPATCH_API_KEY set (from the banner of
+// `dispatch test`, or for the hosted platform) the program uses that
+// server instead.
+
+// EnvStateDir overrides the state directory of the embedded server.
+const EnvStateDir = "DISPATCH_STATE_DIR"
+
+// StateDir returns the directory where the embedded server of the program
+// named program keeps its state: $DISPATCH_STATE_DIR if set, else
+// $XDG_STATE_HOME/dispatch/<program>, else ~/.local/state/dispatch/<program>.
+func StateDir(program string) (string, error) {
+	return stateDir(os.LookupEnv, program)
+}
+
+func stateDir(env func(string) (string, bool), program string) (string, error) {
+	if d, ok := env(EnvStateDir); ok && d != "" {
+		return d, nil
+	}
+	base, _ := env("XDG_STATE_HOME")
+	if base == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("dispatch: no state directory for the local server: set %s: %w", EnvStateDir, err)
+		}
+		base = filepath.Join(home, ".local", "state")
+	}
+	return filepath.Join(base, "dispatch", program), nil
+}
+
+// programName names the program for its state directory: the base name of
+// the executable (for `go run ./examples/pipeline`, "pipeline").
+func programName() string {
+	name := filepath.Base(os.Args[0])
+	name = strings.TrimSuffix(name, ".exe")
+	if name == "" || name == "." || name == string(filepath.Separator) {
+		return "default"
+	}
+	return name
+}
+
+// wantsLocal reports whether the configuration names no Dispatch server.
+func (c *config) wantsLocal() bool {
+	if c.apiURLSet || c.apiKeySet {
+		return false
+	}
+	_, url := c.lookupEnv(EnvAPIURL)
+	_, key := c.lookupEnv(EnvAPIKey)
+	return !url && !key
+}
+
+// startLocal starts the embedded server and points the configuration at it.
+// The endpoint's listener is made first so that the server knows the
+// endpoint URL; ListenAndServe and Start serve on it.
+func (d *Dispatch) startLocal() error {
+	cfg := d.cfg
+	if cfg.endpointURL == "" {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("dispatch: local mode: listening for the endpoint: %w", err)
+		}
+		d.endpointLn = ln
+		cfg.endpointURL = "http://" + ln.Addr().String()
+	}
+	scfg := server.Config{Endpoint: cfg.endpointURL, Logger: cfg.logger}
+	switch {
+	case cfg.localMemory:
+		scfg.Memory = true
+	case cfg.localDir != "":
+		scfg.StateDir = cfg.localDir
+	default:
+		dir, err := stateDir(cfg.lookupEnv, programName())
+		if err != nil {
+			return err
+		}
+		scfg.StateDir = dir
+	}
+	srv, err := server.New(scfg)
+	if err != nil {
+		return fmt.Errorf("dispatch: local mode: %w", err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		return fmt.Errorf("dispatch: local mode: %w", err)
+	}
+	d.local = srv
+	cfg.apiURL, cfg.apiKey = srv.URL(), srv.APIKey()
+	cfg.verificationKey = srv.PublicKey()
+	where := "in memory"
+	if scfg.StateDir != "" {
+		where = "state in " + scfg.StateDir
+	}
+	d.log.Warn().Msgf("dispatch: no %s or %s: running a local Dispatch server in this process at %s (%s); endpoint %s", EnvAPIURL, EnvAPIKey, srv.URL(), where, cfg.endpointURL)
+	return nil
+}
