@@ -9,9 +9,9 @@ import (
 	"net/http"
 	"strings"
 
-	"connectrpc.com/connect"
-	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
 	"buf.build/gen/go/stealthrocket/dispatch-proto/connectrpc/go/dispatch/sdk/v1/sdkv1connect"
+	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
+	"connectrpc.com/connect"
 	"github.com/dispatchkit/dispatch/internal/signature"
 )
 
@@ -70,6 +70,14 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			e.fail(w, r, connect.NewError(code, err))
 			return
 		}
+	}
+	if len(body) == 0 {
+		// Connect unary reads no body as an empty RunRequest (which names no
+		// function: invalid_argument), but gRPC and gRPC-Web read it as no
+		// message at all (unimplemented). PROTOCOL.md wants invalid_argument
+		// for every protocol.
+		e.fail(w, r, connect.NewError(connect.CodeInvalidArgument, errors.New("dispatch: the request has no body: want a RunRequest")))
+		return
 	}
 	r2 := r.Clone(r.Context())
 	r2.URL.Path = sdkv1connect.FunctionServiceRunProcedure

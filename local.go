@@ -104,7 +104,11 @@ func (d *Dispatch) startLocal() error {
 	}
 	d.local = srv
 	cfg.apiURL, cfg.apiKey = srv.URL(), srv.APIKey()
-	cfg.verificationKey = srv.PublicKey()
+	if cfg.verificationKey == nil {
+		// The embedded server signs with its own key. A key given
+		// explicitly still wins, as every option does.
+		cfg.verificationKey = srv.PublicKey()
+	}
 	where := "in memory"
 	if scfg.StateDir != "" {
 		where = "state in " + scfg.StateDir

@@ -482,8 +482,8 @@ func TestUnencodableEnvironment(t *testing.T) {
 	}, 0, upper, flowtest.Trace(&trace))
 	is.True(err != nil)
 	msg := err.Error()
-	is.True(strings.Contains(msg, `"test.chanEnv"`))  // names the frame
-	is.True(strings.Contains(msg, "Inner.Events"))    // and the field path
+	is.True(strings.Contains(msg, `"test.chanEnv"`)) // names the frame
+	is.True(strings.Contains(msg, "Inner.Events"))   // and the field path
 	is.Equal(status.Of(err), status.PermanentError)
 	is.True(strings.Contains(trace.String(), "test.chanEnv")) // the trace was printed before serialization failed
 }

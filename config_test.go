@@ -1,0 +1,258 @@
+package dispatch
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/matryer/is"
+	"github.com/rs/zerolog"
+)
+
+func TestConfigErrors(t *testing.T) {
+	t.Parallel()
+	vectors := loadVectors(t)
+	type test struct {
+		name string
+		env  map[string]string
+		opts []Option
+		want []string // in the error message
+	}
+	tests := []test{
+		{name: "DISPATCH_API_URL set but empty", env: map[string]string{EnvAPIURL: ""}, want: []string{EnvAPIURL, "set but empty", DefaultAPIURL}},
+		{name: "DISPATCH_API_URL not a URL", env: map[string]string{EnvAPIURL: "http://[::1"}, want: []string{EnvAPIURL, "not a URL"}},
+		{name: "DISPATCH_API_URL host and port, no scheme", env: map[string]string{EnvAPIURL: "127.0.0.1:4450"}, want: []string{EnvAPIURL, "127.0.0.1:4450"}},
+		{name: "DISPATCH_API_URL host, no scheme", env: map[string]string{EnvAPIURL: "api.dispatch.run"}, want: []string{EnvAPIURL, "not a full URL", "http://"}},
+		{name: "DISPATCH_API_URL not http", env: map[string]string{EnvAPIURL: "ftp://api.dispatch.run"}, want: []string{EnvAPIURL, "not a full URL"}},
+		{name: "DISPATCH_ENDPOINT_URL no scheme", env: map[string]string{EnvEndpointURL: "example.com/app"}, want: []string{EnvEndpointURL, "scheme", "host"}},
+		{name: "DISPATCH_ENDPOINT_URL host and port, no scheme", env: map[string]string{EnvEndpointURL: "localhost:8000"}, want: []string{EnvEndpointURL, "localhost:8000"}},
+		{name: "DISPATCH_ENDPOINT_URL no host", env: map[string]string{EnvEndpointURL: "http:///app"}, want: []string{EnvEndpointURL, "not a full URL"}},
+		{name: "DISPATCH_ENDPOINT_URL relative", env: map[string]string{EnvEndpointURL: "/app"}, want: []string{EnvEndpointURL, "not a full URL"}},
+		{name: "WithAPIURL no scheme", opts: []Option{WithAPIURL("api.dispatch.run")}, want: []string{"WithAPIURL", "not a full URL"}},
+		{name: "WithEndpointURL no host", opts: []Option{WithEndpointURL("https://")}, want: []string{"WithEndpointURL", "not a full URL"}},
+		{name: "WithPublicKey wrong size", opts: []Option{WithPublicKey(make(ed25519.PublicKey, 31))}, want: []string{"WithPublicKey", "32 bytes"}},
+		{
+			name: "every error at once",
+			env:  map[string]string{EnvAPIURL: "", EnvEndpointURL: "example.com", EnvVerificationKey: "foo"},
+			want: []string{EnvAPIURL, EnvEndpointURL, EnvVerificationKey},
+		},
+		{
+			name: "an invalid option beside a valid variable",
+			env:  map[string]string{EnvVerificationKey: vectors.Keys["rfc9421_test_key_ed25519"].PublicBase64},
+			opts: []Option{WithVerificationKey("foo")},
+			want: []string{"WithVerificationKey"},
+		},
+	}
+	for _, key := range vectors.InvalidVerificationKeys {
+		tests = append(tests,
+			test{name: "DISPATCH_VERIFICATION_KEY " + key, env: map[string]string{EnvVerificationKey: key}, want: []string{EnvVerificationKey}},
+			test{name: "WithVerificationKey " + key, opts: []Option{WithVerificationKey(key)}, want: []string{"WithVerificationKey"}},
+		)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			is := is.New(t)
+			d, err := New(append([]Option{env(tt.env), WithLogger(zerolog.Nop())}, tt.opts...)...)
+			is.True(err != nil) // New must fail
+			is.True(d == nil)
+			msg := err.Error()
+			is.True(strings.HasPrefix(msg, "dispatch: "))
+			for _, w := range tt.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q does not mention %q", msg, w)
+				}
+			}
+		})
+	}
+}
+
+func TestConfigVerificationKeyFormats(t *testing.T) {
+	t.Parallel()
+	vectors := loadVectors(t)
+	for name, key := range vectors.Keys {
+		raw, err := base64.StdEncoding.DecodeString(key.PublicBase64)
+		if err != nil {
+			t.Fatalf("key %s: %v", name, err)
+		}
+		formats := []struct {
+			name  string
+			value string
+		}{
+			{"PEM", key.PublicPEM},
+			{"PEM on one line", key.PublicPEMEscaped},
+			{"base64", key.PublicBase64},
+			{"base64 with spaces around", " " + key.PublicBase64 + "\n"},
+		}
+		for _, f := range formats {
+			if f.value == "" {
+				continue // not every key of the file has every format
+			}
+			t.Run(name+"/"+f.name, func(t *testing.T) {
+				t.Parallel()
+				for _, from := range []struct {
+					name string
+					opts []Option
+				}{
+					{"variable", []Option{env(remote(map[string]string{EnvVerificationKey: f.value}))}},
+					{"option", []Option{env(remote(nil)), WithVerificationKey(f.value)}},
+				} {
+					is := is.New(t)
+					d, err := New(append(from.opts, WithLogger(zerolog.Nop()))...)
+					is.NoErr(err) // from the variable or the option
+					defer d.Close()
+					is.True(d.verifier != nil)
+					is.Equal([]byte(d.cfg.verificationKey), raw)
+				}
+			})
+		}
+	}
+}
+
+func TestConfigSources(t *testing.T) {
+	t.Parallel()
+	_, key := testKeys(t)
+	raw, _ := base64.StdEncoding.DecodeString(key.PublicBase64)
+	var traceBuf bytes.Buffer
+	tests := []struct {
+		name            string
+		env             map[string]string
+		opts            []Option
+		apiKey, apiURL  string
+		endpointURL     string
+		verificationKey []byte
+		trace           any // the trace writer
+	}{
+		{
+			// An API key alone: the platform's URL, not local mode.
+			name:   "defaults",
+			env:    map[string]string{EnvAPIKey: "k"},
+			apiKey: "k", apiURL: DefaultAPIURL,
+		},
+		{
+			name: "environment",
+			env: map[string]string{
+				EnvAPIKey: "env-key", EnvAPIURL: "http://127.0.0.1:4450", EnvEndpointURL: "http://127.0.0.1:8000",
+				EnvVerificationKey: key.PublicBase64, EnvTrace: "1",
+			},
+			apiKey: "env-key", apiURL: "http://127.0.0.1:4450", endpointURL: "http://127.0.0.1:8000",
+			verificationKey: raw, trace: os.Stdout,
+		},
+		{
+			name: "options win over the environment, even over wrong values",
+			env: map[string]string{
+				EnvAPIKey: "env-key", EnvAPIURL: "", EnvEndpointURL: "not a URL",
+				EnvVerificationKey: "foo", EnvTrace: "1",
+			},
+			opts: []Option{
+				WithAPIKey("opt-key"), WithAPIURL("https://dispatch.example.com"), WithEndpointURL("https://app.example.com/app"),
+				WithVerificationKey(key.PublicPEM), WithTrace(&traceBuf),
+			},
+			apiKey: "opt-key", apiURL: "https://dispatch.example.com", endpointURL: "https://app.example.com/app",
+			verificationKey: raw, trace: &traceBuf,
+		},
+		{
+			name:            "WithPublicKey",
+			opts:            []Option{WithAPIKey("k"), WithPublicKey(raw)},
+			apiKey:          "k",
+			apiURL:          DefaultAPIURL,
+			verificationKey: raw,
+		},
+		{
+			name:   "WithTrace(nil) turns DISPATCH_TRACE off",
+			env:    map[string]string{EnvAPIKey: "k", EnvTrace: "true"},
+			opts:   []Option{WithTrace(nil)},
+			apiKey: "k", apiURL: DefaultAPIURL,
+		},
+		{name: "DISPATCH_TRACE=0", env: map[string]string{EnvAPIKey: "k", EnvTrace: "0"}, apiKey: "k", apiURL: DefaultAPIURL},
+		{name: "DISPATCH_TRACE=false", env: map[string]string{EnvAPIKey: "k", EnvTrace: "false"}, apiKey: "k", apiURL: DefaultAPIURL},
+		{name: "DISPATCH_TRACE empty", env: map[string]string{EnvAPIKey: "k", EnvTrace: ""}, apiKey: "k", apiURL: DefaultAPIURL},
+		{name: "DISPATCH_TRACE=yes", env: map[string]string{EnvAPIKey: "k", EnvTrace: "yes"}, apiKey: "k", apiURL: DefaultAPIURL, trace: os.Stdout},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			is := is.New(t)
+			d, err := New(append([]Option{env(tt.env), WithLogger(zerolog.Nop())}, tt.opts...)...)
+			is.NoErr(err)
+			defer d.Close()
+			is.True(d.Local() == nil)                                   // not in local mode
+			is.Equal(d.cfg.apiKey, tt.apiKey)                           // API key
+			is.Equal(d.cfg.apiURL, tt.apiURL)                           // API URL
+			is.Equal(d.EndpointURL(), tt.endpointURL)                   // endpoint URL
+			is.Equal([]byte(d.cfg.verificationKey), tt.verificationKey) // verification key
+			is.Equal(d.verifier != nil, tt.verificationKey != nil)
+			is.Equal(d.rt.flowConfig.Trace == nil, tt.trace == nil) // trace on or off
+			if tt.trace != nil {
+				is.Equal(any(d.rt.flowConfig.Trace), tt.trace) // trace writer
+			}
+			is.Equal(d.cfg.maxRequestBytes, int64(DefaultMaxRequestBytes))
+		})
+	}
+}
+
+// TestConfigMissingVerificationKeyWarnsOnce checks that an endpoint
+// without a verification key says so once, at start-up, and not for each
+// request it accepts unverified.
+func TestConfigMissingVerificationKeyWarnsOnce(t *testing.T) {
+	t.Parallel()
+	_, key := testKeys(t)
+	tests := []struct {
+		name     string
+		opts     []Option
+		warnings int
+	}{
+		{name: "no key", warnings: 1},
+		{name: "key", opts: []Option{WithVerificationKey(key.PublicBase64)}, warnings: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			is := is.New(t)
+			var buf syncBuffer
+			d, err := New(append([]Option{env(remote(nil)), WithLogger(zerolog.New(&buf).Level(zerolog.DebugLevel))}, tt.opts...)...)
+			is.NoErr(err)
+			defer d.Close()
+			srv := httptest.NewServer(d.Handler())
+			defer srv.Close()
+			for range 3 {
+				req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+runPath, bytes.NewReader(runBody(t, "roottest.echo", "x")))
+				is.NoErr(err)
+				req.Header.Set("Content-Type", "application/proto")
+				res, err := srv.Client().Do(req)
+				is.NoErr(err)
+				o := readOutcome(t, res)
+				if tt.warnings == 1 {
+					is.Equal(o.status, http.StatusOK) // accepted unverified
+				} else {
+					is.Equal(o.status, http.StatusUnauthorized) // unsigned
+				}
+			}
+			var warnings []string
+			for line := range strings.Lines(buf.String()) {
+				if strings.Contains(line, `"level":"warn"`) && strings.Contains(line, EnvVerificationKey) {
+					warnings = append(warnings, line)
+				}
+			}
+			is.Equal(len(warnings), tt.warnings) // warnings about the missing key
+			if tt.warnings == 1 {
+				is.Equal(strings.Count(buf.String(), "\n"), 1) // and nothing else logged
+			}
+		})
+	}
+}
+
+func TestDispatchWithoutAPIKey(t *testing.T) {
+	t.Parallel()
+	is := is.New(t)
+	d := newTest(t, WithEndpointURL("http://127.0.0.1:8000"))
+	_, err := d.Dispatch(t.Context(), rtEcho.Call("x"))
+	is.True(errors.Is(err, ErrNoAPIKey))
+	is.True(strings.Contains(err.Error(), EnvAPIKey))
+}

@@ -1,0 +1,156 @@
+package dispatch
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"buf.build/gen/go/stealthrocket/dispatch-proto/connectrpc/go/dispatch/sdk/v1/sdkv1connect"
+	"connectrpc.com/connect"
+	"github.com/dispatchkit/dispatch/serde"
+	"github.com/matryer/is"
+)
+
+// TestServe serves the endpoint on a listener, calls it with Connect over
+// HTTP/1.1 and with gRPC over cleartext HTTP/2, and shuts it down by
+// cancelling the context.
+func TestServe(t *testing.T) {
+	t.Parallel()
+	is := is.New(t)
+	d := newTest(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	is.NoErr(err)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- d.Serve(ctx, ln) }()
+
+	h1 := &http.Transport{}
+	h2c := &http.Transport{Protocols: new(http.Protocols)}
+	h2c.Protocols.SetUnencryptedHTTP2(true)
+	clients := []struct {
+		name string
+		tr   *http.Transport
+		opts []connect.ClientOption
+	}{
+		{"connect over HTTP/1.1", h1, nil},
+		{"grpc over h2c", h2c, []connect.ClientOption{connect.WithGRPC()}},
+		{"grpc-web over HTTP/1.1", h1, []connect.ClientOption{connect.WithGRPCWeb()}},
+	}
+	for _, c := range clients {
+		client := sdkv1connect.NewFunctionServiceClient(&http.Client{Transport: c.tr}, "http://"+ln.Addr().String(), c.opts...)
+		res, err := client.Run(ctx, connect.NewRequest(runReq(t, "roottest.echo", c.name)))
+		is.NoErr(err) // served
+		var out string
+		is.NoErr(serde.Unmarshal(res.Msg.GetExit().GetResult().GetOutput(), &out))
+		is.Equal(out, c.name)
+	}
+	h1.CloseIdleConnections()
+	h2c.CloseIdleConnections()
+
+	cancel()
+	is.NoErr(<-served) // a graceful shutdown is not an error
+}
+
+// TestServeGracefulShutdown cancels Serve while a run is in flight: the run
+// completes, and Serve returns only after it has.
+func TestServeGracefulShutdown(t *testing.T) {
+	t.Parallel()
+	is := is.New(t)
+	started, release := make(chan struct{}), make(chan struct{})
+	var runDone atomic.Bool
+	block, err := FuncSafely(uniqueName("roottest.block"), func(ctx context.Context, s string) (string, error) {
+		close(started)
+		<-release
+		runDone.Store(true)
+		return s, nil
+	})
+	is.NoErr(err)
+
+	d := newTest(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	is.NoErr(err)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	served := make(chan bool, 1) // whether the run was done when Serve returned
+	var serveErr error
+	go func() {
+		serveErr = d.Serve(ctx, ln)
+		served <- runDone.Load()
+	}()
+
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	client := sdkv1connect.NewFunctionServiceClient(&http.Client{Transport: tr}, "http://"+ln.Addr().String())
+	answered := make(chan error, 1)
+	req := connect.NewRequest(runReq(t, block.Name(), "in flight"))
+	go func() {
+		_, err := client.Run(context.Background(), req)
+		answered <- err
+	}()
+	<-started // the run is in flight
+	cancel()
+	// Wait until the shutdown has begun (the listener is closed), polling
+	// with a deadline, then let the run finish.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the listener is still open 10 s after the context was cancelled")
+		}
+	}
+	close(release)
+	is.True(<-served)    // Serve returned after the run in flight was done
+	is.NoErr(serveErr)   // a graceful shutdown is not an error
+	is.NoErr(<-answered) // and the run was answered
+}
+
+func TestListenAndServeErrors(t *testing.T) {
+	t.Parallel()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { taken.Close() }) // after the parallel subtests
+	tests := []struct {
+		name string
+		opts []Option
+		addr string
+		want []string
+	}{
+		{name: "no address, no endpoint URL", want: []string{"ListenAndServe", EnvEndpointURL}},
+		{name: "address taken", addr: taken.Addr().String(), want: []string{"ListenAndServe", taken.Addr().String()}},
+		{
+			name: "the endpoint URL's address taken",
+			opts: []Option{WithEndpointURL("http://" + taken.Addr().String() + "/app")},
+			want: []string{"ListenAndServe", taken.Addr().String()},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			is := is.New(t)
+			d := newTest(t, tt.opts...)
+			// Cancelled: should ListenAndServe wrongly start serving, it
+			// stops at once instead of hanging the test.
+			ctx, cancel := context.WithCancel(t.Context())
+			cancel()
+			err := d.ListenAndServe(ctx, tt.addr)
+			is.True(err != nil)
+			is.True(strings.HasPrefix(err.Error(), "dispatch: "))
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
