@@ -31,6 +31,7 @@ type Dispatch struct {
 	client   sdkv1connect.DispatchServiceClient
 
 	local      *server.Server // the embedded server, in local mode
+	stateDir   string         // its state directory
 	endpointLn net.Listener   // the endpoint's listener, made early in local mode
 
 	mu      sync.Mutex
@@ -106,6 +107,14 @@ func (d *Dispatch) Close() error {
 	}
 	defaultInstance.Unlock()
 	var errs []error
+	// The embedded server stops first: it stops sending runs and closes
+	// its connections to the endpoint, so that the endpoint's graceful
+	// shutdown does not wait on connections it opened but never used.
+	if d.local != nil {
+		if err := d.local.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	d.mu.Lock()
 	srv, done := d.serving, d.done
 	d.serving = nil
@@ -122,13 +131,13 @@ func (d *Dispatch) Close() error {
 	} else if d.endpointLn != nil {
 		d.endpointLn.Close()
 	}
-	if d.local != nil {
-		if err := d.local.Close(); err != nil {
-			errs = append(errs, err)
-		}
-	}
 	return errors.Join(errs...)
 }
+
+// StateDir returns the directory where the embedded server of local mode
+// keeps its calls, or "" when there is none (another server is used, or
+// the embedded one keeps its calls in memory).
+func (d *Dispatch) StateDir() string { return d.stateDir }
 
 // Local returns the embedded Dispatch server of local mode, or nil.
 func (d *Dispatch) Local() *server.Server { return d.local }

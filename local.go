@@ -102,7 +102,7 @@ func (d *Dispatch) startLocal() error {
 	if err := srv.Start(context.Background()); err != nil {
 		return fmt.Errorf("dispatch: local mode: %w", err)
 	}
-	d.local = srv
+	d.local, d.stateDir = srv, scfg.StateDir
 	cfg.apiURL, cfg.apiKey = srv.URL(), srv.APIKey()
 	if cfg.verificationKey == nil {
 		// The embedded server signs with its own key. A key given

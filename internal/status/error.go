@@ -168,7 +168,13 @@ func typeName(err error) string {
 	if n, ok := err.(interface{ typeName() string }); ok {
 		return n.typeName()
 	}
-	return fmt.Sprintf("%T", err)
+	name := fmt.Sprintf("%T", err)
+	if name == "*errors.errorString" {
+		// errors.New and fmt.Errorf without %w: the type says nothing
+		// the message does not, so none is sent.
+		return ""
+	}
+	return name
 }
 
 // FromProto converts the status and error of a response, or the error of a
