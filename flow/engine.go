@@ -201,12 +201,16 @@ func (m *machine) absorb(results []*sdkv1.CallResult) (node, bool) {
 			if failed {
 				return failNode{fmt.Errorf("flow: gather: call %d of %d failed: %w", i, w.N, resultError(r.GetError()))}, true
 			}
-			w.Results = append(w.Results, resultDoc{Index: i, TypeURL: r.GetOutput().GetTypeUrl(), Value: r.GetOutput().GetValue()})
+			t := -1
+			if out := r.GetOutput(); out != nil {
+				t = w.typeIndex(out.GetTypeUrl())
+			}
+			w.Results = append(w.Results, resultDoc{Index: i, Type: t, Value: r.GetOutput().GetValue()})
 		case modeAny:
 			if !failed {
 				return doneNode{value{wire: wireValue{one: r.GetOutput()}}}, true
 			}
-			w.Results = append(w.Results, resultDoc{Index: i, Err: newErrDoc(r.GetError())})
+			w.Results = append(w.Results, resultDoc{Index: i, Type: -1, Err: newErrDoc(r.GetError())})
 		}
 	}
 	if mode(w.Mode) == modeSleep {
@@ -221,8 +225,8 @@ func (m *machine) absorb(results []*sdkv1.CallResult) (node, bool) {
 		case modeAll:
 			list := make([]*anypb.Any, len(w.Results))
 			for i, r := range w.Results {
-				if r.TypeURL != "" || r.Value != nil {
-					list[i] = &anypb.Any{TypeUrl: r.TypeURL, Value: r.Value}
+				if r.Type >= 0 {
+					list[i] = &anypb.Any{TypeUrl: w.Types[r.Type], Value: r.Value}
 				}
 			}
 			return doneNode{value{wire: wireValue{list: list, isList: true}}}, true

@@ -118,6 +118,7 @@ func TestGatherOverThousandSplitsPolls(t *testing.T) {
 	is.Equal(rep.Calls, n)
 	is.True(rep.MaxPending <= flow.MaxInFlight) // never more than 1000 in flight
 	is.True(rep.Resumes >= 3)
+	t.Logf("largest state of a %d-call gather: %d bytes (%.1f bytes per call)", n, rep.MaxState, float64(rep.MaxState)/n)
 }
 
 var (

@@ -52,14 +52,15 @@ type waitDoc struct {
 	Queue    [][]byte    `cbor:"7,keyasint,omitempty"` // calls not sent yet (protobuf Call)
 	Deadline int64       `cbor:"8,keyasint,omitempty"` // unix nanoseconds; 0: none
 	Timeout  int64       `cbor:"9,keyasint,omitempty"` // nanoseconds, for error messages
+	Types    []string    `cbor:"10,keyasint,omitempty"` // type URLs of the results, each once
 }
 
 type resultDoc struct {
-	_       struct{} `cbor:",toarray"`
-	Index   int
-	TypeURL string
-	Value   []byte
-	Err     *errDoc
+	_     struct{} `cbor:",toarray"`
+	Index int
+	Type  int // index in waitDoc.Types; -1 for no output
+	Value []byte
+	Err   *errDoc
 }
 
 type errDoc struct {
@@ -175,6 +176,11 @@ func decodeWait(w *waitDoc) (*waitState, error) {
 	if w.N < 0 || w.Sent < 0 || w.Sent > w.N || len(w.Seen) > (w.N+7)/8 || len(w.Queue) != w.N-w.Sent {
 		return nil, fmt.Errorf("inconsistent wait: %d calls, %d sent, %d queued", w.N, w.Sent, len(w.Queue))
 	}
+	for _, r := range w.Results {
+		if r.Index < 0 || r.Index >= w.N || r.Err == nil && (r.Type < -1 || r.Type >= len(w.Types)) {
+			return nil, fmt.Errorf("inconsistent wait: result for call %d of %d with type %d of %d", r.Index, w.N, r.Type, len(w.Types))
+		}
+	}
 	ws := &waitState{waitDoc: *w}
 	for i, b := range w.Queue {
 		var c sdkv1.Call
@@ -210,6 +216,18 @@ func (w *waitState) arrived() int {
 }
 
 func (w *waitState) inFlight() int { return w.Sent - w.arrived() }
+
+// typeIndex returns the index of url in the type table, adding it if new.
+// A fan-out's results mostly share one type, so the table stays tiny.
+func (w *waitState) typeIndex(url string) int {
+	for i, t := range w.Types {
+		if t == url {
+			return i
+		}
+	}
+	w.Types = append(w.Types, url)
+	return len(w.Types) - 1
+}
 
 func (w *waitState) deadline() time.Time {
 	if w.Deadline == 0 {
