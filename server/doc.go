@@ -47,6 +47,26 @@
 // many calls were recovered. The signing key is made on first start and
 // kept in the state directory, so DISPATCH_VERIFICATION_KEY stays valid.
 //
+// # Results
+//
+// [Server.Result] blocks until a call (root or child) is final (done,
+// failed for good, or expired) and returns its [Outcome]; it answers at
+// once for a final call. The engine wakes waiters when the outcome is
+// durable, so a woken waiter always reads it from the store. Programs that
+// use a server started by `dispatch test` get the same over HTTP with
+// [FetchResult] (see Inspection).
+//
+// # The default endpoint across restarts
+//
+// The store remembers Config.Endpoint. When a server starts on a store last
+// used with another default, the calls in flight bound to the previous
+// default move to the new one, durably, before any runs ("moved N calls
+// from the previous endpoint OLD to NEW" in the log). A program in local
+// mode listens on a new random port at each run, so without this its
+// recovered calls would go on calling a port nobody listens on. Calls that
+// named another endpoint stay with it; one that named the previous default
+// explicitly cannot be told apart and moves too.
+//
 // # Decisions where the protocol is silent
 //
 //   - A call without an endpoint goes to Config.Endpoint (Dispatch) or to
@@ -69,5 +89,12 @@
 // Beside DispatchService, with the same bearer key, the server answers
 // GET /dispatch.local.v1/calls and GET /dispatch.local.v1/calls/{id} with
 // JSON, which `dispatch calls` and `dispatch call ID` read (they also read
-// a state directory directly).
+// a state directory directly), and
+// GET /dispatch.local.v1/calls/{id}/result?wait=30s, which answers a final
+// call's outcome ({"status":"STATUS_OK","result":{CallResult in
+// protojson},"result_proto":"<base64>"}) or, once wait (at most 60 s;
+// default 0) has passed, 202 {"status":"pending"}. [FetchResult] is its
+// client. The CallResult's output is left out of "result" when its type is
+// not linked into the server (the Go SDK's CBOR values): "result_proto",
+// the binary CallResult, is always exact.
 package server

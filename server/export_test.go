@@ -10,3 +10,6 @@ func (s *Server) Store() store.Store { return s.store }
 
 // Suspended returns the number of suspended calls.
 func (s *Server) Suspended() int { return s.engine.Suspended() }
+
+// Watched returns the number of calls someone waits for with Result.
+func (s *Server) Watched() int { return s.engine.Watched() }

@@ -15,9 +15,16 @@ import (
 //
 //	GET /dispatch.local.v1/calls?limit=N&all=1   recent calls (roots unless all), newest first
 //	GET /dispatch.local.v1/calls/{id}?depth=N    one call, its attempts and its children
+//	GET /dispatch.local.v1/calls/{id}/result?wait=30s
+//	                                             the call's final outcome, waiting for it
 //
-// Both answer JSON (the types of internal/inspect). This API is for the
-// dispatch command and people; it is not part of the Dispatch protocol.
+// The first two answer JSON (the types of internal/inspect). The result
+// route answers {"status":"STATUS_OK","result":{CallResult in protojson},
+// "result_proto":"<base64 binary CallResult>"} once the call is final, or
+// 202 {"status":"pending"} if wait (default 0: answer at once, at most
+// 60s) passes first; 404 {"status":"unknown",...} for an unknown id.
+// [FetchResult] is its client. This API is for the dispatch command, SDKs
+// in local mode and people; it is not part of the Dispatch protocol.
 const inspectPrefix = "/dispatch.local.v1/"
 
 func (s *Server) inspectHandler() http.Handler {
@@ -32,6 +39,7 @@ func (s *Server) inspectHandler() http.Handler {
 		}
 		writeJSON(w, calls)
 	})
+	mux.HandleFunc("GET "+inspectPrefix+"calls/{id}/result", s.serveResult)
 	mux.HandleFunc("GET "+inspectPrefix+"calls/{id}", func(w http.ResponseWriter, r *http.Request) {
 		depth, err := strconv.Atoi(r.URL.Query().Get("depth"))
 		if err != nil {

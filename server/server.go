@@ -39,6 +39,7 @@ type Server struct {
 	serveErr  chan error
 	closeOnce sync.Once
 	closeErr  error
+	stopping  chan struct{} // closed when shutdown begins: ends waits for results
 }
 
 // New checks cfg, opens the store and loads (or makes) the signing key.
@@ -71,6 +72,7 @@ func New(cfg Config) (*Server, error) {
 		MaxBackoff:         cfg.MaxBackoff,
 		AttemptTimeout:     cfg.AttemptTimeout,
 		MaxRestarts:        cfg.MaxRestarts,
+		DefaultEndpoint:    cfg.Endpoint,
 		InitialConcurrency: cfg.InitialConcurrency,
 		MaxConcurrency:     cfg.MaxConcurrency,
 	})
@@ -83,7 +85,7 @@ func New(cfg Config) (*Server, error) {
 		st.Close()
 		return nil, fmt.Errorf("server: protovalidate: %w", err)
 	}
-	s := &Server{cfg: cfg, key: key, store: st, engine: eng}
+	s := &Server{cfg: cfg, key: key, store: st, engine: eng, stopping: make(chan struct{})}
 	mux := http.NewServeMux()
 	path, h := sdkv1connect.NewDispatchServiceHandler(
 		&dispatchService{s: s, validator: validator},
@@ -106,6 +108,14 @@ func New(cfg Config) (*Server, error) {
 // Start recovers the calls in flight from the store (logging how many),
 // listens on Config.Addr and serves in the background. It returns once
 // the server accepts connections. If Start fails, the server is closed.
+//
+// If the store was last used with another default endpoint
+// (Config.Endpoint), the calls in flight bound to that previous default
+// move to the new one, durably, before any runs, and the log says
+// "moved N calls from the previous endpoint OLD to NEW". This is what lets
+// a program in local mode, whose endpoint listens on a new random port at
+// each run, finish the calls of its previous run. Calls that named
+// another endpoint stay with it.
 func (s *Server) Start(ctx context.Context) error {
 	if err := s.engine.Start(ctx); err != nil {
 		s.Close()
@@ -171,6 +181,23 @@ func (s *Server) PublicKey() ed25519.PublicKey {
 	return s.key.Public().(ed25519.PublicKey)
 }
 
+// Stats counts the calls a running server holds in memory.
+type Stats struct {
+	Live      int // calls not final
+	Suspended int // calls waiting for results or for the end of a sleep
+	// StateBytes is the total size of the coroutine states of the live
+	// calls, as stored; Stateful is how many live calls have one.
+	StateBytes int64
+	Stateful   int
+}
+
+// Stats returns counts of the server's live calls, for metrics and
+// benchmarks. It visits every live call: do not call it in a hot loop.
+func (s *Server) Stats() Stats {
+	st := s.engine.Stats()
+	return Stats{Live: st.Live, Suspended: st.Suspended, StateBytes: st.StateBytes, Stateful: st.Stateful}
+}
+
 // Handler returns the server's HTTP handler (DispatchService over Connect,
 // gRPC and gRPC-Web, and the inspection API), for callers that serve it
 // themselves; [Server.Start] must still be called to run calls.
@@ -188,6 +215,7 @@ func (s *Server) Close() error { return s.shutdown(context.Background(), false) 
 
 func (s *Server) shutdown(ctx context.Context, graceful bool) error {
 	s.closeOnce.Do(func() {
+		close(s.stopping)
 		var errs []error
 		s.mu.Lock()
 		ln, serveErr := s.ln, s.serveErr

@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
 	"github.com/matryer/is"
 	"go.uber.org/goleak"
 
 	"github.com/dispatchkit/dispatch/internal/cli"
 	"github.com/dispatchkit/dispatch/internal/inspect"
+	"github.com/dispatchkit/dispatch/server"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -102,7 +105,16 @@ func TestTestCommandStateDir(t *testing.T) {
 	addr, key, _, stop := runTest(t, ep.srv.URL, "--port", "0", "--state", dir)
 	ep.setKey(t, key)
 	ids := dispatchWorkflows(t, addr, "test", 2)
-	waitFor(t, "workflows", func() bool { return ep.finished() == 2 })
+	for _, id := range ids {
+		// The outcome is stored once FetchResult has it; the endpoint
+		// finishing a workflow does not say that much.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		o, err := server.FetchResult(ctx, nil, "http://"+addr, "test", id, time.Second)
+		cancel()
+		is.NoErr(err)
+		is.Equal(o.Status, sdkv1.Status_STATUS_OK)
+	}
+	is.Equal(ep.finished(), 2)
 	is.Equal(stop(), 0)
 
 	out, _, code := run(t, "calls", "--state", dir)

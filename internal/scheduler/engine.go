@@ -41,6 +41,12 @@ type Config struct {
 	AttemptTimeout time.Duration
 	// MaxRestarts bounds restarts on INCOMPATIBLE_STATE; 3.
 	MaxRestarts int
+	// DefaultEndpoint is the endpoint that calls without one were given
+	// (the server's default). It is kept in the store; when Start finds
+	// another one there, the live calls bound to that previous default
+	// are moved to this one before anything runs. Empty moves nothing
+	// and keeps the stored value.
+	DefaultEndpoint string
 	// InitialConcurrency, MinConcurrency, MaxConcurrency bound each
 	// endpoint's adaptive limit of requests in flight; 128, 1, 1024.
 	InitialConcurrency, MinConcurrency, MaxConcurrency int
@@ -111,6 +117,10 @@ type Engine struct {
 	timerWake chan struct{}
 	seq       int64 // inbox arrival order
 	recovered []*call
+	// finishing holds the calls completed in memory whose outcome is not
+	// yet durable; waiters holds the watchers of live calls (watch.go).
+	finishing map[string]struct{}
+	waiters   map[string]*waiter
 }
 
 // New returns an engine; it does nothing until Start.
@@ -148,6 +158,8 @@ func New(cfg Config) (*Engine, error) {
 		calls:     make(map[string]*call),
 		endpoints: make(map[string]*endpoint),
 		timerWake: make(chan struct{}, 1),
+		finishing: make(map[string]struct{}),
+		waiters:   make(map[string]*waiter),
 	}
 	e.client = &http.Client{Transport: &signingTransport{base: tr, sign: cfg.Sign}}
 	return e, nil

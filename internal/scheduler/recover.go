@@ -11,15 +11,34 @@ import (
 	"github.com/dispatchkit/dispatch/internal/store"
 )
 
-// recover loads the live calls of the store into memory and sets each on
-// its way: expired ones fail with TIMEOUT, suspended ones wait for the rest
-// of their max_wait (or resume now if their inbox is full enough), the
-// others are queued. It returns how many calls it recovered.
+// recover loads the live calls of the store into memory; resume then sets
+// each on its way: expired ones fail with TIMEOUT, suspended ones wait for
+// the rest of their max_wait (or resume now if their inbox is full enough),
+// the others are queued. It returns how many calls it recovered.
+//
+// When the default endpoint changed since the last start (local mode
+// listens on a new random port at each run), the live calls bound to the
+// previous default are moved to the new one, and the move is committed
+// before recover returns, so before any of them runs. Calls that named
+// another endpoint stay where they are. A call that named the previous
+// default explicitly cannot be told apart and moves too.
 func (e *Engine) recover(ctx context.Context) (int, error) {
 	var recovered []*call
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	err := e.cfg.Store.Recover(ctx, func(r *store.Call, inbox []store.Result) error {
+	prev, err := e.cfg.Store.Meta(ctx, store.MetaDefaultEndpoint)
+	if err != nil {
+		return 0, fmt.Errorf("scheduler: reading the previous default endpoint: %w", err)
+	}
+	cur := e.cfg.DefaultEndpoint
+	move := prev != "" && cur != "" && prev != cur
+	var moved []*store.Call
+	now := e.now()
+	err = e.cfg.Store.Recover(ctx, func(r *store.Call, inbox []store.Result) error {
+		if move && r.Endpoint == prev {
+			r.Endpoint, r.UpdatedAt = cur, now
+			moved = append(moved, r)
+		}
 		c := &call{
 			id:         r.ID,
 			parentID:   r.ParentID,
@@ -79,6 +98,16 @@ func (e *Engine) recover(ctx context.Context) (int, error) {
 	})
 	if err != nil {
 		return 0, fmt.Errorf("scheduler: recovering calls: %w", err)
+	}
+	if cur != "" && cur != prev {
+		b := &store.Batch{Calls: moved, Meta: map[string]string{store.MetaDefaultEndpoint: cur}}
+		if err := e.cfg.Store.Apply(ctx, b); err != nil {
+			return 0, fmt.Errorf("scheduler: moving calls from the previous default endpoint %s to %s: %w", prev, cur, err)
+		}
+	}
+	if len(moved) > 0 {
+		e.log.Info().Int("calls", len(moved)).Str("from", prev).Str("to", cur).
+			Msgf("moved %d calls from the previous endpoint %s to %s", len(moved), prev, cur)
 	}
 	e.recovered = recovered
 	return len(recovered), nil

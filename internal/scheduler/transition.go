@@ -340,7 +340,14 @@ func (e *Engine) complete(c *call, s sdkv1.Status, res *sdkv1.CallResult, now ti
 	if c.parentID == "" && e.log.Debug().Enabled() {
 		e.log.Debug().Str("id", c.id).Str("status", s.String()).Msg("root call done")
 	}
-	e.submit(b, deliver)
+	id := c.id
+	e.finishing[id] = struct{}{}
+	e.submit(b, func() {
+		if deliver != nil {
+			deliver()
+		}
+		e.finished(id)
+	})
 }
 
 func marshal(m proto.Message) []byte {

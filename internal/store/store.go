@@ -7,9 +7,10 @@
 // each change to a [Store] before it acts on it. A change is a [Batch]: the
 // rows of the calls it creates or updates, the results it adds to the inbox
 // of a suspended parent, the inbox results a resume consumed, and the
-// attempts it made. A Batch is applied atomically. [Committer] groups the
-// batches of concurrent steps into one transaction (group commit), so one
-// slow disk sync does not serialise every step.
+// attempts it made (and, rarely, server-wide [Batch.Meta] values). A Batch
+// is applied atomically. [Committer] groups the batches of concurrent steps
+// into one transaction (group commit), so one slow disk sync does not
+// serialise every step.
 //
 // After a restart, [Store.Recover] hands back every call that is not done,
 // with its inbox; the scheduler rebuilds its memory from them.
@@ -136,13 +137,21 @@ type Batch struct {
 	// or started a new generation).
 	ClearInbox []string
 	Attempts   []Attempt
+	// Meta sets server-wide values (see [Store.Meta]), such as
+	// [MetaDefaultEndpoint], in the same transaction as the rest.
+	Meta map[string]string
 }
 
 // Empty reports whether b changes nothing.
 func (b *Batch) Empty() bool {
 	return len(b.Calls) == 0 && len(b.Results) == 0 && len(b.Delivered) == 0 &&
-		len(b.ClearInbox) == 0 && len(b.Attempts) == 0
+		len(b.ClearInbox) == 0 && len(b.Attempts) == 0 && len(b.Meta) == 0
 }
+
+// MetaDefaultEndpoint is the [Store.Meta] key under which the server keeps
+// the default endpoint it last ran with, so that a restart with another
+// default can move the calls still bound to the previous one.
+const MetaDefaultEndpoint = "default_endpoint"
 
 // ListOptions filter [Store.ListCalls].
 type ListOptions struct {
@@ -168,6 +177,8 @@ type Store interface {
 	Children(ctx context.Context, id string) ([]*Call, error)
 	// Attempts returns the attempts made for id, in order.
 	Attempts(ctx context.Context, id string) ([]Attempt, error)
+	// Meta returns the value last set for key by a Batch, or "" if none.
+	Meta(ctx context.Context, key string) (string, error)
 	// Close releases the store.
 	Close() error
 }

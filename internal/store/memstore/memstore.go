@@ -22,6 +22,7 @@ type Store struct {
 	children map[string][]string
 	inbox    map[string][]store.Result
 	attempts map[string][]store.Attempt
+	meta     map[string]string
 	closed   bool
 }
 
@@ -32,6 +33,7 @@ func New() *Store {
 		children: make(map[string][]string),
 		inbox:    make(map[string][]store.Result),
 		attempts: make(map[string][]store.Attempt),
+		meta:     make(map[string]string),
 	}
 }
 
@@ -77,6 +79,9 @@ func (s *Store) Apply(ctx context.Context, batches ...*store.Batch) error {
 		}
 		for _, a := range b.Attempts {
 			s.attempts[a.CallID] = append(s.attempts[a.CallID], a)
+		}
+		for k, v := range b.Meta {
+			s.meta[k] = v
 		}
 	}
 	return nil
@@ -168,6 +173,13 @@ func (s *Store) Attempts(_ context.Context, id string) ([]store.Attempt, error) 
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return slices.Clone(s.attempts[id]), nil
+}
+
+// Meta implements [store.Store].
+func (s *Store) Meta(_ context.Context, key string) (string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.meta[key], nil
 }
 
 // Close implements [store.Store].

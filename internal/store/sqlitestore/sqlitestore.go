@@ -78,6 +78,10 @@ CREATE TABLE IF NOT EXISTS attempts (
 	outcome  TEXT NOT NULL,
 	PRIMARY KEY (call_id, n)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+) WITHOUT ROWID;
 PRAGMA user_version = 1;
 `
 
@@ -91,6 +95,7 @@ const (
 	sqlDelResult  = `DELETE FROM results WHERE parent_id = ? AND child_id = ?`
 	sqlAddResult  = `INSERT OR REPLACE INTO results (parent_id, child_id, parent_gen, seq, data) VALUES (?, ?, ?, ?, ?)`
 	sqlAddAttempt = `INSERT OR REPLACE INTO attempts (call_id, n, start, duration, status, outcome) VALUES (?, ?, ?, ?, ?, ?)`
+	sqlSetMeta    = `INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)`
 )
 
 const upsertCall = `INSERT INTO calls (` + callColumns + `)
@@ -154,7 +159,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("sqlitestore: making the schema in %s: %w", path, err)
 	}
 	stmts := map[string]*sql.Stmt{}
-	for _, q := range []string{upsertCall, sqlDelInbox, sqlDelResult, sqlAddResult, sqlAddAttempt} {
+	for _, q := range []string{upsertCall, sqlDelInbox, sqlDelResult, sqlAddResult, sqlAddAttempt, sqlSetMeta} {
 		st, err := w.Prepare(q)
 		if err != nil {
 			w.Close()
@@ -216,7 +221,7 @@ func (s *Store) Apply(ctx context.Context, batches ...*store.Batch) (err error) 
 			tx.Rollback()
 		}
 	}()
-	var upsert, delInbox, delResult, addResult, addAttempt *sql.Stmt
+	var upsert, delInbox, delResult, addResult, addAttempt, setMeta *sql.Stmt
 	stmt := func(st **sql.Stmt, q string) *sql.Stmt {
 		if *st == nil {
 			*st = tx.StmtContext(ctx, s.stmts[q])
@@ -247,6 +252,11 @@ func (s *Store) Apply(ctx context.Context, batches ...*store.Batch) (err error) 
 		for _, a := range b.Attempts {
 			if _, err = stmt(&addAttempt, sqlAddAttempt).ExecContext(ctx, a.CallID, a.N, ns(a.Start), int64(a.Duration), a.Status, a.Outcome); err != nil {
 				return fmt.Errorf("sqlitestore: storing an attempt: %w", err)
+			}
+		}
+		for k, v := range b.Meta {
+			if _, err = stmt(&setMeta, sqlSetMeta).ExecContext(ctx, k, v); err != nil {
+				return fmt.Errorf("sqlitestore: storing %s: %w", k, err)
 			}
 		}
 	}
@@ -397,6 +407,22 @@ func (s *Store) Attempts(ctx context.Context, id string) ([]store.Attempt, error
 		out = append(out, a)
 	}
 	return out, rows.Err()
+}
+
+// Meta implements [store.Store]. A database made before the meta table
+// existed (and opened read-only since) has no values.
+func (s *Store) Meta(ctx context.Context, key string) (string, error) {
+	var v string
+	err := s.r.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, key).Scan(&v)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", nil
+	case err != nil && strings.Contains(err.Error(), "no such table"):
+		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("sqlitestore: reading %s: %w", key, err)
+	}
+	return v, nil
 }
 
 // Close implements [store.Store].

@@ -294,6 +294,29 @@ func Run(t *testing.T, o Opener) {
 		is.Equal(len(all), n+1)
 	})
 
+	t.Run("meta", func(t *testing.T) {
+		is := is.New(t)
+		s := o.Open(t)
+		v, err := s.Meta(ctx, store.MetaDefaultEndpoint)
+		is.NoErr(err)
+		is.Equal(v, "") // unset
+		apply(t, s, &store.Batch{Meta: map[string]string{store.MetaDefaultEndpoint: "http://a", "other": "x"}})
+		apply(t, s, &store.Batch{Meta: map[string]string{store.MetaDefaultEndpoint: "http://b"}})
+		v, err = s.Meta(ctx, store.MetaDefaultEndpoint)
+		is.NoErr(err)
+		is.Equal(v, "http://b") // last set wins
+		v, err = s.Meta(ctx, "other")
+		is.NoErr(err)
+		is.Equal(v, "x")
+		is.True(!(&store.Batch{Meta: map[string]string{"k": "v"}}).Empty())
+		if o.Reopen != nil {
+			s = o.Reopen(t, s)
+			v, err = s.Meta(ctx, store.MetaDefaultEndpoint)
+			is.NoErr(err)
+			is.Equal(v, "http://b") // durable
+		}
+	})
+
 	if o.Reopen != nil {
 		t.Run("durable across reopen", func(t *testing.T) {
 			is := is.New(t)
