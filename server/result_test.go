@@ -84,9 +84,9 @@ func TestResult(t *testing.T) {
 				return failure(sdkv1.Status_STATUS_TEMPORARY_ERROR, "later"), nil
 			},
 			expiration: 200 * time.Millisecond,
-			status:      sdkv1.Status_STATUS_TIMEOUT,
-			errType:     "TIMEOUT",
-			errMsg:      "call expired",
+			status:     sdkv1.Status_STATUS_TIMEOUT,
+			errType:    "TIMEOUT",
+			errMsg:     "call expired",
 		},
 		{
 			name: "tail call finishes under the same id",
@@ -146,7 +146,7 @@ func TestResult(t *testing.T) {
 				}
 				is.Equal(o.Result.GetError().GetType(), tt.errType)
 				is.True(strings.Contains(o.Result.GetError().GetMessage(), tt.errMsg)) // the message
-				is.Equal(b.srv.Watched(), 0) // nothing left behind
+				is.Equal(b.srv.Watched(), 0)                                           // nothing left behind
 			})
 		}
 	}
