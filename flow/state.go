@@ -44,14 +44,14 @@ type frameDoc struct {
 
 type waitDoc struct {
 	Mode     uint8       `cbor:"1,keyasint"`
-	Base     uint64      `cbor:"2,keyasint,omitempty"` // correlation id of the first call
-	N        int         `cbor:"3,keyasint,omitempty"` // number of calls
-	Sent     int         `cbor:"4,keyasint,omitempty"` // calls handed to Dispatch so far
-	Seen     []byte      `cbor:"5,keyasint,omitempty"` // bitmap: calls whose result arrived
-	Results  []resultDoc `cbor:"6,keyasint,omitempty"` // results kept until the wait is satisfied
-	Queue    [][]byte    `cbor:"7,keyasint,omitempty"` // calls not sent yet (protobuf Call)
-	Deadline int64       `cbor:"8,keyasint,omitempty"` // unix nanoseconds; 0: none
-	Timeout  int64       `cbor:"9,keyasint,omitempty"` // nanoseconds, for error messages
+	Base     uint64      `cbor:"2,keyasint,omitempty"`  // correlation id of the first call
+	N        int         `cbor:"3,keyasint,omitempty"`  // number of calls
+	Sent     int         `cbor:"4,keyasint,omitempty"`  // calls handed to Dispatch so far
+	Seen     []byte      `cbor:"5,keyasint,omitempty"`  // bitmap: calls whose result arrived
+	Results  []resultDoc `cbor:"6,keyasint,omitempty"`  // results kept until the wait is satisfied
+	Queue    [][]byte    `cbor:"7,keyasint,omitempty"`  // calls not sent yet (protobuf Call)
+	Deadline int64       `cbor:"8,keyasint,omitempty"`  // unix nanoseconds; 0: none
+	Timeout  int64       `cbor:"9,keyasint,omitempty"`  // nanoseconds, for error messages
 	Types    []string    `cbor:"10,keyasint,omitempty"` // type URLs of the results, each once
 }
 
