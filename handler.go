@@ -79,9 +79,14 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.fail(w, r, connect.NewError(connect.CodeInvalidArgument, errors.New("dispatch: the request has no body: want a RunRequest")))
 		return
 	}
-	r2 := r.Clone(r.Context())
-	r2.URL.Path = sdkv1connect.FunctionServiceRunProcedure
-	r2.URL.RawPath = ""
+	// A shallow copy with its own URL routes the request to the connect
+	// handler's path (the endpoint may be mounted under any prefix); the
+	// headers are not modified, so they are not cloned.
+	r2 := new(http.Request)
+	*r2 = *r
+	u := *r.URL
+	u.Path, u.RawPath = sdkv1connect.FunctionServiceRunProcedure, ""
+	r2.URL = &u
 	r2.Body = io.NopCloser(bytes.NewReader(body))
 	r2.ContentLength = int64(len(body))
 	e.next.ServeHTTP(w, r2)
