@@ -121,6 +121,20 @@ func TestGatherOverThousandSplitsPolls(t *testing.T) {
 	t.Logf("largest state of a %d-call gather: %d bytes (%.1f bytes per call)", n, rep.MaxState, float64(rep.MaxState)/n)
 }
 
+// A Gather of more calls than may be in flight sends them over several
+// polls; if Dispatch cannot make the calls of a later poll, the Gather
+// fails as a whole with that error (its status kept), rather than waiting
+// forever for calls that were never made.
+func TestGatherLaterPollError(t *testing.T) {
+	is := is.New(t)
+	_, rep, err := flowtest.Run(context.Background(), func(_ *flow.Ctx, n int) flow.Step[[]int] { return squares(n) }, 1500, square,
+		flowtest.PollError(2, status.MarkThrottled(errors.New("quota of calls exceeded"))))
+	is.True(err != nil)
+	is.True(strings.Contains(err.Error(), "quota of calls exceeded"))
+	is.Equal(status.Of(err), status.Throttled)
+	is.Equal(rep.Calls, 1000) // the first poll's calls only
+}
+
 var (
 	replicaA = flowtest.Mock("replicaA", func(string) (string, error) { return "", errors.New("a is down") })
 	replicaB = flowtest.Mock("replicaB", func(string) (string, error) { return "b", nil })
