@@ -116,7 +116,12 @@ func loadConfig(opts []Option) (*config, error) {
 		c.maxRequestBytes = DefaultMaxRequestBytes
 	}
 	if c.httpClient == nil {
-		c.httpClient = &http.Client{Timeout: time.Minute}
+		// The default transport keeps 2 idle connections per host: a
+		// program dispatching from many goroutines would reconnect all
+		// the time.
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConns, t.MaxIdleConnsPerHost = 256, 64
+		c.httpClient = &http.Client{Timeout: time.Minute, Transport: t}
 	}
 	if err := errors.Join(append(c.errs, errs...)...); err != nil {
 		return nil, err

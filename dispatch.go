@@ -131,6 +131,7 @@ func (d *Dispatch) Close() error {
 	} else if d.endpointLn != nil {
 		d.endpointLn.Close()
 	}
+	d.cfg.httpClient.CloseIdleConnections()
 	return errors.Join(errs...)
 }
 

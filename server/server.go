@@ -25,6 +25,9 @@ import (
 // maxRequestBytes bounds a DispatchRequest.
 const maxRequestBytes = 16 << 20
 
+// compressMinBytes is the smallest answer the server compresses.
+const compressMinBytes = 4 << 10
+
 // Server is a local Dispatch server. Make one with [New], run it with
 // [Server.Start], stop it with [Server.Shutdown] or [Server.Close].
 type Server struct {
@@ -90,6 +93,9 @@ func New(cfg Config) (*Server, error) {
 	path, h := sdkv1connect.NewDispatchServiceHandler(
 		&dispatchService{s: s, validator: validator},
 		connect.WithReadMaxBytes(maxRequestBytes),
+		// A DispatchResponse is a few ids: gzip (which clients accept by
+		// default) costs more to set up than it saves below a few KB.
+		connect.WithCompressMinBytes(compressMinBytes),
 	)
 	mux.Handle(path, h)
 	mux.Handle(inspectPrefix, s.inspectHandler())

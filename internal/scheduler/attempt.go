@@ -31,19 +31,18 @@ type httpStatus struct{ code int }
 
 func (t *signingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if t.sign != nil {
-		var body []byte
-		if r.Body != nil {
-			var err error
-			body, err = io.ReadAll(r.Body)
-			r.Body.Close()
-			if err != nil {
-				return nil, err
-			}
+		body, err := readBody(r)
+		if err != nil {
+			return nil, err
 		}
-		r = r.Clone(r.Context())
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-		r.ContentLength = int64(len(body))
+		// A shallow copy with its own header, which signing sets: a
+		// RoundTripper must not change the request it is given.
+		r2 := *r
+		r2.Header = r.Header.Clone()
+		r2.Body = io.NopCloser(bytes.NewReader(body))
+		r2.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		r2.ContentLength = int64(len(body))
+		r = &r2
 		if err := t.sign(r, body); err != nil {
 			return nil, fmt.Errorf("signing request: %w", err)
 		}
@@ -56,6 +55,31 @@ func (t *signingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	return res, err
 }
+
+// readBody reads and closes the body of r in one allocation when its
+// length is known (connect marshals the whole message first).
+func readBody(r *http.Request) ([]byte, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	defer r.Body.Close()
+	if n := r.ContentLength; n > 0 && n <= maxSignedBody {
+		body := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return nil, err
+		}
+		// The length was a promise: more bytes would be a bug upstream.
+		var one [1]byte
+		if m, _ := r.Body.Read(one[:]); m != 0 {
+			return nil, errors.New("request body longer than its Content-Length")
+		}
+		return body, nil
+	}
+	return io.ReadAll(r.Body)
+}
+
+// maxSignedBody bounds the buffer made up front from a Content-Length.
+const maxSignedBody = 64 << 20
 
 // outcome is what one Run request came to.
 type outcome struct {

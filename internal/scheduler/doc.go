@@ -56,4 +56,11 @@
 //     dropped.
 //   - Results are delivered at least once: a crash between a resume and
 //     the commit of its answer delivers the same results again.
+//   - The default endpoint is kept in the store ([store.MetaDefaultEndpoint]).
+//     When Start finds another one there, live calls whose endpoint is the
+//     previous default move to the new one in one transaction with the new
+//     value, before any runs; a call that named the previous default
+//     explicitly cannot be told apart and moves too.
+//   - Watch wakes a waiter in the commit callback of the call's final
+//     change, so the outcome it reads from the store is there.
 package scheduler

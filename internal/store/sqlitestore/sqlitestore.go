@@ -16,6 +16,7 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/url"
@@ -117,7 +118,64 @@ type Store struct {
 	mu       sync.Mutex
 	closed   bool
 	readOnly bool
-	stmts    map[string]*sql.Stmt
+	wc       *sql.Conn // the writer's one connection, held open
+	wr       *writer   // its prepared statements, used inside wc.Raw
+}
+
+// writer holds the statements Apply runs, prepared once on the writer's
+// connection and run through the driver directly: database/sql would
+// convert every argument by reflection, and BeginTx and Commit would
+// parse "BEGIN IMMEDIATE" and "COMMIT" at every transaction.
+type writer struct {
+	begin, commit, rollback                                     driver.Stmt
+	upsert, delInbox, delResult, addResult, addAttempt, setMeta driver.Stmt
+	args                                                        []driver.NamedValue
+}
+
+func (w *writer) stmts() []*driver.Stmt {
+	return []*driver.Stmt{&w.begin, &w.commit, &w.rollback, &w.upsert, &w.delInbox,
+		&w.delResult, &w.addResult, &w.addAttempt, &w.setMeta}
+}
+
+func (w *writer) prepare(dc any) error {
+	pc, ok := dc.(driver.ConnPrepareContext)
+	if !ok {
+		return errors.New("driver does not prepare statements with a context")
+	}
+	queries := []string{"BEGIN IMMEDIATE", "COMMIT", "ROLLBACK", upsertCall, sqlDelInbox,
+		sqlDelResult, sqlAddResult, sqlAddAttempt, sqlSetMeta}
+	for i, st := range w.stmts() {
+		var err error
+		if *st, err = pc.PrepareContext(context.Background(), queries[i]); err != nil {
+			w.close()
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *writer) close() error {
+	var errs []error
+	for _, st := range w.stmts() {
+		if *st != nil {
+			errs = append(errs, (*st).Close())
+			*st = nil
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// exec runs st with vals, which must be driver values (int64, string,
+// []byte, nil).
+func (w *writer) exec(st driver.Stmt, vals ...driver.Value) error {
+	args := w.args[:0]
+	for i, v := range vals {
+		args = append(args, driver.NamedValue{Ordinal: i + 1, Value: v})
+	}
+	w.args = args
+	_, err := st.(driver.StmtExecContext).ExecContext(context.Background(), args)
+	clear(args)
+	return err
 }
 
 var _ store.Store = (*Store)(nil)
@@ -158,21 +216,25 @@ func Open(path string, opts Options) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlitestore: making the schema in %s: %w", path, err)
 	}
-	stmts := map[string]*sql.Stmt{}
-	for _, q := range []string{upsertCall, sqlDelInbox, sqlDelResult, sqlAddResult, sqlAddAttempt, sqlSetMeta} {
-		st, err := w.Prepare(q)
-		if err != nil {
-			w.Close()
-			return nil, fmt.Errorf("sqlitestore: %w", err)
-		}
-		stmts[q] = st
+	wc, err := w.Conn(context.Background())
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlitestore: %w", err)
+	}
+	wr := &writer{}
+	if err := wc.Raw(wr.prepare); err != nil {
+		wc.Close()
+		w.Close()
+		return nil, fmt.Errorf("sqlitestore: preparing statements: %w", err)
 	}
 	r, err := openReader(path)
 	if err != nil {
+		wc.Raw(func(any) error { return wr.close() })
+		wc.Close()
 		w.Close()
 		return nil, err
 	}
-	return &Store{w: w, r: r, stmts: stmts}, nil
+	return &Store{w: w, r: r, wc: wc, wr: wr}, nil
 }
 
 // OpenReadOnly opens the database at path for reading only, beside the
@@ -203,7 +265,7 @@ func openReader(path string) (*sql.DB, error) {
 }
 
 // Apply implements [store.Store]: all batches in one transaction.
-func (s *Store) Apply(ctx context.Context, batches ...*store.Batch) (err error) {
+func (s *Store) Apply(ctx context.Context, batches ...*store.Batch) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -212,68 +274,64 @@ func (s *Store) Apply(ctx context.Context, batches ...*store.Batch) (err error) 
 	if s.readOnly {
 		return errors.New("sqlitestore: opened read-only")
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.wc.Raw(func(any) error { return s.apply(batches) })
+}
+
+func (s *Store) apply(batches []*store.Batch) (err error) {
+	w := s.wr
+	if err := w.exec(w.begin); err != nil {
 		return fmt.Errorf("sqlitestore: begin: %w", err)
 	}
 	defer func() {
 		if err != nil {
-			tx.Rollback()
+			w.exec(w.rollback)
 		}
 	}()
-	var upsert, delInbox, delResult, addResult, addAttempt, setMeta *sql.Stmt
-	stmt := func(st **sql.Stmt, q string) *sql.Stmt {
-		if *st == nil {
-			*st = tx.StmtContext(ctx, s.stmts[q])
-		}
-		return *st
-	}
 	for _, b := range batches {
 		for _, c := range b.Calls {
-			if _, err = stmt(&upsert, upsertCall).ExecContext(ctx, callArgs(c)...); err != nil {
+			if err = w.exec(w.upsert,
+				c.ID, c.ParentID, c.RootID, int64(c.ParentGen), int64(c.Gen), int64(c.CorrelationID),
+				c.Endpoint, c.Function, c.Version, c.InputType, c.Input,
+				ns(c.CreatedAt), ns(c.ExpiresAt), ns(c.UpdatedAt), int64(c.State), int64(c.Attempts), int64(c.Restarts),
+				c.StateType, c.CoroutineState, int64(c.MinResults), int64(c.MaxResults), ns(c.PollDeadline),
+				c.PollError, int64(c.Status), c.Output, c.Error,
+			); err != nil {
 				return fmt.Errorf("sqlitestore: storing call %s: %w", c.ID, err)
 			}
 		}
 		for _, id := range b.ClearInbox {
-			if _, err = stmt(&delInbox, sqlDelInbox).ExecContext(ctx, id); err != nil {
+			if err = w.exec(w.delInbox, id); err != nil {
 				return fmt.Errorf("sqlitestore: clearing inbox: %w", err)
 			}
 		}
 		for _, k := range b.Delivered {
-			if _, err = stmt(&delResult, sqlDelResult).ExecContext(ctx, k.ParentID, k.ChildID); err != nil {
+			if err = w.exec(w.delResult, k.ParentID, k.ChildID); err != nil {
 				return fmt.Errorf("sqlitestore: removing a result: %w", err)
 			}
 		}
 		for _, r := range b.Results {
-			if _, err = stmt(&addResult, sqlAddResult).ExecContext(ctx, r.ParentID, r.ChildID, r.ParentGen, r.Seq, r.Data); err != nil {
+			if err = w.exec(w.addResult, r.ParentID, r.ChildID, int64(r.ParentGen), r.Seq, r.Data); err != nil {
 				return fmt.Errorf("sqlitestore: storing a result: %w", err)
 			}
 		}
 		for _, a := range b.Attempts {
-			if _, err = stmt(&addAttempt, sqlAddAttempt).ExecContext(ctx, a.CallID, a.N, ns(a.Start), int64(a.Duration), a.Status, a.Outcome); err != nil {
+			if err = w.exec(w.addAttempt, a.CallID, int64(a.N), ns(a.Start), int64(a.Duration), int64(a.Status), a.Outcome); err != nil {
 				return fmt.Errorf("sqlitestore: storing an attempt: %w", err)
 			}
 		}
 		for k, v := range b.Meta {
-			if _, err = stmt(&setMeta, sqlSetMeta).ExecContext(ctx, k, v); err != nil {
+			if err = w.exec(w.setMeta, k, v); err != nil {
 				return fmt.Errorf("sqlitestore: storing %s: %w", k, err)
 			}
 		}
 	}
-	if err = tx.Commit(); err != nil {
+	if err = w.exec(w.commit); err != nil {
 		return fmt.Errorf("sqlitestore: commit: %w", err)
 	}
 	return nil
-}
-
-func callArgs(c *store.Call) []any {
-	return []any{
-		c.ID, c.ParentID, c.RootID, int64(c.ParentGen), int64(c.Gen), int64(c.CorrelationID),
-		c.Endpoint, c.Function, c.Version, c.InputType, c.Input,
-		ns(c.CreatedAt), ns(c.ExpiresAt), ns(c.UpdatedAt), int64(c.State), c.Attempts, c.Restarts,
-		c.StateType, c.CoroutineState, int64(c.MinResults), int64(c.MaxResults), ns(c.PollDeadline),
-		c.PollError, int64(c.Status), c.Output, c.Error,
-	}
 }
 
 type scanner interface{ Scan(...any) error }
@@ -434,8 +492,9 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	var errs []error
-	for _, st := range s.stmts {
-		errs = append(errs, st.Close())
+	if s.wc != nil {
+		errs = append(errs, s.wc.Raw(func(any) error { return s.wr.close() }))
+		errs = append(errs, s.wc.Close())
 	}
 	if s.w != nil {
 		errs = append(errs, s.w.Close())
