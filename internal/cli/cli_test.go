@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +18,15 @@ import (
 	"github.com/dispatchkit/dispatch/server"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain checks for leaked goroutines. It also clears the variables that
+// `dispatch calls` and `dispatch call` read, so that those exported in a
+// developer's shell (from a banner of dispatch test) do not change what the
+// tests see.
+func TestMain(m *testing.M) {
+	os.Unsetenv("DISPATCH_API_URL")
+	os.Unsetenv("DISPATCH_API_KEY")
+	goleak.VerifyTestMain(m)
+}
 
 // runTest starts `dispatch test` in-process and returns its address and
 // key, and a stop function returning the exit code.
@@ -80,6 +89,16 @@ func TestTestCommandMemory(t *testing.T) {
 	is.Equal(code, 0)
 	is.Equal(strings.Count(out, "\n"), 1+3+3*2) // header, roots, steps
 	is.True(strings.Contains(out, "ATTEMPTS"))
+
+	// The variables exported from the banner are enough: no flags.
+	t.Setenv("DISPATCH_API_URL", "http://"+addr)
+	t.Setenv("DISPATCH_API_KEY", "test")
+	out, errOut, code = run(t, "calls", "--json")
+	is.Equal(errOut, "")
+	is.Equal(code, 0)
+	var fromEnv []*inspect.Call
+	is.NoErr(json.Unmarshal([]byte(out), &fromEnv))
+	is.Equal(len(fromEnv), 3)
 
 	out, errOut, code = run(t, "call", ids[0], "--api-url", "http://"+addr)
 	is.Equal(code, 0)

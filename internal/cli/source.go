@@ -39,11 +39,23 @@ type sourceFlags struct {
 
 func (f *sourceFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.stateDir, "state", "", "read the state directory of a server (default $XDG_STATE_HOME/dispatch or ~/.local/state/dispatch)")
-	fs.StringVar(&f.apiURL, "api-url", "", "ask the running server at this URL instead (for example http://127.0.0.1:4450)")
-	fs.StringVar(&f.apiKey, "api-key", "test", "API key of the server at --api-url")
+	fs.StringVar(&f.apiURL, "api-url", "", "ask the running server at this URL instead (default $DISPATCH_API_URL, as exported from the banner of dispatch test)")
+	fs.StringVar(&f.apiKey, "api-key", "", "API key of the server at --api-url (default $DISPATCH_API_KEY, else test)")
 }
 
+// open picks the source: --api-url, else --state, else the server named by
+// DISPATCH_API_URL (so that the variables exported from the banner of
+// `dispatch test` are enough), else the default state directory.
 func (f *sourceFlags) open() (source, error) {
+	if f.apiURL == "" && f.stateDir == "" {
+		f.apiURL = os.Getenv("DISPATCH_API_URL")
+	}
+	if f.apiKey == "" {
+		f.apiKey = os.Getenv("DISPATCH_API_KEY")
+	}
+	if f.apiKey == "" {
+		f.apiKey = "test"
+	}
 	if f.apiURL != "" {
 		u, err := url.Parse(f.apiURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

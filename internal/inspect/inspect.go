@@ -14,6 +14,8 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/dispatchkit/dispatch/internal/store"
+	"github.com/dispatchkit/dispatch/serde"
+	"github.com/fxamacker/cbor/v2"
 )
 
 // Call is one call as shown to people.
@@ -104,6 +106,17 @@ func renderAny(data []byte) string {
 	if m, err := a.UnmarshalNew(); err == nil {
 		if js, err := protojson.Marshal(m); err == nil {
 			return string(js)
+		}
+	}
+	if a.GetTypeUrl() == serde.CBORTypeURL {
+		// The Go SDK's values: shown in CBOR diagnostic notation, which
+		// names no Go types but shows every field.
+		if d, err := cbor.Diagnose(a.GetValue()); err == nil {
+			const limit = 400
+			if len(d) > limit {
+				d = d[:limit] + "…"
+			}
+			return "cbor " + d
 		}
 	}
 	return fmt.Sprintf("<%s, %d bytes>", a.GetTypeUrl(), len(a.GetValue()))
