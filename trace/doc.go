@@ -5,12 +5,13 @@
 // # DISPATCH_TRACE
 //
 // When the environment variable DISPATCH_TRACE is set to anything but "",
-// "0" or "false" (in any case), the SDK calls [Dump] each time a function
-// suspends or exits, just before its state is serialized, and writes the
-// result to the standard error. Each dump shows the function and its
-// dispatch id, the coroutine's frames from the top of the stack down with
-// the local variables each one keeps, the calls the function waits for, and
-// the results that arrived but were not used yet:
+// "0" or "false" (in any case), the SDK calls [Dump] each time a workflow
+// suspends, just before its state is serialized, and writes the result to
+// standard output (dispatch.WithTrace chooses another writer). Each dump
+// shows the function and its dispatch id, the frames from the top of the
+// stack down with the environment each continuation captured and what the
+// top one waits on, the calls being sent, and how many more are queued
+// behind them:
 //
 //	dispatch trace: suspend pipeline (id 7f3a9c2e)
 //	  frames, top of stack first:
