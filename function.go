@@ -12,7 +12,6 @@ import (
 	"github.com/dispatchkit/dispatch/flow"
 	"github.com/dispatchkit/dispatch/internal/status"
 	"github.com/dispatchkit/dispatch/serde"
-	"github.com/dispatchkit/dispatch/trace"
 )
 
 // Function is a function registered with Dispatch under a stable name: a
@@ -215,4 +214,3 @@ func exitError(err error) *sdkv1.RunResponse {
 	return &sdkv1.RunResponse{Status: st, Directive: &sdkv1.RunResponse_Exit{Exit: &sdkv1.Exit{Result: &sdkv1.CallResult{Error: pe}}}}
 }
 
-var _ = trace.Enabled
