@@ -13,3 +13,6 @@ func (s *Server) Suspended() int { return s.engine.Suspended() }
 
 // Watched returns the number of calls someone waits for with Result.
 func (s *Server) Watched() int { return s.engine.Watched() }
+
+// Timers returns the number of wake-ups the engine holds.
+func (s *Server) Timers() int { return s.engine.Timers() }

@@ -288,6 +288,11 @@ func TestPollInvalid(t *testing.T) {
 		{"max_wait under 1s", func(p *sdkv1.Poll) { p.MaxWait = durationpb.New(time.Millisecond) }, "max_wait"},
 		{"no max_wait", func(p *sdkv1.Poll) { p.MaxWait = nil }, "max_wait"},
 		{"invalid call", func(p *sdkv1.Poll) { p.Calls = append(p.Calls, child(2, "bad name!", "")) }, "function"},
+		{"1001 calls", func(p *sdkv1.Poll) {
+			for i := range 1000 {
+				p.Calls = append(p.Calls, child(uint64(i+2), "echo", "x"))
+			}
+		}, "1000"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"encoding/binary"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -41,7 +42,8 @@ type call struct {
 	fails                uint16 // consecutive retried failures, for back-off
 	restarts             uint8
 	state                callState
-	timerSeq             uint32
+	timerIdx             int32 // index in e.timers plus one; 0 when not armed
+	timerAt              int64 // when the armed wake-up is due
 
 	// Poll. polled is set once the call returned a Poll in this
 	// generation: its next run is a resume.
@@ -98,6 +100,17 @@ func (c *call) row(now int64) *store.Call {
 		r.PollError, _ = proto.Marshal(c.pollErr)
 	}
 	return r
+}
+
+// after returns now+d in unix nanoseconds, saturated at the last instant
+// an int64 holds (year 2262): an expiration or max_wait of centuries must
+// not wrap around into the past.
+func after(now time.Time, d time.Duration) int64 {
+	n := now.UnixNano()
+	if d > 0 && n > math.MaxInt64-int64(d) {
+		return math.MaxInt64
+	}
+	return n + int64(d)
 }
 
 // idGen makes dispatch ids: 8 bytes of (unix milliseconds << 16 | counter),

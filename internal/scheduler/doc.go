@@ -27,7 +27,9 @@
 //     (Dispatch) or its parent's endpoint (Poll), before validation.
 //   - A child's expiration is its own (or the default), capped at its
 //     parent's expiration: a child that outlives its parent is of no use.
-//     A tail call keeps the call's expiration unless it sets its own.
+//     A tail call keeps the call's expiration unless it sets its own,
+//     which is capped at the parent's expiration the same way. Durations
+//     too long for unix nanoseconds (past the year 2262) saturate there.
 //   - A tail call or an INCOMPATIBLE_STATE restart starts a new generation
 //     of the call: the inbox is dropped, and results of children made by
 //     the previous generation are dropped as if the parent had exited.
@@ -35,7 +37,8 @@
 //     call's input after a tail call).
 //   - The results sent in a resume are consumed by any answer other than a
 //     retried failure, even an invalid Poll: the function has seen them.
-//   - An invalid Poll (limits out of range, an invalid call) resumes the
+//   - An invalid Poll (limits out of range, an invalid call, more than
+//     1000 calls, which the protovalidate rules do not bound) resumes the
 //     call at once with PollResult.error (type "INVALID_ARGUMENT"), its
 //     state, and no results; no child is made.
 //   - Transport failures: no answer at all is TCP_ERROR (DNS_ERROR,

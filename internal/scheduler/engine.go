@@ -265,7 +265,7 @@ func (e *Engine) Dispatch(ctx context.Context, calls []*sdkv1.Call) ([]string, e
 			version:  pc.GetVersion(),
 			input:    pc.GetInput(),
 			created:  now.UnixNano(),
-			expires:  now.Add(exp).UnixNano(),
+			expires:  after(now, exp),
 		}
 		ids[i], made[i] = id, c
 		e.calls[id] = c
@@ -350,7 +350,7 @@ func (e *Engine) pump(ep *endpoint) {
 		req, n := e.runRequest(c)
 		c.state = stRunning
 		ep.inflight++
-		deadline := min(now.Add(e.cfg.AttemptTimeout).UnixNano(), c.expires)
+		deadline := min(after(now, e.cfg.AttemptTimeout), c.expires)
 		e.wg.Add(1)
 		go e.attempt(c, ep, req, n, now, time.Unix(0, deadline))
 	}

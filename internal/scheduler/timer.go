@@ -5,34 +5,43 @@ import (
 	"time"
 )
 
-// timerEntry wakes c at `at` unless c.timerSeq moved on since (lazy
-// deletion: re-arming or queueing a call bumps its timerSeq).
-type timerEntry struct {
-	at  int64
-	c   *call
-	seq uint32
-}
-
-type timerHeap []timerEntry
+// timerHeap holds the calls with a pending wake-up, earliest first. A call
+// is in it at most once: c.timerIdx is its index plus one (0: not armed),
+// so that re-arming moves its entry and disarming removes it at once,
+// rather than leaving a stale entry that would keep a finished call in
+// memory until its max_wait or expiration passed.
+type timerHeap []*call
 
 func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].at < h[j].at }
-func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timerEntry)) }
+func (h timerHeap) Less(i, j int) bool { return h[i].timerAt < h[j].timerAt }
+func (h timerHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].timerIdx, h[j].timerIdx = int32(i+1), int32(j+1)
+}
+func (h *timerHeap) Push(x any) {
+	c := x.(*call)
+	c.timerIdx = int32(len(*h) + 1)
+	*h = append(*h, c)
+}
 func (h *timerHeap) Pop() any {
 	old := *h
-	e := old[len(old)-1]
-	old[len(old)-1] = timerEntry{}
+	c := old[len(old)-1]
+	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
-	return e
+	c.timerIdx = 0
+	return c
 }
 
 // arm schedules a wake-up of c at `at`, replacing any earlier one. Called
 // with e.mu held.
 func (e *Engine) arm(c *call, at int64) {
-	c.timerSeq++
-	first := len(e.timers) == 0 || at < e.timers[0].at
-	heap.Push(&e.timers, timerEntry{at: at, c: c, seq: c.timerSeq})
+	first := len(e.timers) == 0 || at < e.timers[0].timerAt
+	c.timerAt = at
+	if c.timerIdx > 0 {
+		heap.Fix(&e.timers, int(c.timerIdx-1))
+	} else {
+		heap.Push(&e.timers, c)
+	}
 	if first {
 		select {
 		case e.timerWake <- struct{}{}:
@@ -42,7 +51,11 @@ func (e *Engine) arm(c *call, at int64) {
 }
 
 // disarm cancels c's pending wake-up. Called with e.mu held.
-func (e *Engine) disarm(c *call) { c.timerSeq++ }
+func (e *Engine) disarm(c *call) {
+	if c.timerIdx > 0 {
+		heap.Remove(&e.timers, int(c.timerIdx-1))
+	}
+}
 
 func (e *Engine) timerLoop() {
 	defer e.wg.Done()
@@ -51,15 +64,12 @@ func (e *Engine) timerLoop() {
 	for {
 		e.mu.Lock()
 		now := e.now().UnixNano()
-		for len(e.timers) > 0 && e.timers[0].at <= now {
-			te := heap.Pop(&e.timers).(timerEntry)
-			if te.seq == te.c.timerSeq {
-				e.wake(te.c, now)
-			}
+		for len(e.timers) > 0 && e.timers[0].timerAt <= now {
+			e.wake(heap.Pop(&e.timers).(*call), now)
 		}
 		wait := time.Hour
 		if len(e.timers) > 0 {
-			wait = time.Duration(e.timers[0].at - now)
+			wait = min(time.Duration(e.timers[0].timerAt-now), time.Hour)
 		}
 		if len(e.timers) == 0 && cap(e.timers) > 1024 {
 			e.timers = nil
@@ -101,4 +111,11 @@ func (e *Engine) wake(c *call, now int64) {
 		}
 		e.arm(c, min(c.retryAt, c.expires))
 	}
+}
+
+// Timers returns the number of wake-ups held, for tests and metrics.
+func (e *Engine) Timers() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.timers)
 }

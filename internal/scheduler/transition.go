@@ -119,7 +119,7 @@ func (e *Engine) backoff(fails uint16) time.Duration {
 func (e *Engine) retry(c *call, s sdkv1.Status, cause *sdkv1.Error, now time.Time, b *store.Batch) {
 	c.fails++
 	c.lastStatus, c.lastErr = s, cause
-	at := now.Add(e.backoff(c.fails)).UnixNano()
+	at := after(now, e.backoff(c.fails))
 	if at >= c.expires {
 		e.complete(c, sdkv1.Status_STATUS_TIMEOUT, &sdkv1.CallResult{Error: e.expiredError(c, now)}, now, b)
 		return
@@ -178,7 +178,11 @@ func (e *Engine) tailCall(c *call, tc *sdkv1.Call, now time.Time, b *store.Batch
 	c.function, c.input, c.version = tc.GetFunction(), tc.GetInput(), tc.GetVersion()
 	c.ep = e.endpoint(tc.GetEndpoint())
 	if d := tc.GetExpiration(); d != nil && d.AsDuration() > 0 {
-		c.expires = now.Add(d.AsDuration()).UnixNano()
+		c.expires = after(now, d.AsDuration())
+		// Like a child made by a Poll, capped at its parent's expiration.
+		if p := e.calls[c.parentID]; p != nil {
+			c.expires = min(c.expires, p.expires)
+		}
 	}
 	c.restarts = 0
 	c.lastStatus, c.lastErr = 0, nil
@@ -222,7 +226,7 @@ func (e *Engine) poll(c *call, p *sdkv1.Poll, now time.Time, b *store.Batch) {
 	c.state = stNew
 	e.disarm(c)
 	gen := c.gen
-	if err := e.validator.Validate(p); err != nil {
+	if err := e.validatePoll(p); err != nil {
 		c.pollErr = &sdkv1.Error{
 			Type:    statusName(sdkv1.Status_STATUS_INVALID_ARGUMENT),
 			Message: "dispatch: invalid poll, no call was dispatched: " + err.Error(),
@@ -238,7 +242,7 @@ func (e *Engine) poll(c *call, p *sdkv1.Poll, now time.Time, b *store.Batch) {
 	}
 	c.pollErr = nil
 	c.minResults, c.maxResults = p.GetMinResults(), p.GetMaxResults()
-	c.deadline = now.Add(p.GetMaxWait().AsDuration()).UnixNano()
+	c.deadline = after(now, p.GetMaxWait().AsDuration())
 	b.Calls = append(b.Calls, c.row(nowN))
 
 	var children []*call
@@ -262,7 +266,7 @@ func (e *Engine) poll(c *call, p *sdkv1.Poll, now time.Time, b *store.Batch) {
 			version:   pc.GetVersion(),
 			input:     pc.GetInput(),
 			created:   nowN,
-			expires:   min(now.Add(exp).UnixNano(), c.expires),
+			expires:   min(after(now, exp), c.expires),
 		}
 		children[i] = ch
 		e.calls[id] = ch
@@ -279,6 +283,21 @@ func (e *Engine) poll(c *call, p *sdkv1.Poll, now time.Time, b *store.Batch) {
 			e.suspendOrResume(c)
 		}
 	})
+}
+
+// maxPollCalls is the most calls one Poll may make (PROTOCOL.md: an SDK
+// that needs more splits them over several polls). The protovalidate
+// rules of the protos do not bound the list.
+const maxPollCalls = 1000
+
+// validatePoll checks p against the rules of the protos and PROTOCOL.md.
+// The number of calls is checked first, so that a huge list is refused
+// without validating each call.
+func (e *Engine) validatePoll(p *sdkv1.Poll) error {
+	if n := len(p.GetCalls()); n > maxPollCalls {
+		return fmt.Errorf("calls: %d calls, at most %d per poll; split them over several polls", n, maxPollCalls)
+	}
+	return e.validator.Validate(p)
 }
 
 // suspendOrResume resumes a suspended c if enough results are ready, or
