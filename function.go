@@ -213,4 +213,3 @@ func exitError(err error) *sdkv1.RunResponse {
 	st, pe := status.ToProto(err)
 	return &sdkv1.RunResponse{Status: st, Directive: &sdkv1.RunResponse_Exit{Exit: &sdkv1.Exit{Result: &sdkv1.CallResult{Error: pe}}}}
 }
-

@@ -122,10 +122,15 @@ func TestResult(t *testing.T) {
 				var err error
 				if mode == "already final" {
 					g.open()
-					waitFor(t, "the call to finish", func() bool { return b.srv.Live() == 0 })
+					// Once the outcome is durable, Result answers even with
+					// a cancelled context. (A call leaves memory just before
+					// its final commit lands, so Live() == 0 is not enough.)
 					cancelled, cancel := context.WithCancel(ctx)
 					cancel()
-					o, err = b.srv.Result(cancelled, id) // final: answers even so
+					waitFor(t, "the outcome to be final", func() bool {
+						o, err = b.srv.Result(cancelled, id)
+						return err == nil
+					})
 				} else {
 					got := make(chan error, 1)
 					go func() {
