@@ -43,6 +43,7 @@ type Server struct {
 	closeOnce sync.Once
 	closeErr  error
 	stopping  chan struct{} // closed when shutdown begins: ends waits for results
+	unlock    func() error  // releases the state directory's lock
 }
 
 // New checks cfg, opens the store and loads (or makes) the signing key.
@@ -52,6 +53,24 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	unlock := func() error { return nil }
+	if !cfg.Memory {
+		var err error
+		if unlock, err = lockDir(cfg.StateDir); err != nil {
+			return nil, err
+		}
+	}
+	s, err := newLocked(cfg)
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	s.unlock = unlock
+	return s, nil
+}
+
+// newLocked is New once the state directory is locked.
+func newLocked(cfg Config) (*Server, error) {
 	key, err := signingKey(&cfg)
 	if err != nil {
 		return nil, err
@@ -242,6 +261,11 @@ func (s *Server) shutdown(ctx context.Context, graceful bool) error {
 		}
 		if err := s.store.Close(); err != nil {
 			errs = append(errs, err)
+		}
+		if s.unlock != nil {
+			if err := s.unlock(); err != nil {
+				errs = append(errs, err)
+			}
 		}
 		if err := errors.Join(errs...); err != nil {
 			s.closeErr = fmt.Errorf("server: shutting down: %w", err)
