@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/dispatchkit/dispatch/internal/store"
 )
 
 // Config configures a [Server]. The zero value, with Memory set, is a
@@ -72,6 +74,12 @@ type Config struct {
 	// (128) and adapts (additive increase, multiplicative decrease on
 	// THROTTLED, timeouts, 429 and 503) up to MaxConcurrency (1024).
 	InitialConcurrency, MaxConcurrency int
+
+	// Test hooks (export_test.go): wrapStore wraps the store the server
+	// opens; commitRetry bounds the retries of a failed commit (the
+	// engine's default when zero).
+	wrapStore   func(store.Store) store.Store
+	commitRetry time.Duration
 }
 
 const (

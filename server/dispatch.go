@@ -49,6 +49,10 @@ func (d *dispatchService) Dispatch(ctx context.Context, req *connect.Request[sdk
 		if errors.Is(err, scheduler.ErrClosed) {
 			return nil, connect.NewError(connect.CodeUnavailable, errors.New("dispatch: the server is shutting down; retry later"))
 		}
+		var se *scheduler.StoreError
+		if errors.As(err, &se) {
+			return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("server: the store cannot write: %w; calls already accepted are kept and resume on restart", se.Err))
+		}
 		d.s.cfg.Logger.Error().Err(err).Msg("dispatch failed")
 		return nil, connect.NewError(connect.CodeInternal, fmt.Errorf("dispatch: no call was recorded: %w", err))
 	}

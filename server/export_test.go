@@ -1,6 +1,16 @@
 package server
 
-import "github.com/dispatchkit/dispatch/internal/store"
+import (
+	"time"
+
+	"github.com/dispatchkit/dispatch/internal/store"
+)
+
+// WithStore makes the server wrap its store with wrap, and retry a failed
+// commit for retry (the default when zero).
+func WithStore(c *Config, wrap func(store.Store) store.Store, retry time.Duration) {
+	c.wrapStore, c.commitRetry = wrap, retry
+}
 
 // Live returns the number of calls not done.
 func (s *Server) Live() int { return s.engine.Live() }

@@ -84,6 +84,9 @@ func newLocked(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("server: opening the store in Config.StateDir %q: %w", cfg.StateDir, err)
 		}
 	}
+	if cfg.wrapStore != nil {
+		st = cfg.wrapStore(st)
+	}
 	signer := signature.NewSigner(key)
 	eng, err := scheduler.New(scheduler.Config{
 		Store:              st,
@@ -97,6 +100,7 @@ func newLocked(cfg Config) (*Server, error) {
 		DefaultEndpoint:    cfg.Endpoint,
 		InitialConcurrency: cfg.InitialConcurrency,
 		MaxConcurrency:     cfg.MaxConcurrency,
+		CommitRetry:        cfg.commitRetry,
 	})
 	if err != nil {
 		st.Close()

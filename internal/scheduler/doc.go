@@ -21,6 +21,32 @@
 // happens in the commit callback, once the batch is durable. The one
 // exception is a retry timer, which only delays work already durable.
 //
+// # Store failures
+//
+// A batch whose commit fails (disk full, I/O error) is never acted on: its
+// callback does not run. The committer first retries the failed
+// transaction with back-off for a few seconds ([Config.CommitRetry], 5 s;
+// the store promises that a failed Apply left nothing behind), so a
+// passing failure costs a delay and nothing else. If it still fails, the
+// store is deemed broken until the process restarts:
+//
+//   - the committer refuses every later batch without applying it, so the
+//     store holds a prefix of the changes, never a change without the
+//     ones it follows from;
+//   - no Run request starts any more (requests in flight finish, but
+//     their outcomes are not stored and not acted on);
+//   - Dispatch fails with a [*StoreError], the Dispatch whose own batch
+//     failed included: it gets no ids (the server answers `unavailable`,
+//     "server: the store cannot write: <err>; calls already accepted are
+//     kept and resume on restart");
+//   - the engine logs the error once.
+//
+// Everything durable before the failure is intact; after a restart with a
+// working store, Start recovers it and the calls resume from there (a Run
+// whose outcome was lost runs again). Readers of the store (results,
+// inspection) keep working; a caller waiting for a result that will not
+// come before a restart waits until its own deadline or the shutdown.
+//
 // # Decisions where PROTOCOL.md is silent
 //
 //   - A call without an endpoint takes the configured default endpoint

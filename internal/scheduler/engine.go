@@ -21,6 +21,16 @@ import (
 // ErrClosed is returned by Dispatch once the engine is closing.
 var ErrClosed = errors.New("scheduler: closed")
 
+// StoreError is returned by Dispatch once a commit has failed for good:
+// the store cannot write, so the engine accepts and runs nothing more
+// until a restart (see "Store failures" in the package documentation).
+type StoreError struct {
+	Err error // the store's error
+}
+
+func (e *StoreError) Error() string { return "scheduler: the store cannot write: " + e.Err.Error() }
+func (e *StoreError) Unwrap() error { return e.Err }
+
 // Config configures an [Engine]. Zero durations and limits take the
 // defaults documented on each field.
 type Config struct {
@@ -52,6 +62,9 @@ type Config struct {
 	InitialConcurrency, MinConcurrency, MaxConcurrency int
 	// MaxResponseBytes bounds a RunResponse; 16 MiB.
 	MaxResponseBytes int
+	// CommitRetry bounds how long a failed commit is retried before the
+	// store is deemed broken; 5 s. Negative: no retry.
+	CommitRetry time.Duration
 	// Now is the clock; time.Now.
 	Now func() time.Time
 }
@@ -90,6 +103,9 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.CommitRetry == 0 {
+		c.CommitRetry = 5 * time.Second
+	}
 }
 
 // Engine runs calls. Create it with [New], then [Engine.Start].
@@ -117,6 +133,10 @@ type Engine struct {
 	timerWake chan struct{}
 	seq       int64 // inbox arrival order
 	recovered []*call
+	// broken is the error of the commit the committer gave up on: once
+	// set, nothing is acted on any more (no attempt starts, Dispatch
+	// fails) until a restart.
+	broken error
 	// finishing holds the calls completed in memory whose outcome is not
 	// yet durable; waiters holds the watchers of live calls (watch.go).
 	finishing map[string]struct{}
@@ -187,7 +207,12 @@ func (e *Engine) Start(ctx context.Context) error {
 	if e.closing {
 		return ErrClosed
 	}
-	e.commit = store.NewCommitter(e.cfg.Store)
+	e.commit = store.NewCommitter(e.cfg.Store, store.CommitterOptions{
+		RetryFor: e.cfg.CommitRetry,
+		OnRetry: func(err error) {
+			e.log.Warn().Err(err).Msg("storing a change failed; retrying")
+		},
+	})
 	e.wg.Add(1)
 	go e.timerLoop()
 	e.started = true
@@ -238,7 +263,8 @@ func (e *Engine) Suspended() int {
 // Dispatch records calls as new root calls and returns their ids in order.
 // Every call must have an endpoint and be valid (the server validates the
 // request). Either all calls are durable when Dispatch returns nil, or
-// none was recorded.
+// none was recorded. Once the store cannot write, Dispatch returns a
+// *[StoreError].
 func (e *Engine) Dispatch(ctx context.Context, calls []*sdkv1.Call) ([]string, error) {
 	ids := make([]string, len(calls))
 	done := make(chan error, 1)
@@ -247,6 +273,11 @@ func (e *Engine) Dispatch(ctx context.Context, calls []*sdkv1.Call) ([]string, e
 	if e.closing || !e.started {
 		e.mu.Unlock()
 		return nil, ErrClosed
+	}
+	if e.broken != nil {
+		err := e.broken
+		e.mu.Unlock()
+		return nil, &StoreError{Err: err}
 	}
 	now := e.now()
 	b := &store.Batch{Calls: make([]*store.Call, 0, len(calls))}
@@ -273,6 +304,9 @@ func (e *Engine) Dispatch(ctx context.Context, calls []*sdkv1.Call) ([]string, e
 	}
 	err := e.commit.Submit(b, func(err error) {
 		e.mu.Lock()
+		if err != nil {
+			e.fail(err)
+		}
 		for _, c := range made {
 			if err != nil {
 				delete(e.calls, c.id)
@@ -289,15 +323,21 @@ func (e *Engine) Dispatch(ctx context.Context, calls []*sdkv1.Call) ([]string, e
 		for _, c := range made {
 			delete(e.calls, c.id)
 		}
+		if !errors.Is(err, store.ErrClosed) {
+			e.fail(err)
+			err = &StoreError{Err: err}
+		} else {
+			err = ErrClosed
+		}
 	}
 	e.mu.Unlock()
 	if err != nil {
-		return nil, ErrClosed
+		return nil, err
 	}
 	// Wait for the commit even if ctx ends: the calls are recorded or not
 	// as a whole and the caller learns which only by waiting.
 	if err := <-done; err != nil {
-		return nil, fmt.Errorf("scheduler: recording calls: %w", err)
+		return nil, &StoreError{Err: err}
 	}
 	return ids, nil
 }
@@ -334,7 +374,7 @@ func (e *Engine) makeReady(c *call) {
 // pump starts Run requests for ready calls of ep up to its limit. Called
 // with e.mu held.
 func (e *Engine) pump(ep *endpoint) {
-	if e.closing || e.commit == nil {
+	if e.closing || e.commit == nil || e.broken != nil {
 		return
 	}
 	for ep.ready > 0 && ep.inflight < int(ep.limit) {
@@ -387,22 +427,39 @@ func (e *Engine) runRequest(c *call) (*sdkv1.RunRequest, int) {
 }
 
 // submit hands b to the committer; fn runs with e.mu held once b is
-// durable. Called with e.mu held.
+// durable, and never if b could not be stored. Called with e.mu held.
 func (e *Engine) submit(b *store.Batch, fn func()) {
 	err := e.commit.Submit(b, func(err error) {
-		if err != nil {
-			e.log.Error().Err(err).Msg("storing a change failed; carrying on from memory")
-		}
-		if fn == nil {
+		if err == nil && fn == nil {
 			return
 		}
 		e.mu.Lock()
+		defer e.mu.Unlock()
+		if err != nil {
+			e.fail(err)
+			return
+		}
 		fn()
-		e.mu.Unlock()
 	})
-	if err != nil {
+	switch {
+	case err == nil:
+	case errors.Is(err, store.ErrClosed):
 		// Closing: the change is lost with the process, like a crash;
 		// the store has the previous state and it is replayed on start.
 		e.log.Debug().Err(err).Msg("change not stored: closing")
+	default:
+		e.fail(err)
 	}
+}
+
+// fail marks the store broken after a commit failed for good: no attempt
+// starts any more and Dispatch fails, so that nothing acts on a change
+// that is not durable. What is durable stays as it is and resumes after a
+// restart. Called with e.mu held.
+func (e *Engine) fail(err error) {
+	if e.broken != nil {
+		return
+	}
+	e.broken = err
+	e.log.Error().Err(err).Msg("the store cannot write: no call is accepted or run until the server restarts; calls already accepted are kept and resume on restart")
 }

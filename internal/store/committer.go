@@ -3,25 +3,53 @@ package store
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // maxGroup bounds the number of batches applied in one transaction, so that
 // a flood of steps still commits in bounded time.
 const maxGroup = 4096
 
+// Default retry bounds of a failed transaction (see [CommitterOptions]).
+const (
+	defaultRetryFor   = 5 * time.Second
+	defaultFirstRetry = 10 * time.Millisecond
+	maxRetryWait      = time.Second
+)
+
+// CommitterOptions tune a [Committer]. The zero value takes the defaults.
+type CommitterOptions struct {
+	// RetryFor bounds how long a failed transaction is retried (with
+	// exponential back-off from 10 ms, at most 1 s between tries) before
+	// the committer gives up and fails for good; 5 s. Negative: no retry.
+	RetryFor time.Duration
+	// OnRetry, if set, is called on the writer goroutine with the error
+	// of each failed try that will be retried. It must not block.
+	OnRetry func(err error)
+}
+
 // Committer applies batches to a [Store] from a single writer goroutine,
 // grouping every batch submitted while the previous transaction was being
 // committed into the next one (group commit). Callbacks run on the writer
 // goroutine, in submission order, after the transaction that holds their
 // batch is durable; they must not block.
+//
+// A failed transaction is retried for a few seconds (the store promises
+// that a failed Apply left nothing behind). If it still fails, the
+// committer has failed for good: the callbacks of that transaction get the
+// error, and every later batch is refused without being applied, so the
+// store keeps a prefix of the submitted changes and never a later change
+// without an earlier one. See [Committer.Err].
 type Committer struct {
 	st   Store
+	opts CommitterOptions
 	mu   sync.Mutex
 	wake chan struct{}
 	done chan struct{}
 
 	pending []pending
 	closed  bool
+	failed  error // the error that made the committer give up, sticky
 }
 
 type pending struct {
@@ -30,9 +58,13 @@ type pending struct {
 }
 
 // NewCommitter starts the writer goroutine of st. Close stops it.
-func NewCommitter(st Store) *Committer {
+func NewCommitter(st Store, opts CommitterOptions) *Committer {
+	if opts.RetryFor == 0 {
+		opts.RetryFor = defaultRetryFor
+	}
 	c := &Committer{
 		st:   st,
+		opts: opts,
 		wake: make(chan struct{}, 1),
 		done: make(chan struct{}),
 	}
@@ -41,14 +73,20 @@ func NewCommitter(st Store) *Committer {
 }
 
 // Submit queues b; fn (which may be nil) is called with the outcome once the
-// transaction holding b has been committed or has failed. Submit never
-// blocks on the store. After Close it returns ErrClosed and fn is never
-// called.
+// transaction holding b has been committed or has failed for good. Submit
+// never blocks on the store. After Close it returns ErrClosed, and once the
+// committer has failed for good it returns that failure ([Committer.Err]);
+// either way fn is never called.
 func (c *Committer) Submit(b *Batch, fn func(error)) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return ErrClosed
+	}
+	if c.failed != nil {
+		err := c.failed
+		c.mu.Unlock()
+		return err
 	}
 	c.pending = append(c.pending, pending{b, fn})
 	c.mu.Unlock()
@@ -76,7 +114,16 @@ func (c *Committer) Commit(ctx context.Context, b *Batch) error {
 	}
 }
 
-// Close commits what was submitted, stops the writer and returns. It does
+// Err returns the error of the transaction the committer gave up on, or
+// nil while every transaction has been committed.
+func (c *Committer) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.failed
+}
+
+// Close commits what was submitted (retrying a failed transaction as
+// usual, so Close may take up to RetryFor), stops the writer and returns. It does
 // not close the underlying store.
 func (c *Committer) Close() error {
 	c.mu.Lock()
@@ -119,7 +166,16 @@ func (c *Committer) run() {
 			for _, p := range group {
 				batches = append(batches, p.b)
 			}
-			err := c.st.Apply(context.Background(), batches...)
+			c.mu.Lock()
+			err := c.failed
+			c.mu.Unlock()
+			if err == nil {
+				if err = c.apply(batches); err != nil {
+					c.mu.Lock()
+					c.failed = err
+					c.mu.Unlock()
+				}
+			}
 			for _, p := range group {
 				if p.fn != nil {
 					p.fn(err)
@@ -128,5 +184,23 @@ func (c *Committer) run() {
 			clear(group)
 			clear(batches)
 		}
+	}
+}
+
+// apply applies batches, retrying a failure with back-off for up to
+// RetryFor.
+func (c *Committer) apply(batches []*Batch) error {
+	wait := defaultFirstRetry
+	deadline := time.Now().Add(c.opts.RetryFor)
+	for {
+		err := c.st.Apply(context.Background(), batches...)
+		if err == nil || c.opts.RetryFor < 0 || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		if c.opts.OnRetry != nil {
+			c.opts.OnRetry(err)
+		}
+		time.Sleep(wait)
+		wait = min(2*wait, maxRetryWait)
 	}
 }

@@ -262,7 +262,7 @@ func Run(t *testing.T, o Opener) {
 	t.Run("committer groups and orders", func(t *testing.T) {
 		is := is.New(t)
 		s := o.Open(t)
-		c := store.NewCommitter(s)
+		c := store.NewCommitter(s, store.CommitterOptions{})
 		var mu sync.Mutex
 		var order []int
 		var wg sync.WaitGroup
