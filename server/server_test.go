@@ -642,3 +642,28 @@ func TestStartAddrInUse(t *testing.T) {
 	is.True(strings.Contains(err.Error(), "Config.Addr"))
 	is.NoErr(srv.Close()) // closed already; Close stays safe
 }
+
+// A resume carries at most 8 MB of results, so that it stays under the
+// request limit of SDK endpoints (16 MB): large results are spread over
+// several resumes, even below min_results, and none is lost.
+func TestResumeBytesBounded(t *testing.T) {
+	is := is.New(t)
+	b := setup(t)
+	out := make(chan *sdkv1.RunRequest, 10)
+	big := strings.Repeat("x", 5<<20)
+	b.ep.handle("big", func(req *sdkv1.RunRequest) (*sdkv1.RunResponse, error) {
+		return output(big + strOf(req.GetInput())), nil
+	})
+	b.ep.handle("parent", gather(out, 3, 3, time.Hour, 3,
+		child(1, "big", "a"), child(2, "big", "b"), child(3, "big", "c")))
+	b.dispatch(t, call("parent", ""))
+	seen := map[uint64]bool{}
+	for range 3 {
+		res := recv(t, out).GetPollResult().GetResults()
+		is.Equal(len(res), 1) // two 5 MB results do not fit in one resume
+		seen[res[0].GetCorrelationId()] = true
+		is.Equal(len(strOf(res[0].GetOutput())), 5<<20+1)
+	}
+	is.Equal(len(seen), 3)
+	waitFor(t, "done", func() bool { return b.srv.Live() == 0 })
+}

@@ -63,6 +63,10 @@
 //     call's input after a tail call).
 //   - The results sent in a resume are consumed by any answer other than a
 //     retried failure, even an invalid Poll: the function has seen them.
+//   - A resume carries at most max_results results and at most 8 MB of
+//     them (always at least one), so that it fits the 16 MB request limit
+//     of SDK endpoints; it may then carry fewer than min_results, and the
+//     coroutine polls again for the rest, which are ready at once.
 //   - An invalid Poll (limits out of range, an invalid call, more than
 //     1000 calls, which the protovalidate rules do not bound) resumes the
 //     call at once with PollResult.error (type "INVALID_ARGUMENT"), its

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"google.golang.org/protobuf/proto"
 	"net"
 	"net/http"
 	"sync"
@@ -419,7 +420,7 @@ func (e *Engine) runRequest(c *call) (*sdkv1.RunRequest, int) {
 	}
 	n := 0
 	if c.pollErr == nil {
-		n = min(len(c.inbox), int(c.maxResults))
+		n = fitting(c.inbox[:min(len(c.inbox), int(c.maxResults))], maxResumeResultBytes)
 		pr.Results = c.inbox[:n:n]
 	}
 	req.Directive = &sdkv1.RunRequest_PollResult{PollResult: pr}
@@ -462,4 +463,25 @@ func (e *Engine) fail(err error) {
 	}
 	e.broken = err
 	e.log.Error().Err(err).Msg("the store cannot write: no call is accepted or run until the server restarts; calls already accepted are kept and resume on restart")
+}
+
+// maxResumeResultBytes bounds the encoded results one resume carries, well
+// under the 16 MB request limit of SDK endpoints (and leaving room for the
+// state): a resume over an endpoint's limit would be refused with
+// resource_exhausted, read as THROTTLED, and retried until it expired.
+const maxResumeResultBytes = 8 << 20
+
+// fitting returns how many of rs fit in limit bytes; at least one, so that
+// a single large result still goes (the endpoint decides). The others wait
+// for the next poll: a resume may carry fewer than min_results, and the
+// coroutine polls again for the rest.
+func fitting(rs []*sdkv1.CallResult, limit int) int {
+	size := 0
+	for i, r := range rs {
+		size += proto.Size(r)
+		if size > limit && i > 0 {
+			return i
+		}
+	}
+	return len(rs)
 }
