@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/dispatchkit/dispatch/internal/status"
 	"io"
 	"net"
 	"net/http"
@@ -147,7 +148,12 @@ func failed(err error, code int, timedOut bool, limit time.Duration) outcome {
 		o.status = sdkv1.Status_STATUS_INVALID_RESPONSE
 		msg = "the endpoint's answer is not a RunResponse: " + msg
 	default:
-		o.status = httpStatusOf(code)
+		// The SDK's table of HTTP statuses (400 INVALID_ARGUMENT, 429
+		// THROTTLED, 5xx TEMPORARY_ERROR but 501, ...). Any other 2xx
+		// carrying an error is not a RunResponse either.
+		if o.status = status.FromHTTPStatus(code).Proto(); o.status == sdkv1.Status_STATUS_OK {
+			o.status = sdkv1.Status_STATUS_INVALID_RESPONSE
+		}
 		o.throttle = code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable
 		msg = fmt.Sprintf("HTTP %d: %s", code, msg)
 	}
@@ -178,28 +184,6 @@ func transportStatus(err error) sdkv1.Status {
 	}
 	// Connection reset mid-answer, malformed HTTP and the like.
 	return sdkv1.Status_STATUS_HTTP_ERROR
-}
-
-func httpStatusOf(code int) sdkv1.Status {
-	switch {
-	case code == 400:
-		return sdkv1.Status_STATUS_INVALID_ARGUMENT
-	case code == 401:
-		return sdkv1.Status_STATUS_UNAUTHENTICATED
-	case code == 403:
-		return sdkv1.Status_STATUS_PERMISSION_DENIED
-	case code == 404:
-		return sdkv1.Status_STATUS_NOT_FOUND
-	case code == 408:
-		return sdkv1.Status_STATUS_TIMEOUT
-	case code == 429:
-		return sdkv1.Status_STATUS_THROTTLED
-	case code == 501:
-		return sdkv1.Status_STATUS_PERMANENT_ERROR
-	case code >= 500:
-		return sdkv1.Status_STATUS_TEMPORARY_ERROR
-	}
-	return sdkv1.Status_STATUS_PERMANENT_ERROR
 }
 
 // retryable reports whether Dispatch retries a call that ended with s.
