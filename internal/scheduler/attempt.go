@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"github.com/dispatchkit/dispatch/internal/status"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
 	"connectrpc.com/connect"
+	"github.com/dispatchkit/dispatch/internal/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
