@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"regexp"
-	"runtime/debug"
 	"sort"
 	"sync"
 
@@ -120,12 +119,12 @@ func FuncSafely[I, O any](name string, fn func(ctx context.Context, in I) (O, er
 }
 
 func callPlain[I, O any](ctx context.Context, fn func(context.Context, I) (O, error), in I) (out O, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = &status.PanicError{Value: r, Stack: debug.Stack()}
-		}
-	}()
-	return fn(ctx, in)
+	err = status.CatchPanic(func() error {
+		var err error
+		out, err = fn(ctx, in)
+		return err
+	})
+	return out, err
 }
 
 // Flow registers fn as a workflow called name. fn returns a [flow.Step]:

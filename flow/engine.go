@@ -3,7 +3,6 @@ package flow
 import (
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"slices"
 	"time"
 
@@ -85,12 +84,9 @@ func Resume(c *Ctx, pr *sdkv1.PollResult) *sdkv1.RunResponse {
 // call runs user code, turning a panic into a failure and a zero Step into
 // an error naming who returned it.
 func (m *machine) call(fn func() node, who string) (n node) {
-	defer func() {
-		if r := recover(); r != nil {
-			n = failNode{&status.PanicError{Value: r, Stack: debug.Stack()}}
-		}
-	}()
-	n = fn()
+	if err := status.CatchPanic(func() error { n = fn(); return nil }); err != nil {
+		return failNode{err}
+	}
 	if n == nil {
 		n = failNode{fmt.Errorf("flow: %q returned a zero Step: return flow.Done(v), flow.Fail(err) or a combinator", who)}
 	}
