@@ -149,9 +149,15 @@ func failed(err error, code int, timedOut bool, limit time.Duration) outcome {
 		msg = "the endpoint's answer is not a RunResponse: " + msg
 	default:
 		// The SDK's table of HTTP statuses (400 INVALID_ARGUMENT, 429
-		// THROTTLED, 5xx TEMPORARY_ERROR but 501, ...). Any other 2xx
-		// carrying an error is not a RunResponse either.
-		if o.status = status.FromHTTPStatus(code).Proto(); o.status == sdkv1.Status_STATUS_OK {
+		// THROTTLED, ...), except that any 5xx of the endpoint itself,
+		// 501 included, is a failure to reach it, retried like
+		// TEMPORARY_ERROR (PROTOCOL.md, "Status"); the SDK's table makes
+		// 501 permanent for the HTTP errors of remote APIs that functions
+		// call. Any other 2xx carrying an error is not a RunResponse.
+		switch o.status = status.FromHTTPStatus(code).Proto(); {
+		case code >= 500:
+			o.status = sdkv1.Status_STATUS_TEMPORARY_ERROR
+		case o.status == sdkv1.Status_STATUS_OK:
 			o.status = sdkv1.Status_STATUS_INVALID_RESPONSE
 		}
 		o.throttle = code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable

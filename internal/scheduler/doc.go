@@ -75,7 +75,9 @@
 //     TLS_ERROR, TIMEOUT when recognisable) and retried. An HTTP error maps
 //     like the SDK's helper: 400 INVALID_ARGUMENT, 401 UNAUTHENTICATED,
 //     403 PERMISSION_DENIED, 404 NOT_FOUND, 408 TIMEOUT, 429 THROTTLED,
-//     501 PERMANENT_ERROR, other 5xx TEMPORARY_ERROR, other PERMANENT_ERROR.
+//     other 4xx PERMANENT_ERROR; but every 5xx, 501 included, is
+//     TEMPORARY_ERROR: the endpoint could not be reached, which PROTOCOL.md
+//     retries (the helper's 501 PERMANENT_ERROR is for remote APIs).
 //     A 200 answer that is not a RunResponse (garbage), or a RunResponse
 //     without a directive, is INVALID_RESPONSE and is not retried.
 //   - Errors made by the server (timeouts, invalid responses, exhausted

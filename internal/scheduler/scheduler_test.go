@@ -117,7 +117,7 @@ func TestClassification(t *testing.T) {
 		{"413", errors.New("x"), 413, false, sdkv1.Status_STATUS_PERMANENT_ERROR, false},
 		{"429", errors.New("x"), 429, false, sdkv1.Status_STATUS_THROTTLED, true},
 		{"500", errors.New("x"), 500, false, sdkv1.Status_STATUS_TEMPORARY_ERROR, false},
-		{"501", errors.New("x"), 501, false, sdkv1.Status_STATUS_PERMANENT_ERROR, false},
+		{"501 of the endpoint is retried", errors.New("x"), 501, false, sdkv1.Status_STATUS_TEMPORARY_ERROR, false},
 		{"503", errors.New("x"), 503, false, sdkv1.Status_STATUS_TEMPORARY_ERROR, true},
 	}
 	for _, tt := range tests {
