@@ -3,12 +3,10 @@ package dispatch
 import (
 	"context"
 	"fmt"
-	"regexp"
-	"sort"
-	"sync"
 
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
 	"github.com/dispatchkit/dispatch/flow"
+	"github.com/dispatchkit/dispatch/internal/registry"
 	"github.com/dispatchkit/dispatch/internal/status"
 	"github.com/dispatchkit/dispatch/serde"
 )
@@ -33,46 +31,24 @@ type entry interface {
 	serve(ctx context.Context, rt *runtime, req *sdkv1.RunRequest) *sdkv1.RunResponse
 }
 
-// namePattern is the protocol's pattern for function names.
-var namePattern = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_<>.]*$`)
-
-var functions = struct {
-	sync.RWMutex
-	m map[string]entry
-}{m: map[string]entry{}}
+// functions are the registered functions, by name.
+var functions registry.Registry[entry]
 
 func register(e entry) error {
 	name := e.Name()
-	if !namePattern.MatchString(name) {
-		return fmt.Errorf("dispatch: invalid function name %q: names match %s (letters, digits, '_', '.', '<', '>'; not starting with a digit)", name, namePattern)
+	if !registry.ValidName(name) {
+		return fmt.Errorf("dispatch: invalid function name %q: names match %s (letters, digits, '_', '.', '<', '>'; not starting with a digit)", name, registry.Pattern)
 	}
-	functions.Lock()
-	defer functions.Unlock()
-	if _, dup := functions.m[name]; dup {
+	if !functions.Add(name, e) {
 		return fmt.Errorf("dispatch: function %q is registered twice: each name must be unique in a program", name)
 	}
-	functions.m[name] = e
 	return nil
 }
 
-func lookupFunction(name string) (entry, bool) {
-	functions.RLock()
-	defer functions.RUnlock()
-	e, ok := functions.m[name]
-	return e, ok
-}
+func lookupFunction(name string) (entry, bool) { return functions.Get(name) }
 
 // Functions returns the names of the registered functions, sorted.
-func Functions() []string {
-	functions.RLock()
-	defer functions.RUnlock()
-	names := make([]string, 0, len(functions.m))
-	for n := range functions.m {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func Functions() []string { return functions.Names() }
 
 // Func registers fn as a plain function called name. Dispatch runs it once
 // per attempt and retries it on temporary errors (see [Temporary] and the

@@ -3,10 +3,8 @@ package flow
 import (
 	"fmt"
 	"reflect"
-	"regexp"
-	"sort"
-	"sync"
 
+	"github.com/dispatchkit/dispatch/internal/registry"
 	"github.com/dispatchkit/dispatch/serde"
 )
 
@@ -70,14 +68,10 @@ type frame struct {
 	raw    []byte
 }
 
-// namePattern is the protocol's pattern for function names, used for
-// continuation names too so that they read the same in traces and logs.
-var namePattern = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_<>.]*$`)
-
-var registry = struct {
-	sync.RWMutex
-	m map[string]*contDef
-}{m: map[string]*contDef{}}
+// conts are the registered continuations, by name. Names follow the
+// protocol's pattern for function names, so that they read the same in
+// traces and logs.
+var conts registry.Registry[*contDef]
 
 func register(d *contDef) {
 	if err := registerSafely(d); err != nil {
@@ -86,36 +80,19 @@ func register(d *contDef) {
 }
 
 func registerSafely(d *contDef) error {
-	if !namePattern.MatchString(d.name) {
-		return fmt.Errorf("flow: invalid continuation name %q: names match %s (letters, digits, '_', '.', '<', '>'; not starting with a digit)", d.name, namePattern)
+	if !registry.ValidName(d.name) {
+		return fmt.Errorf("flow: invalid continuation name %q: names match %s (letters, digits, '_', '.', '<', '>'; not starting with a digit)", d.name, registry.Pattern)
 	}
-	registry.Lock()
-	defer registry.Unlock()
-	if _, dup := registry.m[d.name]; dup {
+	if !conts.Add(d.name, d) {
 		return fmt.Errorf("flow: continuation %q is registered twice: names must be unique in a program because a suspended state refers to its continuations by name", d.name)
 	}
-	registry.m[d.name] = d
 	return nil
 }
 
-func lookup(name string) (*contDef, bool) {
-	registry.RLock()
-	defer registry.RUnlock()
-	d, ok := registry.m[name]
-	return d, ok
-}
+func lookup(name string) (*contDef, bool) { return conts.Get(name) }
 
 // Registered returns the names of all registered continuations, sorted.
-func Registered() []string {
-	registry.RLock()
-	defer registry.RUnlock()
-	names := make([]string, 0, len(registry.m))
-	for n := range registry.m {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func Registered() []string { return conts.Names() }
 
 // Then registers fn as the continuation called name and returns it. fn
 // receives the value of the step it continues; an error skips it and goes on

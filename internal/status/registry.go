@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"regexp"
 	"strings"
 	"sync"
 
+	naming "github.com/dispatchkit/dispatch/internal/registry"
 	"github.com/fxamacker/cbor/v2"
 )
 
@@ -28,9 +28,6 @@ var registry = struct {
 	byName: map[string]*codec{},
 	byType: map[reflect.Type]*codec{},
 }
-
-// namePattern is the protocol's pattern for names, also used for error types.
-var namePattern = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_<>.]*$`)
 
 // reservedPrefix starts the names of the SDK's own error types.
 const reservedPrefix = "dispatch."
@@ -97,7 +94,7 @@ func RegisterErrorSafely[E error](name string) error {
 
 func register[E error](name string) error {
 	typ := reflect.TypeFor[E]()
-	if !namePattern.MatchString(name) {
+	if !naming.ValidName(name) { // the protocol's pattern, as for functions
 		return fmt.Errorf("dispatch: error type name %q is not valid: it must start with a letter or '_' and hold only letters, digits, '_', '.', '<' and '>', such as \"myapp.NotReady\"", name)
 	}
 	if typ.Kind() == reflect.Interface {
