@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"strings"
 	"sync"
-	"time"
 
 	"buf.build/gen/go/stealthrocket/dispatch-proto/connectrpc/go/dispatch/sdk/v1/sdkv1connect"
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
@@ -34,9 +32,9 @@ type Dispatch struct {
 	stateDir   string         // its state directory
 	endpointLn net.Listener   // the endpoint's listener, made early in local mode
 
-	mu      sync.Mutex
-	serving *http.Server // started by Start
-	done    chan error
+	mu   sync.Mutex
+	stop context.CancelFunc // ends the Serve started by Start
+	done chan error         // its result
 }
 
 var defaultInstance struct {
@@ -116,15 +114,11 @@ func (d *Dispatch) Close() error {
 		}
 	}
 	d.mu.Lock()
-	srv, done := d.serving, d.done
-	d.serving = nil
+	stop, done := d.stop, d.done
+	d.stop = nil
 	d.mu.Unlock()
-	if srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			errs = append(errs, err)
-		}
+	if stop != nil {
+		stop()
 		if err := <-done; err != nil {
 			errs = append(errs, err)
 		}

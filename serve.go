@@ -25,24 +25,19 @@ func (d *Dispatch) ListenAndServe(ctx context.Context, addr string) error {
 
 // Start serves [Dispatch.Handler] in the background on the endpoint URL's
 // address (see [Dispatch.ListenAndServe]) and returns once it accepts
-// connections; [Dispatch.Close] stops it.
+// connections; [Dispatch.Close] stops it, as the end of ListenAndServe's
+// context would.
 func (d *Dispatch) Start() error {
 	ln, err := d.listen("")
 	if err != nil {
 		return fmt.Errorf("dispatch: Start: %w", err)
 	}
-	srv := d.newServer()
+	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	d.mu.Lock()
-	d.serving, d.done = srv, done
+	d.stop, d.done = stop, done
 	d.mu.Unlock()
-	go func() {
-		err := srv.Serve(ln)
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
-		}
-		done <- err
-	}()
+	go func() { done <- d.Serve(ctx, ln) }()
 	return nil
 }
 
