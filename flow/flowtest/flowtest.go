@@ -113,10 +113,6 @@ type driver struct {
 	trace     interface{ Write([]byte) (int, error) }
 }
 
-type ready struct {
-	res *sdkv1.CallResult
-}
-
 // Run runs the flow fn with input in, to completion, and returns its result
 // decoded into O, or its error (a *dispatch.Error-compatible error keeping
 // the status).
@@ -137,7 +133,7 @@ func Run[I, O any](ctx context.Context, fn func(*flow.Ctx, I) flow.Step[O], in I
 	}
 	info := flow.Info{Function: "flowtest", DispatchID: "test-1", RootID: "test-1", Created: d.now}
 	resp := flow.Run(flow.NewCtx(ctx, info, cfg), fn, input)
-	var inbox []ready
+	var inbox []*sdkv1.CallResult
 	inflight := 0
 	for polls := 1; ; polls++ {
 		switch dir := resp.GetDirective().(type) {
@@ -172,13 +168,13 @@ func Run[I, O any](ctx context.Context, fn func(*flow.Ctx, I) flow.Step[O], in I
 				for _, c := range p.GetCalls() {
 					rep.Calls++
 					if !d.hang[c.GetFunction()] {
-						inbox = append(inbox, ready{d.call(c)})
+						inbox = append(inbox, d.call(c))
 					}
 				}
 				inflight += len(p.GetCalls())
 				rep.MaxPending = max(rep.MaxPending, inflight)
 			}
-			batch := d.pick(&inbox, int(p.GetMinResults()), int(p.GetMaxResults()))
+			batch := d.pick(&inbox, int(p.GetMaxResults()))
 			inflight -= len(batch)
 			if len(batch) < int(p.GetMinResults()) || len(p.GetCalls()) == 0 && len(batch) == 0 {
 				// Nothing more will arrive in time: the poll's max_wait passes.
@@ -187,9 +183,9 @@ func Run[I, O any](ctx context.Context, fn func(*flow.Ctx, I) flow.Step[O], in I
 				rep.Slept += wait
 			}
 			for _, b := range batch {
-				pr.Results = append(pr.Results, b.res)
+				pr.Results = append(pr.Results, b)
 				if d.dup {
-					pr.Results = append(pr.Results, b.res)
+					pr.Results = append(pr.Results, b)
 				}
 			}
 			rep.Resumes++
@@ -221,14 +217,14 @@ func (d *driver) call(c *sdkv1.Call) *sdkv1.CallResult {
 }
 
 // pick takes the results of the next resume out of the inbox.
-func (d *driver) pick(inbox *[]ready, minResults, maxResults int) []ready {
+func (d *driver) pick(inbox *[]*sdkv1.CallResult, maxResults int) []*sdkv1.CallResult {
 	q := *inbox
 	n := len(q)
 	if d.order != AllAtOnce {
 		n = min(n, 1)
 	}
 	n = min(n, max(maxResults, 1))
-	var batch []ready
+	var batch []*sdkv1.CallResult
 	if d.order == Reversed {
 		batch = append(batch, q[len(q)-n:]...)
 		*inbox = q[:len(q)-n]
@@ -236,6 +232,5 @@ func (d *driver) pick(inbox *[]ready, minResults, maxResults int) []ready {
 		batch = append(batch, q[:n]...)
 		*inbox = q[n:]
 	}
-	_ = minResults
 	return batch
 }
