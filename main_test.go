@@ -5,12 +5,10 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +17,7 @@ import (
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
 	"connectrpc.com/connect"
 	"github.com/dispatchkit/dispatch/internal/signature"
+	"github.com/dispatchkit/dispatch/internal/vectors"
 	"github.com/dispatchkit/dispatch/serde"
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
@@ -101,69 +100,14 @@ func newTest(tb testing.TB, opts ...Option) *Dispatch {
 	return d
 }
 
-// The signature test vectors, shared with the other SDKs.
-type vectorFile struct {
-	Keys                    map[string]vectorKey `json:"keys"`
-	InvalidVerificationKeys []string             `json:"invalid_verification_keys"`
-	Signatures              []vectorSignature    `json:"signatures"`
-}
+// The signature test vectors, shared with the other SDKs (see
+// internal/vectors).
+type (
+	vectorFile = vectors.File
+	vectorKey  = vectors.Key
+)
 
-type vectorKey struct {
-	PublicPEM         string `json:"public_pem"`
-	PublicPEMEscaped  string `json:"public_pem_escaped_one_line"`
-	PublicBase64      string `json:"public_base64_raw"`
-	PublicHex         string `json:"public_hex"`
-	PrivatePEM        string `json:"private_pem"`
-	PrivateSeedBase64 string `json:"private_seed_base64"`
-}
-
-type vectorSignature struct {
-	Name           string            `json:"name"`
-	Key            string            `json:"key"`
-	Method         string            `json:"method"`
-	URL            string            `json:"url"`
-	Headers        map[string]string `json:"headers"`
-	Body           string            `json:"body"`
-	SignatureInput string            `json:"Signature-Input"`
-	Signature      string            `json:"Signature"`
-	Expect         string            `json:"expect"`
-}
-
-const vectorsPath = "shared/vectors/signatures.json"
-
-// loadVectors reads shared/vectors/signatures.json from the first parent of
-// the package directory that has it: CI puts shared/ beside the clone. The
-// vectors are part of the contract with the other SDKs, so their absence
-// fails the test rather than skipping it.
-func loadVectors(tb testing.TB) *vectorFile {
-	tb.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		tb.Fatalf("cannot get the working directory: %v", err)
-	}
-	for {
-		path := filepath.Join(dir, vectorsPath)
-		data, err := os.ReadFile(path)
-		if err == nil {
-			var v vectorFile
-			if err := json.Unmarshal(data, &v); err != nil {
-				tb.Fatalf("%s: %v", path, err)
-			}
-			if len(v.Signatures) == 0 || len(v.InvalidVerificationKeys) == 0 {
-				tb.Fatalf("%s: no signature vectors or invalid keys in the file", path)
-			}
-			return &v
-		}
-		if !errors.Is(err, os.ErrNotExist) {
-			tb.Fatalf("%s: %v", path, err)
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Fatalf("cannot find %s in any parent of the package directory: the signature test vectors live in shared/ beside the repository clone (../%s from the module root); put shared/ there", vectorsPath, vectorsPath)
-		}
-		dir = parent
-	}
-}
+func loadVectors(tb testing.TB) *vectorFile { return vectors.Load(tb) }
 
 // testKeys returns the RFC 9421 test key pair of the vectors.
 func testKeys(tb testing.TB) (ed25519.PrivateKey, vectorKey) {

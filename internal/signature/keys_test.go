@@ -25,7 +25,7 @@ func TestParsePublicKey(t *testing.T) {
 	}
 	var tests []tc
 	for name, k := range vf.Keys {
-		want := vf.publicKey(t, name)
+		want := vf.PublicKey(t, name)
 		if k.PublicPEM != "" {
 			tests = append(tests,
 				tc{name: name + " PEM", input: k.PublicPEM, want: want},
@@ -70,7 +70,7 @@ func TestParsePublicKey(t *testing.T) {
 		tc{name: "truncated PEM", input: "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAJrQLj5P"},
 		tc{name: "base64 of 31 bytes", input: base64.StdEncoding.EncodeToString(make([]byte, 31))},
 		tc{name: "base64 of 33 bytes", input: base64.StdEncoding.EncodeToString(make([]byte, 33))},
-		tc{name: "base64 of the seed plus key", input: base64.StdEncoding.EncodeToString(vf.privateKey(t, "rfc9421_test_key_ed25519"))},
+		tc{name: "base64 of the seed plus key", input: base64.StdEncoding.EncodeToString(vf.PrivateKey(t, "rfc9421_test_key_ed25519"))},
 		tc{name: "blank", input: "  \n"},
 	)
 	for _, tt := range tests {
@@ -102,7 +102,7 @@ func TestParsePrivateKey(t *testing.T) {
 	}
 	var tests []tc
 	for name, k := range vf.Keys {
-		want := vf.publicKey(t, name)
+		want := vf.PublicKey(t, name)
 		if k.PrivatePEM != "" {
 			tests = append(tests,
 				tc{name: name + " PEM", input: k.PrivatePEM, want: want},
@@ -121,7 +121,7 @@ func TestParsePrivateKey(t *testing.T) {
 	tests = append(tests,
 		tc{name: "empty", input: ""},
 		tc{name: "public key PEM", input: tk.PublicPEM},
-		tc{name: "base64 of a whole private key", input: base64.StdEncoding.EncodeToString(vf.privateKey(t, "rfc9421_test_key_ed25519"))},
+		tc{name: "base64 of a whole private key", input: base64.StdEncoding.EncodeToString(vf.PrivateKey(t, "rfc9421_test_key_ed25519"))},
 	)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -149,12 +149,12 @@ func TestEncodeKeys(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			is := is.New(t)
-			priv := vf.privateKey(t, name)
+			priv := vf.PrivateKey(t, name)
 			is.Equal(EncodePublicKey(priv.Public().(ed25519.PublicKey)), k.PublicBase64)
 			is.Equal(EncodePrivateKey(priv), k.PrivateSeedBase64)
-			back, err := ParsePublicKey(EncodePublicKey(vf.publicKey(t, name)))
+			back, err := ParsePublicKey(EncodePublicKey(vf.PublicKey(t, name)))
 			is.NoErr(err)
-			is.Equal(back, vf.publicKey(t, name))
+			is.Equal(back, vf.PublicKey(t, name))
 		})
 	}
 }

@@ -209,7 +209,7 @@ func FuzzParseSignatureHeaders(f *testing.F) {
 	f.Add(``, ``, ``)
 
 	first := vf.Signatures[0]
-	pub := vf.publicKey(f, first.Key)
+	pub := vf.PublicKey(f, first.Key)
 	v := NewVerifier(pub, WithClock(unix(vecCreated+60)))
 	f.Fuzz(func(t *testing.T, input, sig, digest string) {
 		for _, field := range []string{input, sig, digest} {

@@ -2,168 +2,24 @@ package signature
 
 import (
 	"crypto/ed25519"
-	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/dispatchkit/dispatch/internal/vectors"
 	"github.com/matryer/is"
 )
 
-// vectorFile is shared/vectors/signatures.json.
-type vectorFile struct {
-	Keys                    map[string]vectorKey `json:"keys"`
-	InvalidVerificationKeys []string             `json:"invalid_verification_keys"`
-	Digests                 []struct {
-		Body   string `json:"body"`
-		SHA512 string `json:"sha-512"`
-		SHA256 string `json:"sha-256"`
-	} `json:"digests"`
-	Signatures []vectorSignature `json:"signatures"`
-}
+// The vectors shared with the other SDKs (see internal/vectors).
+type (
+	vectorFile      = vectors.File
+	vectorSignature = vectors.Signature
+)
 
-type vectorKey struct {
-	PublicPEM         string `json:"public_pem"`
-	PublicPEMEscaped  string `json:"public_pem_escaped_one_line"`
-	PublicBase64      string `json:"public_base64_raw"`
-	PublicHex         string `json:"public_hex"`
-	PrivatePEM        string `json:"private_pem"`
-	PrivateSeedHex    string `json:"private_seed_hex"`
-	PrivateSeedBase64 string `json:"private_seed_base64"`
-}
-
-type vectorSignature struct {
-	Name           string            `json:"name"`
-	Key            string            `json:"key"`
-	Method         string            `json:"method"`
-	URL            string            `json:"url"`
-	Headers        map[string]string `json:"headers"`
-	Body           string            `json:"body"`
-	SignatureBase  string            `json:"signature_base"`
-	SignatureInput string            `json:"Signature-Input"`
-	Signature      string            `json:"Signature"`
-	Expect         string            `json:"expect"`
-}
-
-const vectorsPath = "shared/vectors/signatures.json"
-
-// findVectors walks up from the working directory (the package directory)
-// to the first ancestor that holds shared/vectors/signatures.json. In this
-// repository's layout and in CI, shared/ sits beside the repository clone,
-// so it is found three levels up (../../../shared from here).
-func findVectors(tb testing.TB) string {
-	tb.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		tb.Fatalf("cannot get the working directory: %v", err)
-	}
-	for {
-		candidate := filepath.Join(dir, vectorsPath)
-		if _, err := os.Stat(candidate); err == nil {
-			return candidate
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Fatalf("cannot find %s in any parent of the package directory: the signature test vectors live in shared/ beside the repository (../../../%s from internal/signature); copy shared/ there", vectorsPath, vectorsPath)
-		}
-		dir = parent
-	}
-}
-
-func loadVectors(tb testing.TB) *vectorFile {
-	tb.Helper()
-	path := findVectors(tb)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		tb.Fatalf("reading vectors: %v", err)
-	}
-	var v vectorFile
-	if err := json.Unmarshal(data, &v); err != nil {
-		tb.Fatalf("decoding %s: %v", path, err)
-	}
-	if len(v.Signatures) == 0 || len(v.Keys) == 0 || len(v.Digests) == 0 {
-		tb.Fatalf("%s has no signatures, keys or digests", path)
-	}
-	return &v
-}
-
-func (vf *vectorFile) signature(tb testing.TB, name string) vectorSignature {
-	tb.Helper()
-	for _, s := range vf.Signatures {
-		if s.Name == name {
-			return s
-		}
-	}
-	tb.Fatalf("no signature vector named %q", name)
-	return vectorSignature{}
-}
-
-// publicKey is the public key of a named vector key, from its hex form (not
-// through ParsePublicKey, which is under test elsewhere).
-func (vf *vectorFile) publicKey(tb testing.TB, name string) ed25519.PublicKey {
-	tb.Helper()
-	k, ok := vf.Keys[name]
-	if !ok {
-		tb.Fatalf("no vector key %q", name)
-	}
-	raw, err := base64.StdEncoding.DecodeString(k.PublicBase64)
-	if err != nil || len(raw) != ed25519.PublicKeySize {
-		tb.Fatalf("vector key %q: bad public_base64_raw", name)
-	}
-	if k.PublicHex != "" && hex.EncodeToString(raw) != k.PublicHex {
-		tb.Fatalf("vector key %q: public_hex and public_base64_raw differ", name)
-	}
-	return raw
-}
-
-func (vf *vectorFile) privateKey(tb testing.TB, name string) ed25519.PrivateKey {
-	tb.Helper()
-	k, ok := vf.Keys[name]
-	if !ok {
-		tb.Fatalf("no vector key %q", name)
-	}
-	seed, err := base64.StdEncoding.DecodeString(k.PrivateSeedBase64)
-	if err != nil || len(seed) != ed25519.SeedSize {
-		tb.Fatalf("vector key %q: bad private_seed_base64", name)
-	}
-	return ed25519.NewKeyFromSeed(seed)
-}
-
-// request builds the vector's request, server side (as a handler receives
-// it, RequestURI set) or client side (as http.NewRequest makes it).
-func (s vectorSignature) request(tb testing.TB, serverSide, signed bool) *http.Request {
-	tb.Helper()
-	var r *http.Request
-	if serverSide {
-		r = httptest.NewRequest(s.Method, s.URL, strings.NewReader(s.Body))
-	} else {
-		var err error
-		if r, err = http.NewRequest(s.Method, s.URL, strings.NewReader(s.Body)); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	for k, v := range s.Headers {
-		if k == "Host" {
-			r.Host = v
-			continue
-		}
-		r.Header.Set(k, v)
-	}
-	if signed {
-		r.Header.Set("Signature-Input", s.SignatureInput)
-		r.Header.Set("Signature", s.Signature)
-	}
-	return r
-}
+func loadVectors(tb testing.TB) *vectorFile { return vectors.Load(tb) }
 
 func sideName(serverSide bool) string {
 	if serverSide {
@@ -227,9 +83,9 @@ func TestVectorSignatures(t *testing.T) {
 			t.Run(tt.name+sideName(serverSide), func(t *testing.T) {
 				t.Parallel()
 				is := is.New(t)
-				s := vf.signature(t, tt.vector)
-				v := NewVerifier(vf.publicKey(t, s.Key), WithClock(unix(tt.at)))
-				err := v.Verify(s.request(t, serverSide, true), []byte(s.Body))
+				s := vf.Signature(t, tt.vector)
+				v := NewVerifier(vf.PublicKey(t, s.Key), WithClock(unix(tt.at)))
+				err := v.Verify(s.Request(t, serverSide, true), []byte(s.Body))
 				if tt.want == nil {
 					is.NoErr(err)
 					return
@@ -257,7 +113,7 @@ func TestVectorSignatureBase(t *testing.T) {
 			t.Run(s.Name+sideName(serverSide), func(t *testing.T) {
 				t.Parallel()
 				is := is.New(t)
-				r := s.request(t, serverSide, true)
+				r := s.Request(t, serverSide, true)
 				inputs, err := parseDictionary(s.SignatureInput)
 				is.NoErr(err)
 				is.Equal(len(inputs), 1)
@@ -270,7 +126,7 @@ func TestVectorSignatureBase(t *testing.T) {
 				is.NoErr(err)
 				var sig [ed25519.SignatureSize]byte
 				is.True(decodeByteSeq(sig[:], sigs[0].val.str))
-				is.True(ed25519.Verify(vf.publicKey(t, s.Key), base, sig[:])) // vector signature verifies
+				is.True(ed25519.Verify(vf.PublicKey(t, s.Key), base, sig[:])) // vector signature verifies
 			})
 		}
 	}
@@ -296,9 +152,9 @@ func TestSignerReproducesVectors(t *testing.T) {
 					created = p.val.num
 				}
 			}
-			r := s.request(t, false, false)
+			r := s.Request(t, false, false)
 			r.Header.Del("Content-Digest") // the signer computes it
-			signer := NewSigner(vf.privateKey(t, s.Key), WithSignerClock(unix(created)))
+			signer := NewSigner(vf.PrivateKey(t, s.Key), WithSignerClock(unix(created)))
 			is.NoErr(signer.Sign(r, []byte(s.Body)))
 			is.Equal(r.Header.Get("Content-Digest"), s.Headers["Content-Digest"])
 			is.Equal(r.Header.Get("Signature-Input"), s.SignatureInput)

@@ -26,7 +26,7 @@ func setup(t *testing.T) *bundle {
 	t.Helper()
 	vf := loadVectors(t)
 	b := &bundle{
-		priv: vf.privateKey(t, "rfc9421_test_key_ed25519"),
+		priv: vf.PrivateKey(t, "rfc9421_test_key_ed25519"),
 		now:  time.Unix(vecCreated+60, 0),
 	}
 	b.created = b.now.Unix() - 10
@@ -340,7 +340,7 @@ func otherSentinel(err error) error {
 func TestVerifyRFCB26Components(t *testing.T) {
 	t.Parallel()
 	is := is.New(t)
-	s := loadVectors(t).signature(t, vecRFCB26)
+	s := loadVectors(t).Signature(t, vecRFCB26)
 	members, err := parseDictionary(s.SignatureInput)
 	is.NoErr(err)
 	err = checkComponents(members[0].list)
@@ -351,8 +351,8 @@ func TestVerifyRFCB26Components(t *testing.T) {
 func TestVerifierConfiguration(t *testing.T) {
 	t.Parallel()
 	vf := loadVectors(t)
-	s := vf.signature(t, vecDispatch)
-	pub := vf.publicKey(t, s.Key)
+	s := vf.Signature(t, vecDispatch)
+	pub := vf.PublicKey(t, s.Key)
 	tests := []struct {
 		name     string
 		verifier *Verifier
@@ -376,7 +376,7 @@ func TestVerifierConfiguration(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			is := is.New(t)
-			err := tt.verifier.Verify(s.request(t, true, true), []byte(s.Body))
+			err := tt.verifier.Verify(s.Request(t, true, true), []byte(s.Body))
 			switch tt.want {
 			case nil:
 				is.NoErr(err)
