@@ -317,10 +317,6 @@ func (m *machine) exit(v value) *sdkv1.RunResponse {
 // exitErr ends the call with err; its status follows the classification of
 // the dispatch package.
 func (m *machine) exitErr(err error) *sdkv1.RunResponse {
-	var ise *IncompatibleStateError
-	if errors.As(err, &ise) {
-		err = status.WithStatus(err, status.IncompatibleState)
-	}
 	st, pe := status.ToProto(err)
 	return &sdkv1.RunResponse{
 		Status:    st,

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
+	"github.com/dispatchkit/dispatch/internal/status"
 	"github.com/dispatchkit/dispatch/serde"
 	"github.com/fxamacker/cbor/v2"
 	"google.golang.org/protobuf/proto"
@@ -96,7 +97,12 @@ func (e *IncompatibleStateError) Error() string {
 	return fmt.Sprintf("flow: incompatible state: frame %d %q: %v", e.Frame, e.Name, e.Err)
 }
 
-func (e *IncompatibleStateError) Unwrap() error { return e.Err }
+// Unwrap returns the cause and the status sentinel, which gives the error
+// its status wherever it is returned from (and makes errors.Is match
+// dispatch.ErrIncompatibleState).
+func (e *IncompatibleStateError) Unwrap() []error {
+	return []error{e.Err, status.ErrIncompatibleState}
+}
 
 var cborNull = []byte{0xf6}
 
