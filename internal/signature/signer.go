@@ -82,7 +82,7 @@ func (s *Signer) Sign(r *http.Request, body []byte) error {
 	if err != nil {
 		return fmt.Errorf("signature: cannot sign: %w", err)
 	}
-	sig := ed25519.Sign(s.key, base)
+	sig := signEd25519(s.key, base)
 
 	out := make([]byte, 0, len(label)+2+base64.StdEncoding.EncodedLen(len(sig))+1)
 	out = append(out, label...)

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 )
 
 // Default limits on the created parameter of a signature.
@@ -17,10 +19,14 @@ const (
 // A Verifier checks the signatures of requests Dispatch sends (see the
 // package doc for the rules). It is immutable and safe for concurrent use.
 type Verifier struct {
-	key     ed25519.PublicKey
-	now     func() time.Time
-	maxAge  time.Duration
-	maxSkew time.Duration
+	key ed25519.PublicKey
+	// expanded is key decompressed, with the precomputed tables of
+	// curve25519-voi: verifying with it takes about half the time of
+	// crypto/ed25519.Verify. Nil when key is not a point of the curve.
+	expanded *voi.ExpandedPublicKey
+	now      func() time.Time
+	maxAge   time.Duration
+	maxSkew  time.Duration
 }
 
 // A VerifierOption configures a [Verifier].
@@ -71,6 +77,7 @@ func NewVerifier(key ed25519.PublicKey, opts ...VerifierOption) *Verifier {
 	for _, o := range opts {
 		o.applyVerifier(v)
 	}
+	v.expanded = expandKey(key)
 	return v
 }
 
@@ -83,6 +90,9 @@ func NewVerifier(key ed25519.PublicKey, opts ...VerifierOption) *Verifier {
 func (v *Verifier) Verify(r *http.Request, body []byte) error {
 	if len(v.key) != ed25519.PublicKeySize {
 		return fmt.Errorf("signature: verification key is %d bytes, want an Ed25519 public key of %d bytes", len(v.key), ed25519.PublicKeySize)
+	}
+	if v.expanded == nil {
+		return fmt.Errorf("signature: verification key %x is not an Ed25519 public key (not a point of the curve); copy the key Dispatch prints again", []byte(v.key))
 	}
 	inputField, ok := fieldValue(r.Header, "Signature-Input")
 	if !ok {
@@ -142,7 +152,7 @@ func (v *Verifier) Verify(r *http.Request, body []byte) error {
 	if err != nil {
 		return invalidf("%v", err)
 	}
-	if !ed25519.Verify(v.key, base, sig[:]) {
+	if !verifyEd25519(v.expanded, base, sig[:]) {
 		return invalidf("signature %q does not verify with the verification key", in.key)
 	}
 	// Content-Digest is covered, so appendSignatureBase found it.
