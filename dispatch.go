@@ -40,6 +40,11 @@ type Dispatch struct {
 var defaultInstance struct {
 	sync.Mutex
 	d *Dispatch
+	// create serialises the creation of an instance by Default, so that
+	// concurrent first calls make only one (in local mode a second one
+	// would fail on the lock of the state directory). It is taken before
+	// the Mutex, never while holding it: New takes the Mutex in SetDefault.
+	create sync.Mutex
 }
 
 // New returns an instance configured by opts and the environment variables
@@ -76,15 +81,27 @@ func New(opts ...Option) (*Dispatch, error) {
 }
 
 // Default returns the default instance: the one last created by [New] or
-// set by [SetDefault]. Without one, it creates one from the environment.
+// set by [SetDefault]. Without one, it creates one from the environment,
+// as New() does. It is safe for concurrent use: concurrent calls that find
+// no default create a single instance and all return it. When creating it
+// fails, Default returns the error and a later call tries again.
 func Default() (*Dispatch, error) {
-	defaultInstance.Lock()
-	d := defaultInstance.d
-	defaultInstance.Unlock()
-	if d != nil {
+	if d := currentDefault(); d != nil {
 		return d, nil
 	}
+	defaultInstance.create.Lock()
+	defer defaultInstance.create.Unlock()
+	if d := currentDefault(); d != nil {
+		return d, nil // made by a concurrent call
+	}
 	return New()
+}
+
+// currentDefault returns the default instance, nil if there is none.
+func currentDefault() *Dispatch {
+	defaultInstance.Lock()
+	defer defaultInstance.Unlock()
+	return defaultInstance.d
 }
 
 // SetDefault makes d the default instance (nil clears it).

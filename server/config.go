@@ -66,7 +66,8 @@ type Config struct {
 	AttemptTimeout time.Duration
 
 	// MaxRestarts bounds the restarts of a call from its input when its
-	// endpoint answers INCOMPATIBLE_STATE; 3.
+	// endpoint answers INCOMPATIBLE_STATE; 3. Negative: no restart, the
+	// call fails with INCOMPATIBLE_STATE at once.
 	MaxRestarts int
 
 	// InitialConcurrency and MaxConcurrency bound the number of requests
@@ -132,7 +133,6 @@ func (c *Config) validate() error {
 		name string
 		v    int
 	}{
-		{"MaxRestarts", c.MaxRestarts},
 		{"InitialConcurrency", c.InitialConcurrency},
 		{"MaxConcurrency", c.MaxConcurrency},
 	} {

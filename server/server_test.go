@@ -521,19 +521,22 @@ func TestSuspendedParentExpires(t *testing.T) {
 
 func TestIncompatibleState(t *testing.T) {
 	tests := []struct {
-		name    string
-		refuse  int // resumes answered INCOMPATIBLE_STATE
-		wantErr bool
-		inputs  int // runs with the input
+		name        string
+		maxRestarts int // Config.MaxRestarts
+		refuse      int // resumes answered INCOMPATIBLE_STATE
+		wantErr     bool
+		inputs      int // runs with the input
+		runs        int // all runs of the function
 	}{
-		{"restarted once", 1, false, 2},
-		{"gives up after 3 restarts", 100, true, 4},
+		{"restarted once", 0, 1, false, 2, 4},
+		{"gives up after 3 restarts", 0, 100, true, 4, 8},
+		{"no restarts when negative", -1, 100, true, 1, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			is := is.New(t)
-			b := setup(t)
+			b := setup(t, func(c *server.Config) { c.MaxRestarts = tt.maxRestarts })
 			out := make(chan *sdkv1.RunRequest, 1)
 			var refused int
 			var mu = make(chan struct{}, 1)
@@ -563,6 +566,7 @@ func TestIncompatibleState(t *testing.T) {
 				}
 			}
 			is.Equal(inputs, tt.inputs)
+			is.Equal(b.ep.count("versioned"), tt.runs)
 			if tt.wantErr {
 				is.Equal(r[0].GetError().GetType(), "INCOMPATIBLE_STATE")
 			} else {
