@@ -60,39 +60,42 @@ func (s *Server) Result(ctx context.Context, id string) (*Outcome, error) {
 // result is Result; without wait, it answers errPending at once for a
 // call that is not final.
 func (s *Server) result(ctx context.Context, id string, wait bool) (*Outcome, error) {
-	for {
-		select {
-		case <-s.stopping:
-			return nil, errNotRunning
-		default:
-		}
-		done, stop, err := s.engine.Watch(id)
-		if errors.Is(err, scheduler.ErrClosed) {
-			return nil, errNotRunning
-		}
+	select {
+	case <-s.stopping:
+		return nil, errNotRunning
+	default:
+	}
+	w, err := s.engine.Watch(id)
+	if errors.Is(err, scheduler.ErrClosed) {
+		return nil, errNotRunning
+	}
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if w == nil {
+		return s.stored(ctx, id)
+	}
+	if !wait {
+		w.Stop()
+		return nil, errPending
+	}
+	select {
+	case <-w.Done():
+		w.Stop()
+		row, err := w.Outcome()
 		if err != nil {
-			return nil, fmt.Errorf("server: %w", err)
+			return nil, fmt.Errorf("server: the outcome of call %q cannot be stored: %w; the call resumes when the server restarts", id, err)
 		}
-		if done == nil {
-			return s.stored(ctx, id)
-		}
-		if !wait {
-			stop()
-			return nil, errPending
-		}
-		select {
-		case <-done:
-			stop()
-		case <-ctx.Done():
-			stop()
-			return nil, ctx.Err()
-		case <-s.stopping:
-			stop()
-			return nil, errNotRunning
-		case <-s.engine.Done():
-			stop()
-			return nil, errNotRunning
-		}
+		return outcomeOf(row)
+	case <-ctx.Done():
+		w.Stop()
+		return nil, ctx.Err()
+	case <-s.stopping:
+		w.Stop()
+		return nil, errNotRunning
+	case <-s.engine.Done():
+		w.Stop()
+		return nil, errNotRunning
 	}
 }
 
@@ -189,6 +192,9 @@ func (s *Server) serveResult(w http.ResponseWriter, r *http.Request) {
 		return
 	case errors.Is(err, ErrUnknownCall):
 		writeJSONStatus(w, http.StatusNotFound, resultBody{Status: "unknown", Error: err.Error()})
+		return
+	case errors.As(err, new(*scheduler.StoreError)):
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	case ctx.Err() != nil:
 		return // the client is gone

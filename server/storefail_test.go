@@ -180,6 +180,18 @@ func TestStoreFailure(t *testing.T) {
 				is.Equal(len(ids), 1)
 				root = ids[0]
 			}
+			// A caller waiting for the root's outcome is told that it
+			// cannot come before a restart, instead of waiting until its
+			// deadline.
+			waited := make(chan error, 1)
+			if root != "" {
+				go func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					defer cancel()
+					_, err := srv1.Result(ctx, root)
+					waited <- err
+				}()
+			}
 			waitFor(t, "the failure", func() bool { return fs.failed() > 0 })
 			// Past the retries (100 ms), with room for a wrong Run request.
 			time.Sleep(300 * time.Millisecond)
@@ -203,6 +215,12 @@ func TestStoreFailure(t *testing.T) {
 				c, err := srv1.Store().GetCall(context.Background(), root)
 				is.NoErr(err)
 				is.True(c.State != store.Done)
+				err = <-waited
+				is.True(err != nil && !errors.Is(err, context.DeadlineExceeded)) // the waiter was woken, not timed out
+				is.True(strings.Contains(err.Error(), "the store cannot write"))
+				is.True(strings.Contains(err.Error(), "resumes when the server restarts"))
+				_, err = srv1.Result(context.Background(), root) // and a new one is told at once
+				is.True(err != nil && strings.Contains(err.Error(), "the store cannot write"))
 			}
 			is.NoErr(srv1.Close())
 			is.Equal(strings.Count(logs.String(), "no call is accepted or run until the server restarts"), 1) // logged once

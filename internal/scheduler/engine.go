@@ -50,7 +50,8 @@ type Config struct {
 	// AttemptTimeout bounds one Run request; 5 minutes. It is also capped
 	// by the call's expiration.
 	AttemptTimeout time.Duration
-	// MaxRestarts bounds restarts on INCOMPATIBLE_STATE; 3.
+	// MaxRestarts bounds restarts on INCOMPATIBLE_STATE; 3. Negative: no
+	// restart, the call fails with INCOMPATIBLE_STATE at once.
 	MaxRestarts int
 	// DefaultEndpoint is the endpoint that calls without one were given
 	// (the server's default). It is kept in the store; when Start finds
@@ -84,9 +85,10 @@ func (c *Config) setDefaults() {
 	if c.AttemptTimeout <= 0 {
 		c.AttemptTimeout = 5 * time.Minute
 	}
-	if c.MaxRestarts <= 0 {
+	if c.MaxRestarts == 0 {
 		c.MaxRestarts = 3
 	}
+	c.MaxRestarts = max(c.MaxRestarts, 0)
 	if c.InitialConcurrency <= 0 {
 		c.InitialConcurrency = 128
 	}
@@ -462,6 +464,7 @@ func (e *Engine) fail(err error) {
 		return
 	}
 	e.broken = err
+	e.wakeAll(&StoreError{Err: err})
 	e.log.Error().Err(err).Msg("the store cannot write: no call is accepted or run until the server restarts; calls already accepted are kept and resume on restart")
 }
 

@@ -365,7 +365,7 @@ func (e *Engine) complete(c *call, s sdkv1.Status, res *sdkv1.CallResult, now ti
 		if deliver != nil {
 			deliver()
 		}
-		e.finished(id)
+		e.finished(id, row)
 	})
 }
 

@@ -1,37 +1,66 @@
 package scheduler
 
+import "github.com/dispatchkit/dispatch/internal/store"
+
 // Waiting for outcomes. A caller that wants the final outcome of a call
 // (the server's Result) registers with Watch; complete closes the
-// channel of the call's waiter in its commit callback, so a woken caller
-// always finds the outcome in the store. Calls that completed in memory
-// but whose outcome is not yet durable stay in e.finishing until their
-// batch is committed, so that Watch never sends a caller to the store
-// too early.
+// channel of the call's waiter in its commit callback, handing over the
+// row it stored, so a woken caller has the durable outcome without
+// reading the store. Calls that completed in memory but whose outcome is
+// not yet durable stay in e.finishing until their batch is committed, so
+// that Watch never sends a caller to the store too early. When the store
+// fails for good, every waiter is woken with the error: the outcomes it
+// waits for cannot become durable before a restart.
 
 // waiter is shared by everyone watching one call.
 type waiter struct {
-	ch chan struct{} // closed once the call's outcome is durable
-	n  int           // watchers that have not stopped
+	ch  chan struct{} // closed once the call's outcome is durable, or the store failed
+	n   int           // watchers that have not stopped
+	row *store.Call   // the stored final row, set before ch is closed
+	err error         // or why it will not come, set before ch is closed
 }
 
-// Watch returns a channel closed once call id has a durable final outcome
-// (done, failed for good or expired), and a function to call when the
-// caller stops waiting. The channel is nil when id is not a live call:
-// its outcome is already in the store, or no such call exists. Watch
-// returns ErrClosed when the engine is not running; [Engine.Done] is
-// closed when it stops, which also ends every wait.
-func (e *Engine) Watch(id string) (<-chan struct{}, func(), error) {
+// A Watch waits for the outcome of one live call; see [Engine.Watch].
+type Watch struct {
+	e  *Engine
+	id string
+	w  *waiter
+}
+
+// Done is closed once the call's final outcome is durable, or once the
+// store has failed (Outcome then returns the error).
+func (w *Watch) Done() <-chan struct{} { return w.w.ch }
+
+// Outcome returns the call's stored final row once Done is closed, or a
+// *[StoreError] when the store failed before the outcome was durable. The
+// row is shared: do not modify it.
+func (w *Watch) Outcome() (*store.Call, error) { return w.w.row, w.w.err }
+
+// Stop releases the watch; call it when the caller stops waiting.
+func (w *Watch) Stop() { w.e.unwatch(w.id, w.w) }
+
+// Watch returns a watch of call id that ends once the call has a durable
+// final outcome (done, failed for good or expired). It returns nil and no
+// error when id is not a live call: its outcome is already in the store,
+// or no such call exists. Watch returns ErrClosed when the engine is not
+// running, and a *[StoreError] once the store cannot write;
+// [Engine.Done] is closed when the engine stops, which also ends every
+// wait.
+func (e *Engine) Watch(id string) (*Watch, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !e.started || e.closing {
-		return nil, nil, ErrClosed
+		return nil, ErrClosed
 	}
 	_, live := e.calls[id]
 	if !live {
 		_, live = e.finishing[id]
 	}
 	if !live {
-		return nil, func() {}, nil
+		return nil, nil
+	}
+	if e.broken != nil {
+		return nil, &StoreError{Err: e.broken}
 	}
 	w := e.waiters[id]
 	if w == nil {
@@ -39,7 +68,7 @@ func (e *Engine) Watch(id string) (<-chan struct{}, func(), error) {
 		e.waiters[id] = w
 	}
 	w.n++
-	return w.ch, func() { e.unwatch(id, w) }, nil
+	return &Watch{e: e, id: id, w: w}, nil
 }
 
 func (e *Engine) unwatch(id string, w *waiter) {
@@ -56,11 +85,22 @@ func (e *Engine) unwatch(id string, w *waiter) {
 // Done returns a channel closed when the engine stops.
 func (e *Engine) Done() <-chan struct{} { return e.ctx.Done() }
 
-// finished wakes the watchers of id once its outcome is durable. Called
+// finished wakes the watchers of id once its final row is durable. Called
 // with e.mu held, from the commit callback of complete.
-func (e *Engine) finished(id string) {
+func (e *Engine) finished(id string, row *store.Call) {
 	delete(e.finishing, id)
 	if w := e.waiters[id]; w != nil {
+		w.row = row
+		close(w.ch)
+		delete(e.waiters, id)
+	}
+}
+
+// wakeAll wakes every watcher with err: the store failed, and no outcome
+// becomes durable before a restart. Called with e.mu held.
+func (e *Engine) wakeAll(err error) {
+	for id, w := range e.waiters {
+		w.err = err
 		close(w.ch)
 		delete(e.waiters, id)
 	}
