@@ -519,6 +519,37 @@ func TestSuspendedParentExpires(t *testing.T) {
 	is.Equal(r[0].GetError().GetType(), "TIMEOUT")
 }
 
+// TestQueuedCallExpires checks that a call queued behind a saturated
+// endpoint fails with TIMEOUT at its expiration, not when a slot frees.
+func TestQueuedCallExpires(t *testing.T) {
+	is := is.New(t)
+	b := setup(t, func(c *server.Config) {
+		c.InitialConcurrency, c.MaxConcurrency = 1, 1
+		c.AttemptTimeout = time.Hour
+	})
+	release := make(chan struct{})
+	defer close(release)
+	b.ep.handle("hang", func(req *sdkv1.RunRequest) (*sdkv1.RunResponse, error) {
+		<-release // holds the endpoint's one slot until the test ends
+		return output("x"), nil
+	})
+	b.dispatch(t, call("hang", ""))
+	waitFor(t, "the slot taken", func() bool { return b.ep.count("hang") == 1 })
+
+	queued := call("hang", "queued")
+	queued.Expiration = durationpb.New(200 * time.Millisecond)
+	id := b.dispatch(t, queued)[0]
+	// Without the expiration timer the call would wait for the slot's
+	// attempt, an hour.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	o, err := b.srv.Result(ctx, id)
+	is.NoErr(err) // the outcome came before the slot freed
+	is.Equal(o.Status, sdkv1.Status_STATUS_TIMEOUT)
+	is.Equal(o.Result.GetError().GetType(), "TIMEOUT")
+	is.Equal(b.ep.count("hang"), 1) // never sent
+}
+
 func TestIncompatibleState(t *testing.T) {
 	tests := []struct {
 		name        string

@@ -367,11 +367,19 @@ func (e *Engine) endpoint(url string) *endpoint {
 
 // makeReady queues c on its endpoint and starts what the limit allows.
 // Called with e.mu held.
+//
+// A call left queued behind a saturated endpoint keeps a timer at its
+// expiration, so that it fails with TIMEOUT then rather than when a slot
+// frees, which may be as late as the attempt timeout of the requests in
+// flight.
 func (e *Engine) makeReady(c *call) {
 	e.disarm(c)
 	c.state = stQueued
 	c.ep.push(c)
 	e.pump(c.ep)
+	if c.state == stQueued {
+		e.arm(c, c.expires)
+	}
 }
 
 // pump starts Run requests for ready calls of ep up to its limit. Called
@@ -390,6 +398,7 @@ func (e *Engine) pump(ep *endpoint) {
 			e.expire(c, now.UnixNano())
 			continue
 		}
+		e.disarm(c) // the expiration timer of a queued call
 		req, n := e.runRequest(c)
 		c.state = stRunning
 		ep.inflight++

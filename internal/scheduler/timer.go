@@ -89,15 +89,19 @@ func (e *Engine) timerLoop() {
 // end of a retry back-off. Called with e.mu held.
 func (e *Engine) wake(c *call, now int64) {
 	switch c.state {
-	case stSuspended, stWaiting:
+	case stSuspended, stWaiting, stQueued:
 	default:
 		return
 	}
 	if now >= c.expires {
+		// A queued call stays in its endpoint's queue, which skips it
+		// once it is done.
 		e.expire(c, now)
 		return
 	}
 	switch c.state {
+	case stQueued:
+		e.arm(c, c.expires)
 	case stSuspended:
 		if now >= c.deadline {
 			e.makeReady(c)
