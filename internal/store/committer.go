@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -148,6 +149,7 @@ func (c *Committer) run() {
 	var batches []*Batch
 	for range c.wake {
 		for {
+			c.linger()
 			c.mu.Lock()
 			n := min(len(c.pending), maxGroup)
 			group = append(group[:0], c.pending[:n]...)
@@ -184,6 +186,30 @@ func (c *Committer) run() {
 			clear(group)
 			clear(batches)
 		}
+	}
+}
+
+// linger yields the processor before a transaction, again while that
+// brings more batches (at most 4 times). Under load the goroutines about
+// to submit are runnable and get to run first, so that their batches join
+// this transaction: in `dispatch bench` (b) a transaction holds 5.7
+// batches on average instead of 1.8, and each batch costs a third as much
+// in a group of 8 as alone (BenchmarkWorkflowBatches). On an idle machine
+// nothing else is runnable and Gosched returns at once, so a lone step is
+// not delayed.
+func (c *Committer) linger() {
+	c.mu.Lock()
+	n := len(c.pending)
+	c.mu.Unlock()
+	for range 4 {
+		runtime.Gosched()
+		c.mu.Lock()
+		m := len(c.pending)
+		c.mu.Unlock()
+		if m == n {
+			return
+		}
+		n = m
 	}
 }
 
