@@ -59,6 +59,36 @@ type call struct {
 	retryAt    int64
 	lastErr    *sdkv1.Error // last failure, kept for inspection
 	lastStatus sdkv1.Status
+
+	// recent holds the attempts not yet moved to the attempts table,
+	// encoded by store.AppendAttempt, and stored in the call's row;
+	// nRecent counts them. It is only ever appended to or replaced,
+	// never truncated in place: a row being committed may share it.
+	recent  []byte
+	nRecent uint8
+}
+
+// maxRecentAttempts is how many attempts a call's row holds before they
+// move to the attempts table in one batch.
+const maxRecentAttempts = 16
+
+// record keeps attempt a of c: in c's row, which every batch of an
+// outcome rewrites, and every maxRecentAttempts attempts, moved with the
+// ones before it to the attempts table in b. Called with e.mu held, before
+// the row is rendered into b.
+func (c *call) record(a store.Attempt, b *store.Batch) {
+	c.recent = store.AppendAttempt(c.recent, a)
+	c.nRecent++
+	if c.nRecent < maxRecentAttempts {
+		return
+	}
+	moved, err := store.DecodeAttempts(c.id, c.recent)
+	if err != nil {
+		// Only this package encodes them; keep them in the row.
+		return
+	}
+	b.Attempts = append(b.Attempts, moved...)
+	c.recent, c.nRecent = nil, 0
 }
 
 // row renders c as its store row.
@@ -82,6 +112,9 @@ func (c *call) row(now int64) *store.Call {
 		Attempts:      int(c.attempts),
 		Restarts:      int(c.restarts),
 		Status:        int32(c.lastStatus),
+	}
+	if len(c.recent) > 0 {
+		r.RecentAttempts = c.recent
 	}
 	if c.lastErr != nil {
 		r.Error, _ = proto.Marshal(c.lastErr)

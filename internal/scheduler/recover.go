@@ -57,6 +57,14 @@ func (e *Engine) recover(ctx context.Context) (int, error) {
 			lastStatus: sdkv1.Status(r.Status),
 			state:      stNew,
 		}
+		if len(r.RecentAttempts) > 0 {
+			if recent, err := store.DecodeAttempts(r.ID, r.RecentAttempts); err != nil {
+				// Inspection data only: the call runs on without them.
+				e.log.Warn().Err(err).Str("id", r.ID).Msg("dropping the recent attempts of a recovered call")
+			} else {
+				c.recent, c.nRecent = r.RecentAttempts, uint8(min(len(recent), maxRecentAttempts-1))
+			}
+		}
 		if r.InputType == "" && r.Input == nil {
 			c.input = nil
 		}

@@ -28,7 +28,7 @@ func (e *Engine) outcome(c *call, ep *endpoint, o outcome, n int, start time.Tim
 	switch {
 	case exit.GetTailCall() != nil:
 		att.Outcome = "tail_call " + exit.GetTailCall().GetFunction()
-		b.Attempts = append(b.Attempts, att)
+		c.record(att, b)
 		e.tailCall(c, exit.GetTailCall(), now, b)
 
 	case retryable(o.status):
@@ -40,17 +40,17 @@ func (e *Engine) outcome(c *call, ep *endpoint, o outcome, n int, start time.Tim
 			err = &sdkv1.Error{Type: statusName(o.status), Message: "function returned " + statusName(o.status)}
 		}
 		att.Outcome = "retry: " + err.GetMessage()
-		b.Attempts = append(b.Attempts, att)
+		c.record(att, b)
 		e.retry(c, o.status, err, now, b)
 
 	case o.status == sdkv1.Status_STATUS_INCOMPATIBLE_STATE:
 		att.Outcome = "restart"
-		b.Attempts = append(b.Attempts, att)
+		c.record(att, b)
 		e.restart(c, exit.GetResult().GetError(), now, b)
 
 	case poll != nil && o.status == sdkv1.Status_STATUS_OK:
 		att.Outcome = fmt.Sprintf("poll %d calls", len(poll.GetCalls()))
-		b.Attempts = append(b.Attempts, att)
+		c.record(att, b)
 		e.consume(c, n, b)
 		e.poll(c, poll, now, b)
 
@@ -63,7 +63,7 @@ func (e *Engine) outcome(c *call, ep *endpoint, o outcome, n int, start time.Tim
 			res.Error = &sdkv1.Error{Type: statusName(o.status), Message: "function returned " + statusName(o.status)}
 		}
 		att.Outcome = "exit"
-		b.Attempts = append(b.Attempts, att)
+		c.record(att, b)
 		e.consume(c, n, b)
 		e.complete(c, o.status, res, now, b)
 
@@ -78,7 +78,7 @@ func (e *Engine) outcome(c *call, ep *endpoint, o outcome, n int, start time.Tim
 			cerr = &sdkv1.Error{Type: statusName(status), Message: "function returned " + statusName(status) + " with a poll"}
 		}
 		att.Outcome = "error: " + cerr.GetMessage()
-		b.Attempts = append(b.Attempts, att)
+		c.record(att, b)
 		e.complete(c, status, &sdkv1.CallResult{Error: cerr}, now, b)
 	}
 }

@@ -97,6 +97,11 @@ type Call struct {
 	PollDeadline   time.Time
 	PollError      []byte // marshaled dispatch.sdk.v1.Error to deliver on resume
 
+	// RecentAttempts are the call's latest attempts that are not in the
+	// attempts table yet, encoded by [AppendAttempt] (see attempts.go);
+	// [Store.Attempts] returns them after the table's.
+	RecentAttempts []byte
+
 	// Done calls (State == Done), and the last failure of live ones.
 	Status int32  // dispatch.sdk.v1.Status
 	Output []byte // marshaled google.protobuf.Any
@@ -136,7 +141,9 @@ type Batch struct {
 	// ClearInbox names calls whose whole inbox is dropped (the call is done
 	// or started a new generation).
 	ClearInbox []string
-	Attempts   []Attempt
+	// Attempts are added to the attempts table (the scheduler moves a
+	// call's RecentAttempts there a group at a time).
+	Attempts []Attempt
 	// Meta sets server-wide values (see [Store.Meta]), such as
 	// [MetaDefaultEndpoint], in the same transaction as the rest.
 	Meta map[string]string
@@ -175,7 +182,8 @@ type Store interface {
 	ListCalls(ctx context.Context, opts ListOptions) ([]*Call, error)
 	// Children returns the calls whose parent is id, oldest first.
 	Children(ctx context.Context, id string) ([]*Call, error)
-	// Attempts returns the attempts made for id, in order.
+	// Attempts returns the attempts made for id, in order: those of the
+	// attempts table, then those of the call's RecentAttempts.
 	Attempts(ctx context.Context, id string) ([]Attempt, error)
 	// Meta returns the value last set for key by a Batch, or "" if none.
 	Meta(ctx context.Context, key string) (string, error)

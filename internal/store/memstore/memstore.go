@@ -168,11 +168,20 @@ func (s *Store) Children(_ context.Context, id string) ([]*store.Call, error) {
 	return out, nil
 }
 
-// Attempts implements [store.Store].
+// Attempts implements [store.Store]. The table keeps, like SQL's primary
+// key on (call, N), the last attempt stored for each N.
 func (s *Store) Attempts(_ context.Context, id string) ([]store.Attempt, error) {
 	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return slices.Clone(s.attempts[id]), nil
+	table := slices.Clone(s.attempts[id])
+	var recent []byte
+	if c, ok := s.calls[id]; ok {
+		recent = c.RecentAttempts
+	}
+	s.mu.RUnlock()
+	slices.Reverse(table) // so that the stable sort and Compact keep the last
+	slices.SortStableFunc(table, func(a, b store.Attempt) int { return cmp.Compare(a.N, b.N) })
+	table = slices.CompactFunc(table, func(a, b store.Attempt) bool { return a.N == b.N })
+	return store.MergeAttempts(table, id, recent)
 }
 
 // Meta implements [store.Store].

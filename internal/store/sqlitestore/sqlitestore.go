@@ -30,6 +30,10 @@ import (
 	"github.com/dispatchkit/dispatch/internal/store"
 )
 
+// schema makes whatever is missing of the current schema (version
+// [schemaVersion]): all of it in a new database; in an older one, the
+// tables and indexes added since, but not the columns added to existing
+// tables, which migrate adds.
 const schema = `
 CREATE TABLE IF NOT EXISTS calls (
 	id              TEXT PRIMARY KEY,
@@ -57,7 +61,8 @@ CREATE TABLE IF NOT EXISTS calls (
 	poll_error      BLOB,
 	status          INTEGER NOT NULL,
 	output          BLOB,
-	error           BLOB
+	error           BLOB,
+	recent_attempts BLOB
 );
 CREATE INDEX IF NOT EXISTS calls_live ON calls (created_at) WHERE state != 3;
 CREATE INDEX IF NOT EXISTS calls_parent ON calls (parent_id, created_at) WHERE parent_id != '';
@@ -83,13 +88,16 @@ CREATE TABLE IF NOT EXISTS meta (
 	key   TEXT PRIMARY KEY,
 	value TEXT NOT NULL
 ) WITHOUT ROWID;
-PRAGMA user_version = 1;
 `
 
-const callColumns = `id, parent_id, root_id, parent_gen, gen, correlation_id, endpoint, function,
+// v1Columns are the columns of calls in version 1, in scanCall's order.
+const v1Columns = `id, parent_id, root_id, parent_gen, gen, correlation_id, endpoint, function,
 	version, input_type, input, created_at, expires_at, updated_at, state, attempts, restarts,
 	state_type, coroutine_state, min_results, max_results, poll_deadline, poll_error, status,
 	output, error`
+
+// callColumns are the columns of calls, in scanCall's order.
+const callColumns = v1Columns + `, recent_attempts`
 
 const (
 	sqlDelInbox   = `DELETE FROM results WHERE parent_id = ?`
@@ -100,7 +108,7 @@ const (
 )
 
 const upsertCall = `INSERT INTO calls (` + callColumns + `)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 	ON CONFLICT (id) DO UPDATE SET
 	endpoint = excluded.endpoint, function = excluded.function, version = excluded.version,
 	gen = excluded.gen, input_type = excluded.input_type, input = excluded.input,
@@ -109,7 +117,7 @@ const upsertCall = `INSERT INTO calls (` + callColumns + `)
 	coroutine_state = excluded.coroutine_state, min_results = excluded.min_results,
 	max_results = excluded.max_results, poll_deadline = excluded.poll_deadline,
 	poll_error = excluded.poll_error, status = excluded.status, output = excluded.output,
-	error = excluded.error`
+	error = excluded.error, recent_attempts = excluded.recent_attempts`
 
 // Store is a SQLite [store.Store].
 type Store struct {
@@ -120,6 +128,11 @@ type Store struct {
 	readOnly bool
 	wc       *sql.Conn // the writer's one connection, held open
 	wr       *writer   // its prepared statements, used inside wc.Raw
+
+	// recent is the expression that reads calls.recent_attempts: "NULL"
+	// when a read-only store finds a version-1 table without it.
+	recent      string
+	selectCalls string // SELECT the callColumns (with recent) FROM calls
 }
 
 // writer holds the statements Apply runs, prepared once on the writer's
@@ -212,9 +225,9 @@ func Open(path string, opts Options) (*Store, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	if _, err := w.Exec(schema); err != nil {
+	if err := migrate(w, path); err != nil {
 		w.Close()
-		return nil, fmt.Errorf("sqlitestore: making the schema in %s: %w", path, err)
+		return nil, err
 	}
 	wc, err := w.Conn(context.Background())
 	if err != nil {
@@ -234,11 +247,19 @@ func Open(path string, opts Options) (*Store, error) {
 		w.Close()
 		return nil, err
 	}
-	return &Store{w: w, r: r, wc: wc, wr: wr}, nil
+	return newStore(&Store{w: w, r: r, wc: wc, wr: wr}, "recent_attempts"), nil
+}
+
+func newStore(s *Store, recent string) *Store {
+	s.recent = recent
+	s.selectCalls = `SELECT ` + v1Columns + `, ` + recent + ` FROM calls`
+	return s
 }
 
 // OpenReadOnly opens the database at path for reading only, beside the
-// server that may be writing it. Apply fails.
+// server that may be writing it. Apply fails. It does not migrate: a
+// database of schema version 1 (a server of an older build) reads as one
+// whose calls have no RecentAttempts.
 func OpenReadOnly(path string) (*Store, error) {
 	r, err := openReader(path)
 	if err != nil {
@@ -252,7 +273,16 @@ func OpenReadOnly(path string) (*Store, error) {
 		}
 		return nil, fmt.Errorf("sqlitestore: %s is not a dispatch database: %w", path, err)
 	}
-	return &Store{r: r, readOnly: true}, nil
+	has, err := hasColumn(context.Background(), r, "calls", "recent_attempts")
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("sqlitestore: reading the columns of %s: %w", path, err)
+	}
+	recent := "recent_attempts"
+	if !has {
+		recent = "NULL"
+	}
+	return newStore(&Store{r: r, readOnly: true}, recent), nil
 }
 
 func openReader(path string) (*sql.DB, error) {
@@ -297,7 +327,7 @@ func (s *Store) apply(batches []*store.Batch) (err error) {
 				c.Endpoint, c.Function, c.Version, c.InputType, c.Input,
 				ns(c.CreatedAt), ns(c.ExpiresAt), ns(c.UpdatedAt), int64(c.State), int64(c.Attempts), int64(c.Restarts),
 				c.StateType, c.CoroutineState, int64(c.MinResults), int64(c.MaxResults), ns(c.PollDeadline),
-				c.PollError, int64(c.Status), c.Output, c.Error,
+				c.PollError, int64(c.Status), c.Output, c.Error, c.RecentAttempts,
 			); err != nil {
 				return fmt.Errorf("sqlitestore: storing call %s: %w", c.ID, err)
 			}
@@ -342,7 +372,7 @@ func scanCall(row scanner) (*store.Call, error) {
 	err := row.Scan(&c.ID, &c.ParentID, &c.RootID, &parentGen, &gen, &corr, &c.Endpoint, &c.Function,
 		&c.Version, &c.InputType, &c.Input, &created, &expires, &updated, &state, &c.Attempts, &c.Restarts,
 		&c.StateType, &c.CoroutineState, &minR, &maxR, &deadline, &c.PollError, &status,
-		&c.Output, &c.Error)
+		&c.Output, &c.Error, &c.RecentAttempts)
 	if err != nil {
 		return nil, err
 	}
@@ -378,7 +408,7 @@ func (s *Store) Recover(ctx context.Context, fn func(*store.Call, []store.Result
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	calls, err := s.query(ctx, `SELECT `+callColumns+` FROM calls WHERE state != 3 ORDER BY created_at`)
+	calls, err := s.query(ctx, s.selectCalls+` WHERE state != 3 ORDER BY created_at`)
 	if err != nil {
 		return err
 	}
@@ -409,7 +439,7 @@ func (s *Store) query(ctx context.Context, q string, args ...any) ([]*store.Call
 
 // GetCall implements [store.Store].
 func (s *Store) GetCall(ctx context.Context, id string) (*store.Call, error) {
-	c, err := scanCall(s.r.QueryRowContext(ctx, `SELECT `+callColumns+` FROM calls WHERE id = ?`, id))
+	c, err := scanCall(s.r.QueryRowContext(ctx, s.selectCalls+` WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -434,7 +464,7 @@ func (s *Store) ListCalls(ctx context.Context, opts store.ListOptions) ([]*store
 		where = append(where, `created_at < ?`)
 		args = append(args, ns(opts.Before))
 	}
-	q := `SELECT ` + callColumns + ` FROM calls`
+	q := s.selectCalls
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
@@ -444,14 +474,34 @@ func (s *Store) ListCalls(ctx context.Context, opts store.ListOptions) ([]*store
 
 // Children implements [store.Store].
 func (s *Store) Children(ctx context.Context, id string) ([]*store.Call, error) {
-	return s.query(ctx, `SELECT `+callColumns+` FROM calls WHERE parent_id = ? AND parent_id != '' ORDER BY created_at, id`, id)
+	return s.query(ctx, s.selectCalls+` WHERE parent_id = ? AND parent_id != '' ORDER BY created_at, id`, id)
 }
 
-// Attempts implements [store.Store].
+// Attempts implements [store.Store]. The table and the row are read in
+// one transaction, so that attempts moving from one to the other between
+// the two reads are neither missed nor repeated.
 func (s *Store) Attempts(ctx context.Context, id string) ([]store.Attempt, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT call_id, n, start, duration, status, outcome FROM attempts WHERE call_id = ? ORDER BY n`, id)
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
-		return nil, fmt.Errorf("sqlitestore: %w", err)
+		return nil, fmt.Errorf("sqlitestore: reading the attempts of call %s: %w", id, err)
+	}
+	defer tx.Rollback()
+	table, err := readAttempts(ctx, tx, id)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: reading the attempts of call %s: %w", id, err)
+	}
+	var recent []byte
+	err = tx.QueryRowContext(ctx, `SELECT `+s.recent+` FROM calls WHERE id = ?`, id).Scan(&recent)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("sqlitestore: reading the attempts of call %s: %w", id, err)
+	}
+	return store.MergeAttempts(table, id, recent)
+}
+
+func readAttempts(ctx context.Context, tx *sql.Tx, id string) ([]store.Attempt, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT call_id, n, start, duration, status, outcome FROM attempts WHERE call_id = ? ORDER BY n`, id)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var out []store.Attempt
@@ -459,7 +509,7 @@ func (s *Store) Attempts(ctx context.Context, id string) ([]store.Attempt, error
 		var a store.Attempt
 		var start, dur, status int64
 		if err := rows.Scan(&a.CallID, &a.N, &start, &dur, &status, &a.Outcome); err != nil {
-			return nil, fmt.Errorf("sqlitestore: %w", err)
+			return nil, err
 		}
 		a.Start, a.Duration, a.Status = fromNS(start), time.Duration(dur), int32(status)
 		out = append(out, a)

@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -86,6 +88,39 @@ func equalCall(is *is.I, got, want *store.Call) {
 	is.Equal(got.Status, want.Status)
 	is.Equal(string(got.Output), string(want.Output))
 	is.Equal(string(got.Error), string(want.Error))
+	is.Equal(string(got.RecentAttempts), string(want.RecentAttempts))
+}
+
+// attempt is attempt n of call id, with values that vary with n.
+func attempt(id string, n int, outcome string) store.Attempt {
+	return store.Attempt{
+		CallID:   id,
+		N:        n,
+		Start:    t0.Add(time.Duration(n) * time.Second),
+		Duration: time.Duration(n) * time.Millisecond,
+		Status:   int32(n),
+		Outcome:  outcome,
+	}
+}
+
+// encode is the RecentAttempts of atts.
+func encode(atts ...store.Attempt) []byte {
+	var buf []byte
+	for _, a := range atts {
+		buf = store.AppendAttempt(buf, a)
+	}
+	return buf
+}
+
+func equalAttempts(is *is.I, got, want []store.Attempt) {
+	is.Helper()
+	is.Equal(len(got), len(want))
+	for i := range got {
+		is.True(got[i].Start.Equal(want[i].Start))
+		g, w := got[i], want[i]
+		g.Start, w.Start = time.Time{}, time.Time{}
+		is.Equal(g, w)
+	}
 }
 
 type recovered struct {
@@ -315,6 +350,150 @@ func Run(t *testing.T, o Opener) {
 			is.NoErr(err)
 			is.Equal(v, "http://b") // durable
 		}
+	})
+
+	t.Run("recent attempts", func(t *testing.T) {
+		a := func(n int, outcome string) store.Attempt { return attempt("p", n, outcome) }
+		tests := []struct {
+			name   string
+			table  []store.Attempt // Batch.Attempts
+			recent []store.Attempt // in RecentAttempts, in this order
+			want   []store.Attempt
+		}{
+			{name: "none"},
+			{
+				name:  "table only",
+				table: []store.Attempt{a(1, "retry"), a(2, "poll")},
+				want:  []store.Attempt{a(1, "retry"), a(2, "poll")},
+			},
+			{
+				name:   "recent only",
+				recent: []store.Attempt{a(1, "retry"), a(2, "poll")},
+				want:   []store.Attempt{a(1, "retry"), a(2, "poll")},
+			},
+			{
+				name:   "table then recent",
+				table:  []store.Attempt{a(2, "poll"), a(1, "retry")},
+				recent: []store.Attempt{a(3, "poll"), a(4, "exit")},
+				want:   []store.Attempt{a(1, "retry"), a(2, "poll"), a(3, "poll"), a(4, "exit")},
+			},
+			{
+				name:   "an N in both is the table's, once",
+				table:  []store.Attempt{a(1, "retry"), a(2, "poll")},
+				recent: []store.Attempt{a(2, "stale"), a(3, "exit")},
+				want:   []store.Attempt{a(1, "retry"), a(2, "poll"), a(3, "exit")},
+			},
+			{
+				name:   "recent in order of N, once",
+				table:  []store.Attempt{a(1, "retry")},
+				recent: []store.Attempt{a(4, "exit"), a(2, "poll"), a(3, "poll"), a(2, "again")},
+				want:   []store.Attempt{a(1, "retry"), a(2, "poll"), a(3, "poll"), a(4, "exit")},
+			},
+			{
+				name: "odd values",
+				recent: []store.Attempt{
+					{CallID: "p", N: 1, Outcome: ""},
+					{CallID: "p", N: 2, Start: t0, Duration: -time.Second, Status: -1, Outcome: strings.Repeat("long error ", 1000)},
+				},
+				want: []store.Attempt{
+					{CallID: "p", N: 1, Outcome: ""},
+					{CallID: "p", N: 2, Start: t0, Duration: -time.Second, Status: -1, Outcome: strings.Repeat("long error ", 1000)},
+				},
+			},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				is := is.New(t)
+				s := o.Open(t)
+				p := sample("p", "", t0)
+				p.RecentAttempts = encode(tt.recent...)
+				other := sample("q", "", t0) // attempts of another call are not p's
+				other.RecentAttempts = encode(attempt("q", 1, "exit"), attempt("q", 9, "exit"))
+				apply(t, s, &store.Batch{
+					Calls:    []*store.Call{p, other},
+					Attempts: append(slices.Clone(tt.table), attempt("q", 2, "retry")),
+				})
+				got, err := s.Attempts(ctx, "p")
+				is.NoErr(err)
+				equalAttempts(is, got, tt.want)
+				if o.Reopen != nil {
+					s = o.Reopen(t, s)
+					got, err = s.Attempts(ctx, "p")
+					is.NoErr(err)
+					equalAttempts(is, got, tt.want) // durable
+				}
+			})
+		}
+	})
+
+	t.Run("recent attempts round trip", func(t *testing.T) {
+		is := is.New(t)
+		s := o.Open(t)
+		p := sample("p", "", t0)
+		p.RecentAttempts = encode(attempt("p", 1, "poll"), attempt("p", 2, "poll"))
+		c := sample("c", "p", t0.Add(time.Second))
+		c.RecentAttempts = encode(attempt("c", 1, "retry"))
+		apply(t, s, &store.Batch{Calls: []*store.Call{p, c}})
+
+		got, err := s.GetCall(ctx, "p")
+		is.NoErr(err)
+		equalCall(is, got, p)
+		r := recoverAll(t, s)
+		is.Equal(r.order, []string{"p", "c"})
+		equalCall(is, r.byID["p"], p)
+		equalCall(is, r.byID["c"], c)
+		all, err := s.ListCalls(ctx, store.ListOptions{})
+		is.NoErr(err)
+		is.Equal(len(all), 2)
+		equalCall(is, all[0], c) // newest first
+		equalCall(is, all[1], p)
+		kids, err := s.Children(ctx, "p")
+		is.NoErr(err)
+		is.Equal(len(kids), 1)
+		equalCall(is, kids[0], c)
+
+		// The scheduler moves the recent attempts to the table and empties
+		// the row in one batch; the next attempt goes to the row again.
+		moved, err := store.DecodeAttempts("p", p.RecentAttempts)
+		is.NoErr(err)
+		p2 := *p
+		p2.RecentAttempts = nil
+		apply(t, s, &store.Batch{Calls: []*store.Call{&p2}, Attempts: moved})
+		got, err = s.GetCall(ctx, "p")
+		is.NoErr(err)
+		equalCall(is, got, &p2)
+		is.Equal(len(got.RecentAttempts), 0)
+		atts, err := s.Attempts(ctx, "p")
+		is.NoErr(err)
+		equalAttempts(is, atts, []store.Attempt{attempt("p", 1, "poll"), attempt("p", 2, "poll")})
+
+		p3 := p2
+		p3.RecentAttempts = encode(attempt("p", 3, "exit"))
+		apply(t, s, &store.Batch{Calls: []*store.Call{&p3}})
+		atts, err = s.Attempts(ctx, "p")
+		is.NoErr(err)
+		equalAttempts(is, atts, []store.Attempt{attempt("p", 1, "poll"), attempt("p", 2, "poll"), attempt("p", 3, "exit")})
+		if o.Reopen != nil {
+			s = o.Reopen(t, s)
+			got, err = s.GetCall(ctx, "p")
+			is.NoErr(err)
+			equalCall(is, got, &p3) // durable
+		}
+	})
+
+	t.Run("malformed recent attempts", func(t *testing.T) {
+		is := is.New(t)
+		s := o.Open(t)
+		p := sample("p", "", t0)
+		p.RecentAttempts = encode(attempt("p", 1, "poll"))
+		p.RecentAttempts = p.RecentAttempts[:len(p.RecentAttempts)-1]
+		apply(t, s, &store.Batch{Calls: []*store.Call{p}})
+		_, err := s.Attempts(ctx, "p")
+		is.True(err != nil)
+		is.True(strings.Contains(err.Error(), "call p:")) // names the call
+		got, err := s.GetCall(ctx, "p")
+		is.NoErr(err) // the row still reads
+		equalCall(is, got, p)
 	})
 
 	if o.Reopen != nil {
