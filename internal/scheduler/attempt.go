@@ -92,7 +92,6 @@ type outcome struct {
 
 // attempt sends one Run request and hands its outcome to the engine.
 func (e *Engine) attempt(c *call, ep *endpoint, req *sdkv1.RunRequest, n int, start, deadline time.Time) {
-	defer e.wg.Done()
 	slot := &httpStatus{}
 	ctx, cancel := context.WithDeadline(context.WithValue(e.ctx, slotKey{}, slot), deadline)
 	res, err := ep.client.Run(ctx, connect.NewRequest(req))

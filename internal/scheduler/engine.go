@@ -134,7 +134,8 @@ type Engine struct {
 	endpoints map[string]*endpoint
 	timers    timerHeap
 	timerWake chan struct{}
-	seq       int64 // inbox arrival order
+	work      chan func() // Run requests handed to idle workers (workers.go)
+	seq       int64       // inbox arrival order
 	recovered []*call
 	// broken is the error of the commit the committer gave up on: once
 	// set, nothing is acted on any more (no attempt starts, Dispatch
@@ -181,6 +182,7 @@ func New(cfg Config) (*Engine, error) {
 		calls:     make(map[string]*call),
 		endpoints: make(map[string]*endpoint),
 		timerWake: make(chan struct{}, 1),
+		work:      make(chan func()),
 		finishing: make(map[string]struct{}),
 		waiters:   make(map[string]*waiter),
 	}
@@ -403,8 +405,7 @@ func (e *Engine) pump(ep *endpoint) {
 		c.state = stRunning
 		ep.inflight++
 		deadline := min(after(now, e.cfg.AttemptTimeout), c.expires)
-		e.wg.Add(1)
-		go e.attempt(c, ep, req, n, now, time.Unix(0, deadline))
+		e.spawn(func() { e.attempt(c, ep, req, n, now, time.Unix(0, deadline)) })
 	}
 }
 
