@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -208,7 +209,9 @@ func runBench(ctx context.Context, o benchOptions, stdout, stderr io.Writer) err
 		store = "memory store"
 	}
 	fmt.Fprintf(stdout, "dispatch bench: in-process server (%s) and SDK endpoint over loopback HTTP\n", store)
-	fmt.Fprintf(stdout, "machine: %s/%s, %d CPUs, %s\n\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
+	gogc := debug.SetGCPercent(100)
+	debug.SetGCPercent(gogc)
+	fmt.Fprintf(stdout, "machine: %s/%s, %d CPUs, %s, GOGC=%d\n\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), gogc)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "workload\tresult\tgoal\tmet")
 	for _, r := range rows {
