@@ -218,13 +218,21 @@ type Stats struct {
 	// calls, as stored; Stateful is how many live calls have one.
 	StateBytes int64
 	Stateful   int
+	// Presigned counts the Run requests signed ahead, while the change
+	// that made their call ready was being stored; PresignedSent, those
+	// sent with that signature (the others changed meanwhile and were
+	// signed again). Since the server started.
+	Presigned, PresignedSent int64
 }
 
 // Stats returns counts of the server's live calls, for metrics and
 // benchmarks. It visits every live call: do not call it in a hot loop.
 func (s *Server) Stats() Stats {
 	st := s.engine.Stats()
-	return Stats{Live: st.Live, Suspended: st.Suspended, StateBytes: st.StateBytes, Stateful: st.Stateful}
+	return Stats{
+		Live: st.Live, Suspended: st.Suspended, StateBytes: st.StateBytes, Stateful: st.Stateful,
+		Presigned: st.Presigned, PresignedSent: st.PresignedSent,
+	}
 }
 
 // Handler returns the server's HTTP handler (DispatchService over Connect,

@@ -22,8 +22,9 @@ import (
 // the answer in the request's httpStatus slot, which connect errors do not
 // keep precisely (429 and 503 both become "unavailable").
 type signingTransport struct {
-	base http.RoundTripper
-	sign func(*http.Request, []byte) error
+	base      http.RoundTripper
+	sign      func(*http.Request, []byte) error
+	presigned presignCache // signatures made ahead (presign.go)
 }
 
 type slotKey struct{}
@@ -44,8 +45,10 @@ func (t *signingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		r2.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 		r2.ContentLength = int64(len(body))
 		r = &r2
-		if err := t.sign(r, body); err != nil {
-			return nil, fmt.Errorf("signing request: %w", err)
+		if !t.takePresigned(r, body, time.Now()) {
+			if err := t.sign(r, body); err != nil {
+				return nil, fmt.Errorf("signing request: %w", err)
+			}
 		}
 	}
 	res, err := t.base.RoundTrip(r)
@@ -102,6 +105,7 @@ func (e *Engine) attempt(c *call, ep *endpoint, req *sdkv1.RunRequest, n int, st
 	if e.ctx.Err() != nil {
 		// Closing: drop the outcome; the call runs again after a restart.
 		ep.inflight--
+		e.running--
 		return
 	}
 	var o outcome

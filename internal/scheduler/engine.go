@@ -119,6 +119,7 @@ type Engine struct {
 	commit    *store.Committer
 	validator protovalidate.Validator
 	transport *http.Transport
+	signer    *signingTransport
 	client    *http.Client
 	ids       idGen
 
@@ -136,6 +137,8 @@ type Engine struct {
 	timerWake chan struct{}
 	work      chan func() // Run requests handed to idle workers (workers.go)
 	seq       int64       // inbox arrival order
+	running   int         // Run requests in flight, all endpoints
+	presigns  int64       // Run requests signed ahead (presign.go)
 	recovered []*call
 	// broken is the error of the commit the committer gave up on: once
 	// set, nothing is acted on any more (no attempt starts, Dispatch
@@ -186,7 +189,8 @@ func New(cfg Config) (*Engine, error) {
 		finishing: make(map[string]struct{}),
 		waiters:   make(map[string]*waiter),
 	}
-	e.client = &http.Client{Transport: &signingTransport{base: tr, sign: cfg.Sign}}
+	e.signer = &signingTransport{base: tr, sign: cfg.Sign}
+	e.client = &http.Client{Transport: e.signer}
 	return e, nil
 }
 
@@ -307,6 +311,11 @@ func (e *Engine) Dispatch(ctx context.Context, calls []*sdkv1.Call) ([]string, e
 		e.calls[id] = c
 		b.Calls = append(b.Calls, c.row(now.UnixNano()))
 	}
+	if len(made) <= presignMaxCalls {
+		for _, c := range made {
+			e.presign(c, nil)
+		}
+	}
 	err := e.commit.Submit(b, func(err error) {
 		e.mu.Lock()
 		if err != nil {
@@ -404,6 +413,7 @@ func (e *Engine) pump(ep *endpoint) {
 		req, n := e.runRequest(c)
 		c.state = stRunning
 		ep.inflight++
+		e.running++
 		deadline := min(after(now, e.cfg.AttemptTimeout), c.expires)
 		e.spawn(func() { e.attempt(c, ep, req, n, now, time.Unix(0, deadline)) })
 	}
@@ -412,6 +422,11 @@ func (e *Engine) pump(ep *endpoint) {
 // runRequest builds the next Run request of c and the number of inbox
 // results it carries. Called with e.mu held.
 func (e *Engine) runRequest(c *call) (*sdkv1.RunRequest, int) {
+	return e.runRequestFrom(c, c.inbox)
+}
+
+// runRequestFrom is runRequest with the inbox results taken from inbox.
+func (e *Engine) runRequestFrom(c *call, inbox []*sdkv1.CallResult) (*sdkv1.RunRequest, int) {
 	req := &sdkv1.RunRequest{
 		Function:         c.function,
 		DispatchId:       c.id,
@@ -432,8 +447,8 @@ func (e *Engine) runRequest(c *call) (*sdkv1.RunRequest, int) {
 	}
 	n := 0
 	if c.pollErr == nil {
-		n = fitting(c.inbox[:min(len(c.inbox), int(c.maxResults))], maxResumeResultBytes)
-		pr.Results = c.inbox[:n:n]
+		n = fitting(inbox[:min(len(inbox), int(c.maxResults))], maxResumeResultBytes)
+		pr.Results = inbox[:n:n]
 	}
 	req.Directive = &sdkv1.RunRequest_PollResult{PollResult: pr}
 	return req, n

@@ -16,6 +16,7 @@ import (
 func (e *Engine) outcome(c *call, ep *endpoint, o outcome, n int, start time.Time) {
 	now := e.now()
 	ep.inflight--
+	e.running--
 	ep.adapt(o.throttle, now, float64(e.cfg.MinConcurrency), float64(e.cfg.MaxConcurrency))
 	defer e.pump(ep)
 
@@ -272,6 +273,11 @@ func (e *Engine) poll(c *call, p *sdkv1.Poll, now time.Time, b *store.Batch) {
 		e.calls[id] = ch
 		b.Calls = append(b.Calls, ch.row(nowN))
 	}
+	if len(children) <= presignMaxCalls {
+		for _, ch := range children {
+			e.presign(ch, nil)
+		}
+	}
 	e.submit(b, func() {
 		for _, ch := range children {
 			if ch.state == stNew {
@@ -345,6 +351,9 @@ func (e *Engine) complete(c *call, s sdkv1.Status, res *sdkv1.CallResult, now ti
 			Data:      marshal(res),
 		})
 		gen, id := p.gen, c.id
+		if p.state == stSuspended && p.pollErr == nil && len(p.inbox)+1 >= int(p.minResults) {
+			e.presign(p, res) // the result makes p ready
+		}
 		deliver = func() {
 			if p.state == stDone || p.gen != gen {
 				return

@@ -115,6 +115,9 @@ type Stats struct {
 	StateBytes int64
 	// Stateful is the number of live calls with a coroutine state.
 	Stateful int
+	// Presigned counts the Run requests signed ahead (presign.go), and
+	// PresignedSent those sent with that signature.
+	Presigned, PresignedSent int64
 }
 
 // Stats returns counts of the live calls, for metrics and benchmarks. It
@@ -122,7 +125,7 @@ type Stats struct {
 func (e *Engine) Stats() Stats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	s := Stats{Live: len(e.calls)}
+	s := Stats{Live: len(e.calls), Presigned: e.presigns, PresignedSent: e.signer.presigned.hits.Load()}
 	for _, c := range e.calls {
 		if c.state == stSuspended {
 			s.Suspended++

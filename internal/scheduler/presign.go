@@ -1,0 +1,167 @@
+package scheduler
+
+import (
+	"crypto/sha512"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"buf.build/gen/go/stealthrocket/dispatch-proto/connectrpc/go/dispatch/sdk/v1/sdkv1connect"
+	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// Signing ahead. A call made ready by a commit (a child made by a poll, a
+// parent whose last awaited result arrives, a new root call) has a Run
+// request that is known before the commit ends. On a quiet server the
+// engine marshals and signs it while the commit runs, so that the attempt
+// finds the signature made (20 µs of each step of a sequential workflow,
+// twice per await). The attempt uses a signature made ahead only for a
+// body byte for byte the same, to the same URL: if the request changed
+// meanwhile (more results arrived), it signs as usual. Nothing depends on
+// a guess being right. Under load (presignBelow requests in flight or
+// more) the engine does not sign ahead: the work would only move, and a
+// wrong guess would waste it.
+
+const (
+	// presignBelow is the number of Run requests in flight from which
+	// the engine stops signing ahead.
+	presignBelow = 8
+	// presignMaxCalls bounds the calls of one change signed ahead (the
+	// children of one poll).
+	presignMaxCalls = 8
+	// presignTTL is how long a signature made ahead is used (verifiers
+	// accept signatures made minutes before).
+	presignTTL = 30 * time.Second
+	// presignMax bounds the signatures kept.
+	presignMax = 1024
+	// presignContentType is the Content-Type of Run requests (connect,
+	// binary protobuf), which the signature covers.
+	presignContentType = "application/proto"
+)
+
+type presignKey struct {
+	url    string // scheme://host/path, as parsed by net/http
+	digest [sha512.Size]byte
+}
+
+type presigned struct {
+	contentDigest, input, signature string
+	at                              time.Time
+}
+
+// presignCache holds signatures made ahead until their request is sent.
+type presignCache struct {
+	mu    sync.Mutex
+	m     map[presignKey]presigned
+	hits  atomic.Int64 // requests sent with a signature made ahead
+	made  atomic.Int64 // signatures made ahead
+	swept time.Time
+}
+
+func requestKey(u *url.URL, body []byte) presignKey {
+	return presignKey{url: u.Scheme + "://" + u.Host + u.Path, digest: sha512.Sum512(body)}
+}
+
+// presign signs a Run request to runURL with body, ahead of sending it.
+func (t *signingTransport) presign(runURL string, body []byte, now time.Time) {
+	r, err := http.NewRequest(http.MethodPost, runURL, nil)
+	if err != nil {
+		return
+	}
+	r.Header.Set("Content-Type", presignContentType)
+	if err := t.sign(r, body); err != nil {
+		return
+	}
+	p := presigned{
+		contentDigest: r.Header.Get("Content-Digest"),
+		input:         r.Header.Get("Signature-Input"),
+		signature:     r.Header.Get("Signature"),
+		at:            now,
+	}
+	key := requestKey(r.URL, body)
+	c := &t.presigned
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[presignKey]presigned)
+	}
+	if len(c.m) >= presignMax && now.Sub(c.swept) > time.Second {
+		c.swept = now
+		for k, v := range c.m {
+			if now.Sub(v.at) > presignTTL {
+				delete(c.m, k)
+			}
+		}
+	}
+	if len(c.m) >= presignMax {
+		return
+	}
+	c.m[key] = p
+	c.made.Add(1)
+}
+
+// takePresigned sets the signature headers of r made ahead for body, and
+// reports whether there were any.
+func (t *signingTransport) takePresigned(r *http.Request, body []byte, now time.Time) bool {
+	c := &t.presigned
+	if r.Header.Get("Content-Type") != presignContentType {
+		return false
+	}
+	c.mu.Lock()
+	if len(c.m) == 0 {
+		c.mu.Unlock()
+		return false
+	}
+	key := requestKey(r.URL, body)
+	p, ok := c.m[key]
+	if ok {
+		delete(c.m, key)
+	}
+	c.mu.Unlock()
+	if !ok || now.Sub(p.at) > presignTTL {
+		return false
+	}
+	r.Header["Content-Digest"] = []string{p.contentDigest}
+	r.Header["Signature-Input"] = []string{p.input}
+	r.Header["Signature"] = []string{p.signature}
+	c.hits.Add(1)
+	return true
+}
+
+// runURL is the URL of the Run requests to the endpoint at base, as the
+// connect client makes it.
+func runURL(base string) string {
+	return strings.TrimRight(base, "/") + sdkv1connect.FunctionServiceRunProcedure
+}
+
+// presign signs c's next Run request ahead, as it will be once the change
+// being committed makes c ready, with extra (if not nil) delivered to its
+// inbox. Called with e.mu held.
+func (e *Engine) presign(c *call, extra *sdkv1.CallResult) {
+	if e.cfg.Sign == nil || e.running >= presignBelow || e.closing {
+		return
+	}
+	inbox := c.inbox
+	if extra != nil {
+		inbox = make([]*sdkv1.CallResult, len(c.inbox), len(c.inbox)+1)
+		copy(inbox, c.inbox)
+		inbox = append(inbox, extra)
+	}
+	req, _ := e.runRequestFrom(c, inbox)
+	e.presigns++
+	u := runURL(c.ep.url)
+	t := e.signer
+	e.spawn(func() {
+		// The messages req holds are not modified once made, so they can
+		// be marshaled without the engine lock.
+		body, err := proto.Marshal(req)
+		if err != nil {
+			return
+		}
+		t.presign(u, body, time.Now())
+	})
+}

@@ -1,0 +1,95 @@
+package scheduler
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/matryer/is"
+
+	"github.com/dispatchkit/dispatch/internal/signature"
+)
+
+// TestPresigned checks the signatures made ahead: used only for the same
+// body to the same URL while fresh, once, and accepted by a verifier like
+// a signature made at send time.
+func TestPresigned(t *testing.T) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier := signature.NewVerifier(pub)
+	var refused []error
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := verifier.Verify(r, body); err != nil {
+			refused = append(refused, err)
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+		}
+	}))
+	defer srv.Close()
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	defer base.CloseIdleConnections()
+
+	send := func(tr *signingTransport, url string, body []byte) int {
+		req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", presignContentType)
+		res, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	url := runURL(srv.URL + "/")
+	other := srv.URL + "/other"
+	tests := []struct {
+		name     string
+		signed   []byte // body signed ahead
+		signedAt time.Time
+		sentTo   string
+		sent     []byte
+		hits     int64
+	}{
+		{"same body", []byte("request"), time.Now(), url, []byte("request"), 1},
+		{"other body", []byte("request"), time.Now(), url, []byte("request with more results"), 0},
+		{"other URL", []byte("request"), time.Now(), other, []byte("request"), 0},
+		{"too old", []byte("request"), time.Now().Add(-presignTTL - time.Second), url, []byte("request"), 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			is := is.New(t)
+			refused = nil
+			tr := &signingTransport{base: base, sign: signature.NewSigner(priv).Sign}
+			tr.presign(url, tt.signed, tt.signedAt)
+			is.Equal(tr.presigned.made.Load(), int64(1))
+			is.Equal(send(tr, tt.sentTo, tt.sent), http.StatusOK) // accepted either way
+			is.Equal(tr.presigned.hits.Load(), tt.hits)
+			is.Equal(len(refused), 0)
+			// Used at most once: a second send signs.
+			is.Equal(send(tr, tt.sentTo, tt.sent), http.StatusOK)
+			is.Equal(tr.presigned.hits.Load(), tt.hits)
+		})
+	}
+
+	t.Run("bounded", func(t *testing.T) {
+		is := is.New(t)
+		tr := &signingTransport{base: base, sign: signature.NewSigner(priv).Sign}
+		now := time.Now()
+		for i := range presignMax + 10 {
+			tr.presign(url, []byte{byte(i), byte(i >> 8)}, now)
+		}
+		is.Equal(len(tr.presigned.m), presignMax) // full: no more kept
+		// Once the old ones expire, new ones replace them.
+		tr.presign(url, []byte("late"), now.Add(presignTTL+2*time.Second))
+		is.Equal(len(tr.presigned.m), 1)
+	})
+}
