@@ -128,6 +128,7 @@ type Store struct {
 	readOnly bool
 	wc       *sql.Conn // the writer's one connection, held open
 	wr       *writer   // its prepared statements, used inside wc.Raw
+	ck       *checkpointer
 
 	// recent is the expression that reads calls.recent_attempts: "NULL"
 	// when a read-only store finds a version-1 table without it.
@@ -217,7 +218,8 @@ func Open(path string, opts Options) (*Store, error) {
 	if f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600); err == nil {
 		f.Close()
 	}
-	w, err := sql.Open("sqlite", dsn(path, "busy_timeout(10000)", "journal_mode(WAL)", syncMode, "foreign_keys(OFF)")+"&_txlock=immediate")
+	w, err := sql.Open("sqlite", dsn(path, "busy_timeout(10000)", "journal_mode(WAL)", syncMode, "foreign_keys(OFF)",
+		fmt.Sprintf("wal_autocheckpoint(%d)", walBackstop))+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: %w", err)
 	}
@@ -247,7 +249,15 @@ func Open(path string, opts Options) (*Store, error) {
 		w.Close()
 		return nil, err
 	}
-	return newStore(&Store{w: w, r: r, wc: wc, wr: wr}, "recent_attempts"), nil
+	ck, err := newCheckpointer(path)
+	if err != nil {
+		wc.Raw(func(any) error { return wr.close() })
+		wc.Close()
+		w.Close()
+		r.Close()
+		return nil, err
+	}
+	return newStore(&Store{w: w, r: r, wc: wc, wr: wr, ck: ck}, "recent_attempts"), nil
 }
 
 func newStore(s *Store, recent string) *Store {
@@ -361,6 +371,7 @@ func (s *Store) apply(batches []*store.Batch) (err error) {
 	if err = w.exec(w.commit); err != nil {
 		return fmt.Errorf("sqlitestore: commit: %w", err)
 	}
+	s.ck.committed()
 	return nil
 }
 
@@ -548,6 +559,9 @@ func (s *Store) Close() error {
 	}
 	if s.w != nil {
 		errs = append(errs, s.w.Close())
+	}
+	if s.ck != nil {
+		errs = append(errs, s.ck.close())
 	}
 	errs = append(errs, s.r.Close())
 	return errors.Join(errs...)

@@ -1,0 +1,4 @@
+package sqlitestore
+
+// WALBackstop is walBackstop, for tests.
+const WALBackstop = walBackstop
