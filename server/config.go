@@ -66,8 +66,8 @@ type Config struct {
 	AttemptTimeout time.Duration
 
 	// MaxRestarts bounds the restarts of a call from its input when its
-	// endpoint answers INCOMPATIBLE_STATE; 3. Negative: no restart, the
-	// call fails with INCOMPATIBLE_STATE at once.
+	// endpoint answers INCOMPATIBLE_STATE; 3, at most 255. Negative: no
+	// restart, the call fails with INCOMPATIBLE_STATE at once.
 	MaxRestarts int
 
 	// InitialConcurrency and MaxConcurrency bound the number of requests
@@ -126,6 +126,9 @@ func (c *Config) validate() error {
 			return fmt.Errorf("server: Config.%s is negative (%v); use 0 for the default", d.name, d.v)
 		}
 	}
+	if c.MaxRestarts > maxRestarts {
+		return fmt.Errorf("server: Config.MaxRestarts is %d, at most %d: a call whose state stays incompatible after that many restarts from its input will not recover by more", c.MaxRestarts, maxRestarts)
+	}
 	if c.MinBackoff > 0 && c.MaxBackoff > 0 && c.MaxBackoff < c.MinBackoff {
 		return fmt.Errorf("server: Config.MaxBackoff (%v) is below Config.MinBackoff (%v)", c.MaxBackoff, c.MinBackoff)
 	}
@@ -142,6 +145,10 @@ func (c *Config) validate() error {
 	}
 	return nil
 }
+
+// maxRestarts is the most Config.MaxRestarts may be (a call counts its
+// restarts in a byte).
+const maxRestarts = 255
 
 // checkEndpoint checks that s is a full http or https URL.
 func checkEndpoint(s string) error {

@@ -35,6 +35,7 @@ func TestConfigValidate(t *testing.T) {
 		{"bad addr", server.Config{Memory: true, Addr: "nope"}, "Config.Addr"},
 		{"short key", server.Config{Memory: true, SigningKey: make([]byte, 3)}, "Config.SigningKey"},
 		{"negative expiration", server.Config{Memory: true, DefaultExpiration: -1}, "Config.DefaultExpiration"},
+		{"too many restarts", server.Config{Memory: true, MaxRestarts: 256}, "Config.MaxRestarts is 256, at most 255"},
 		{"backoff order", server.Config{Memory: true, MinBackoff: time.Second, MaxBackoff: time.Millisecond}, "Config.MaxBackoff"},
 	}
 	for _, tt := range tests {

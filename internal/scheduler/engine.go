@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"google.golang.org/protobuf/proto"
+	"math"
 	"net"
 	"net/http"
 	"sync"
@@ -15,6 +15,7 @@ import (
 	"buf.build/go/protovalidate"
 	"connectrpc.com/connect"
 	"github.com/rs/zerolog"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/dispatchkit/dispatch/internal/store"
 )
@@ -88,7 +89,8 @@ func (c *Config) setDefaults() {
 	if c.MaxRestarts == 0 {
 		c.MaxRestarts = 3
 	}
-	c.MaxRestarts = max(c.MaxRestarts, 0)
+	// A call counts its restarts in a uint8.
+	c.MaxRestarts = min(max(c.MaxRestarts, 0), math.MaxUint8)
 	if c.InitialConcurrency <= 0 {
 		c.InitialConcurrency = 128
 	}

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"time"
 
@@ -118,7 +119,7 @@ func (e *Engine) backoff(fails uint16) time.Duration {
 // retry schedules another attempt of c after a back-off, or fails it with
 // TIMEOUT when the back-off reaches past its expiration.
 func (e *Engine) retry(c *call, s sdkv1.Status, cause *sdkv1.Error, now time.Time, b *store.Batch) {
-	c.fails++
+	c.fails = min(c.fails+1, math.MaxUint16-1) // saturates (the back-off is long capped by then)
 	c.lastStatus, c.lastErr = s, cause
 	at := after(now, e.backoff(c.fails))
 	if at >= c.expires {
