@@ -6,11 +6,21 @@
 // # Memory
 //
 // Every live call is one small struct in a map (about 300 bytes plus its
-// ids, input and coroutine state). Suspended calls have no goroutine: a
-// single timer goroutine wakes them (poll max_wait, retry back-off,
-// expiration) and one goroutine exists per Run request in flight, bounded
-// by each endpoint's concurrency limit. Done calls leave memory; the store
+// ids, input, coroutine state and latest attempts). Suspended calls have no
+// goroutine: a single timer goroutine wakes them (poll max_wait, retry
+// back-off, expiration, and the expiration of calls queued behind a
+// saturated endpoint). Run requests in flight run on reused worker
+// goroutines (workers.go), as many as requests in flight, which each
+// endpoint's concurrency limit bounds. Done calls leave memory; the store
 // keeps them for inspection.
+//
+// # Speed
+//
+// Besides group commit (see [store.Committer]), two things keep a step
+// short: on a quiet server a call's next Run request is signed while the
+// change that makes it ready is committed (presign.go), and a call's
+// attempts are kept in its row and moved to the attempts table 16 at a
+// time (call.record), so that most steps write fewer pages.
 //
 // # Ordering and durability
 //
