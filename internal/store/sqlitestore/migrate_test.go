@@ -212,13 +212,7 @@ func TestMigrate(t *testing.T) {
 			// user_version back to 1 and left the column.
 			name: "version 2 set back to 1",
 			make: func(t *testing.T, path string) {
-				s, err := sqlitestore.Open(path, sqlitestore.Options{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := s.Close(); err != nil {
-					t.Fatal(err)
-				}
+				openAndClose(t, path)
 				execAll(t, path, slices.Concat(v1Rows, []string{`PRAGMA user_version = 1`})...)
 			},
 		},
@@ -303,13 +297,7 @@ func TestReadOnlyVersions(t *testing.T) {
 		{
 			name: "version 2",
 			make: func(t *testing.T, path string) {
-				s, err := sqlitestore.Open(path, sqlitestore.Options{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := s.Close(); err != nil {
-					t.Fatal(err)
-				}
+				openAndClose(t, path)
 				execAll(t, path, slices.Concat(v1Rows, []string{`UPDATE calls SET recent_attempts = x'` + hex.EncodeToString(recent) + `' WHERE id = 'k'`})...)
 			},
 			wantRecent: recent,
@@ -339,5 +327,18 @@ func TestReadOnlyVersions(t *testing.T) {
 			user, _, _ := pragmas(t, path)
 			is.Equal(user, tt.wantUser) // not migrated
 		})
+	}
+}
+
+// openAndClose makes (or migrates) the database at path with the current
+// schema.
+func openAndClose(t *testing.T, path string) {
+	t.Helper()
+	s, err := sqlitestore.Open(path, sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
