@@ -218,10 +218,11 @@ type Stats struct {
 	// calls, as stored; Stateful is how many live calls have one.
 	StateBytes int64
 	Stateful   int
-	// Presigned counts the Run requests signed ahead, while the change
-	// that made their call ready was being stored; PresignedSent, those
-	// sent with that signature (the others changed meanwhile and were
-	// signed again). Since the server started.
+	// Presigned counts the Run requests the server chose to sign ahead,
+	// while the change that made their call ready was being stored;
+	// PresignedSent, those sent with that signature (the others changed
+	// meanwhile, or their signature was not ready in time, and were
+	// signed as they went). Since the server started.
 	Presigned, PresignedSent int64
 }
 

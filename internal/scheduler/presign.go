@@ -3,7 +3,6 @@ package scheduler
 import (
 	"crypto/sha512"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,8 +22,10 @@ import (
 // body byte for byte the same, to the same URL: if the request changed
 // meanwhile (more results arrived), it signs as usual. Nothing depends on
 // a guess being right. Under load (presignBelow requests in flight or
-// more) the engine does not sign ahead: the work would only move, and a
-// wrong guess would waste it.
+// more), or for a call that will wait in its endpoint's queue, the engine
+// does not sign ahead: the work would only move, a wrong guess would waste
+// it, and a signature could go stale before its request is sent. Unused
+// signatures are dropped after presignTTL.
 
 const (
 	// presignBelow is the number of Run requests in flight from which
@@ -43,9 +44,12 @@ const (
 	presignContentType = "application/proto"
 )
 
+// presignKey is what a signature made ahead covers: the authority and the
+// escaped path, as the signer reads them, and the body. The method and the
+// Content-Type are always the same.
 type presignKey struct {
-	url    string // scheme://host/path, as parsed by net/http
-	digest [sha512.Size]byte
+	authority, path string
+	digest          [sha512.Size]byte
 }
 
 type presigned struct {
@@ -62,8 +66,27 @@ type presignCache struct {
 	swept time.Time
 }
 
-func requestKey(u *url.URL, body []byte) presignKey {
-	return presignKey{url: u.Scheme + "://" + u.Host + u.Path, digest: sha512.Sum512(body)}
+func requestKey(r *http.Request, body []byte) presignKey {
+	authority := r.Host
+	if authority == "" {
+		authority = r.URL.Host
+	}
+	return presignKey{authority: authority, path: r.URL.EscapedPath(), digest: sha512.Sum512(body)}
+}
+
+// sweep drops the signatures older than presignTTL, at most once per
+// presignTTL, so that guesses that were not used do not stay. Called with
+// c.mu held.
+func (c *presignCache) sweep(now time.Time) {
+	if now.Sub(c.swept) < presignTTL {
+		return
+	}
+	c.swept = now
+	for k, v := range c.m {
+		if now.Sub(v.at) > presignTTL {
+			delete(c.m, k)
+		}
+	}
 }
 
 // presign signs a Run request to runURL with body, ahead of sending it.
@@ -82,21 +105,14 @@ func (t *signingTransport) presign(runURL string, body []byte, now time.Time) {
 		signature:     r.Header.Get("Signature"),
 		at:            now,
 	}
-	key := requestKey(r.URL, body)
+	key := requestKey(r, body)
 	c := &t.presigned
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
 		c.m = make(map[presignKey]presigned)
 	}
-	if len(c.m) >= presignMax && now.Sub(c.swept) > time.Second {
-		c.swept = now
-		for k, v := range c.m {
-			if now.Sub(v.at) > presignTTL {
-				delete(c.m, k)
-			}
-		}
-	}
+	c.sweep(now)
 	if len(c.m) >= presignMax {
 		return
 	}
@@ -112,15 +128,18 @@ func (t *signingTransport) takePresigned(r *http.Request, body []byte, now time.
 		return false
 	}
 	c.mu.Lock()
-	if len(c.m) == 0 {
-		c.mu.Unlock()
+	empty := len(c.m) == 0
+	c.mu.Unlock()
+	if empty {
 		return false
 	}
-	key := requestKey(r.URL, body)
+	key := requestKey(r, body) // hashes the body: not under the lock
+	c.mu.Lock()
 	p, ok := c.m[key]
 	if ok {
 		delete(c.m, key)
 	}
+	c.sweep(now)
 	c.mu.Unlock()
 	if !ok || now.Sub(p.at) > presignTTL {
 		return false
@@ -144,6 +163,9 @@ func runURL(base string) string {
 func (e *Engine) presign(c *call, extra *sdkv1.CallResult) {
 	if e.cfg.Sign == nil || e.running >= presignBelow || e.closing {
 		return
+	}
+	if ep := c.ep; ep.ready > 0 || ep.inflight >= int(ep.limit) {
+		return // c will wait in its endpoint's queue: the signature could go stale
 	}
 	inbox := c.inbox
 	if extra != nil {

@@ -53,23 +53,26 @@ func TestPresigned(t *testing.T) {
 	other := srv.URL + "/other"
 	tests := []struct {
 		name     string
+		signedTo string
 		signed   []byte // body signed ahead
 		signedAt time.Time
 		sentTo   string
 		sent     []byte
 		hits     int64
 	}{
-		{"same body", []byte("request"), time.Now(), url, []byte("request"), 1},
-		{"other body", []byte("request"), time.Now(), url, []byte("request with more results"), 0},
-		{"other URL", []byte("request"), time.Now(), other, []byte("request"), 0},
-		{"too old", []byte("request"), time.Now().Add(-presignTTL - time.Second), url, []byte("request"), 0},
+		{"same body", url, []byte("request"), time.Now(), url, []byte("request"), 1},
+		{"other body", url, []byte("request"), time.Now(), url, []byte("request with more results"), 0},
+		{"other URL", url, []byte("request"), time.Now(), other, []byte("request"), 0},
+		// The signature covers the escaped path: /a%2Fb is not /a/b.
+		{"other escaping of the path", runURL(srv.URL + "/a%2Fb"), []byte("request"), time.Now(), runURL(srv.URL + "/a/b"), []byte("request"), 0},
+		{"too old", url, []byte("request"), time.Now().Add(-presignTTL - time.Second), url, []byte("request"), 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			is := is.New(t)
 			refused = nil
 			tr := &signingTransport{base: base, sign: signature.NewSigner(priv).Sign}
-			tr.presign(url, tt.signed, tt.signedAt)
+			tr.presign(tt.signedTo, tt.signed, tt.signedAt)
 			is.Equal(tr.presigned.made.Load(), int64(1))
 			is.Equal(send(tr, tt.sentTo, tt.sent), http.StatusOK) // accepted either way
 			is.Equal(tr.presigned.hits.Load(), tt.hits)
@@ -79,6 +82,17 @@ func TestPresigned(t *testing.T) {
 			is.Equal(tr.presigned.hits.Load(), tt.hits)
 		})
 	}
+
+	t.Run("unused dropped", func(t *testing.T) {
+		is := is.New(t)
+		tr := &signingTransport{base: base, sign: signature.NewSigner(priv).Sign}
+		long := time.Now().Add(-time.Hour)
+		for i := range 10 {
+			tr.presign(url, []byte{'g', byte(i)}, long) // guesses never used
+		}
+		is.Equal(send(tr, url, []byte("later")), http.StatusOK)
+		is.Equal(len(tr.presigned.m), 0) // dropped, so requests skip the cache again
+	})
 
 	t.Run("bounded", func(t *testing.T) {
 		is := is.New(t)

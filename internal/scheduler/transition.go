@@ -194,6 +194,9 @@ func (e *Engine) tailCall(c *call, tc *sdkv1.Call, now time.Time, b *store.Batch
 func (e *Engine) restart(c *call, cause *sdkv1.Error, now time.Time, b *store.Batch) {
 	if int(c.restarts) >= e.cfg.MaxRestarts {
 		msg := fmt.Sprintf("dispatch: the call's state stayed incompatible after %d restarts from its input", c.restarts)
+		if e.cfg.MaxRestarts == 0 {
+			msg = "dispatch: the call's state is incompatible, and restarts from its input are disabled (MaxRestarts < 0)"
+		}
 		if cause != nil {
 			msg += ": " + cause.GetMessage()
 		}

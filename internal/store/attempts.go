@@ -96,11 +96,17 @@ func MergeAttempts(table []Attempt, callID string, recent []byte) ([]Attempt, er
 	for _, a := range table {
 		seen[a.N] = true
 	}
+	n := len(table)
 	for _, a := range dec {
 		if !seen[a.N] {
 			seen[a.N] = true
 			table = append(table, a)
 		}
+	}
+	if n > 0 && len(table) > n && table[n].N < table[n-1].N {
+		// Recent attempts older than the table's last: left in a row by
+		// an older build that moved later ones. Keep the order of N.
+		slices.SortStableFunc(table, func(a, b Attempt) int { return cmp.Compare(a.N, b.N) })
 	}
 	return table, nil
 }

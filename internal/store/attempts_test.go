@@ -145,6 +145,14 @@ func TestMergeAttempts(t *testing.T) {
 			recent: []store.Attempt{a(5, "v"), a(2, "stale"), a(3, "z"), a(3, "again"), a(4, "w")},
 			want:   []store.Attempt{a(1, "x"), a(2, "y"), a(3, "z"), a(4, "w"), a(5, "v")},
 		},
+		{
+			// An older build moved later attempts to the table and left
+			// earlier ones in the row.
+			name:   "recent older than the table's",
+			table:  []store.Attempt{a(1, "x"), a(4, "w")},
+			recent: []store.Attempt{a(2, "y"), a(3, "z")},
+			want:   []store.Attempt{a(1, "x"), a(2, "y"), a(3, "z"), a(4, "w")},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -198,6 +198,11 @@ func (c *Committer) run() {
 // nothing else is runnable and Gosched returns at once, so a lone step is
 // not delayed.
 func (c *Committer) linger() {
+	if runtime.GOMAXPROCS(0) == 1 {
+		// One processor: Gosched could hand it to a goroutine that keeps
+		// it for a whole time slice.
+		return
+	}
 	c.mu.Lock()
 	n := len(c.pending)
 	c.mu.Unlock()
