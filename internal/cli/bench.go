@@ -49,7 +49,9 @@ reach beside the goals:
 
 The server keeps its calls in SQLite in a temporary directory (--memory
 for the memory store; (e) needs SQLite). --only picks workloads and the
-other flags scale them down.`,
+other flags scale them down. On a shared or noisy machine, --rounds 3
+runs each workload three times and prints the median of each figure with
+its range.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.check(); err != nil {
@@ -69,6 +71,7 @@ other flags scale them down.`,
 	f.IntVar(&o.gather, "gather", 10000, "(c) calls gathered")
 	f.IntVar(&o.sleepers, "sleepers", 100000, "(d) workflows suspended on a sleep")
 	f.IntVar(&o.inflight, "inflight", 10000, "(e) calls in flight at the restart (half workflows, half their calls)")
+	f.IntVar(&o.rounds, "rounds", 1, "run each workload this many times and print the median of each figure, with its range")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "log the server and the SDK to stderr")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the workloads to this file (go tool pprof)")
 	return cmd
@@ -85,10 +88,19 @@ type benchOptions struct {
 	inflight           int
 	verbose            bool
 	cpuProfile         string
+	rounds, round      int
 	selected           map[string]bool
 	hc                 *http.Client
 	log                zerolog.Logger
 	rootDir            string
+}
+
+// roundName is " round N" when there are several rounds.
+func (o *benchOptions) roundName() string {
+	if o.rounds < 2 {
+		return ""
+	}
+	return fmt.Sprintf(" round %d/%d", o.round, o.rounds)
 }
 
 func (o *benchOptions) check() error {
@@ -111,7 +123,7 @@ func (o *benchOptions) check() error {
 		v    int
 	}{
 		{"steps", o.steps}, {"runs", o.runs}, {"clients", o.clients}, {"workflows", o.workflows},
-		{"gather", o.gather}, {"sleepers", o.sleepers}, {"inflight", o.inflight},
+		{"gather", o.gather}, {"sleepers", o.sleepers}, {"inflight", o.inflight}, {"rounds", o.rounds},
 	} {
 		if n.v < 1 {
 			return fmt.Errorf("--%s %d: want at least 1", n.name, n.v)
@@ -129,7 +141,61 @@ type benchRow struct {
 	value string
 	goal  string
 	met   string // "yes", "no" or "" when there is no goal
+
+	// A measured row also has its number, how to print it and, with a
+	// goal, whether a number meets it, so that rounds can be summed up.
+	v      float64
+	format func(float64) string
+	ok     func(float64) bool
 }
+
+// measured makes the row of a figure v. ok is nil when there is no goal.
+func measured(what string, v float64, format func(float64) string, goal string, ok func(float64) bool) benchRow {
+	r := benchRow{what: what, value: format(v), goal: goal, v: v, format: format, ok: ok}
+	if ok != nil {
+		r.met = metIf(ok(v))
+	}
+	return r
+}
+
+// summarize folds the rows of several rounds of one workload into one
+// row per figure: the median, with the range. Rows without a number
+// (skipped, n/a) keep the last round's text.
+func summarize(rounds [][]benchRow) []benchRow {
+	last := rounds[len(rounds)-1]
+	if len(rounds) == 1 {
+		return last
+	}
+	out := make([]benchRow, 0, len(last))
+	for i, r := range last {
+		var vs []float64
+		for _, round := range rounds {
+			if i < len(round) && round[i].what == r.what && round[i].format != nil {
+				vs = append(vs, round[i].v)
+			}
+		}
+		if r.format == nil || len(vs) != len(rounds) {
+			out = append(out, r)
+			continue
+		}
+		slices.Sort(vs)
+		m := measured(r.what, vs[len(vs)/2], r.format, r.goal, r.ok)
+		med, lo, hi := r.format(vs[len(vs)/2]), r.format(vs[0]), r.format(vs[len(vs)-1])
+		if i := strings.IndexByte(med, ' '); i > 0 && strings.HasSuffix(lo, med[i:]) && strings.HasSuffix(hi, med[i:]) {
+			// "0.71 ms (0.70–0.73)": the unit once.
+			lo, hi = strings.TrimSuffix(lo, med[i:]), strings.TrimSuffix(hi, med[i:])
+		}
+		m.value = fmt.Sprintf("%s (%s–%s)", med, lo, hi)
+		out = append(out, m)
+	}
+	return out
+}
+
+// Formats of the figures.
+func msOf(v float64) string      { return fmtMS(time.Duration(v)) }
+func secondsOf(v float64) string { return fmtSeconds(time.Duration(v)) }
+func rateOf(v float64) string    { return fmt.Sprintf("%s wf/s", fmtInt(int64(v))) }
+func microsOf(v float64) string  { return fmt.Sprintf("%d µs", int64(v)) }
 
 func metIf(ok bool) string {
 	if ok {
@@ -192,16 +258,20 @@ func runBench(ctx context.Context, o benchOptions, stdout, stderr io.Writer) err
 		if !o.selected[w.key] {
 			continue
 		}
-		fmt.Fprintf(stderr, "bench: running (%s)...\n", w.key)
-		start := time.Now()
-		wctx, cancel := context.WithTimeout(ctx, benchTimeout)
-		r, err := w.run(wctx, &o)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("bench: workload (%s): %w", w.key, err)
+		var rounds [][]benchRow
+		for o.round = 1; o.round <= o.rounds; o.round++ {
+			fmt.Fprintf(stderr, "bench: running (%s)%s...\n", w.key, o.roundName())
+			start := time.Now()
+			wctx, cancel := context.WithTimeout(ctx, benchTimeout)
+			r, err := w.run(wctx, &o)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("bench: workload (%s)%s: %w", w.key, o.roundName(), err)
+			}
+			fmt.Fprintf(stderr, "bench: (%s)%s took %v\n", w.key, o.roundName(), time.Since(start).Round(time.Millisecond))
+			rounds = append(rounds, r)
 		}
-		fmt.Fprintf(stderr, "bench: (%s) took %v\n", w.key, time.Since(start).Round(time.Millisecond))
-		rows = append(rows, r...)
+		rows = append(rows, summarize(rounds)...)
 	}
 
 	store := "SQLite store"
@@ -211,7 +281,11 @@ func runBench(ctx context.Context, o benchOptions, stdout, stderr io.Writer) err
 	fmt.Fprintf(stdout, "dispatch bench: in-process server (%s) and SDK endpoint over loopback HTTP\n", store)
 	gogc := debug.SetGCPercent(100)
 	debug.SetGCPercent(gogc)
-	fmt.Fprintf(stdout, "machine: %s/%s, %d CPUs, %s, GOGC=%d\n\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), gogc)
+	fmt.Fprintf(stdout, "machine: %s/%s, %d CPUs, %s, GOGC=%d\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), gogc)
+	if o.rounds > 1 {
+		fmt.Fprintf(stdout, "%d rounds: the median of each figure, and its range\n", o.rounds)
+	}
+	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "workload\tresult\tgoal\tmet")
 	for _, r := range rows {
@@ -229,7 +303,7 @@ func runBench(ctx context.Context, o benchOptions, stdout, stderr io.Writer) err
 func (o *benchOptions) open(name string) (*dispatch.Dispatch, error) {
 	dir := ""
 	if !o.memory {
-		dir = filepath.Join(o.rootDir, name)
+		dir = filepath.Join(o.rootDir, fmt.Sprintf("%s-%d", name, o.round))
 	}
 	d, err := dispatch.New(
 		dispatch.WithLocalServer(dir),
@@ -332,8 +406,8 @@ func benchSequential(ctx context.Context, o *benchOptions) ([]benchRow, error) {
 	p50, p99 := steps[len(steps)*50/100], steps[min(len(steps)-1, len(steps)*99/100)]
 	what := fmt.Sprintf("(a) %d-step sequential workflow, 1 at a time", o.steps)
 	return []benchRow{
-		{what + ": p50 per await step", fmtMS(p50), "<= 0.5 ms", metIf(p50 <= 500*time.Microsecond)},
-		{what + ": p99 per await step", fmtMS(p99), "", ""},
+		measured(what+": p50 per await step", float64(p50), msOf, "<= 0.5 ms", func(v float64) bool { return v <= float64(500*time.Microsecond) }),
+		measured(what+": p99 per await step", float64(p99), msOf, "", nil),
 	}, nil
 }
 
@@ -371,18 +445,18 @@ func benchConcurrent(ctx context.Context, o *benchOptions) ([]benchRow, error) {
 		return nil, err
 	}
 	rate := float64(o.workflows) / elapsed.Seconds()
-	rows := []benchRow{{
+	rows := []benchRow{measured(
 		fmt.Sprintf("(b) 3-step workflows, %d clients (%d in all)", o.clients, o.workflows),
-		fmt.Sprintf("%s wf/s", fmtInt(int64(rate))), ">= 1,500 wf/s", metIf(rate >= 1500),
-	}}
+		rate, rateOf, ">= 1,500 wf/s", func(v float64) bool { return v >= 1500 },
+	)}
 	if cpuOK {
 		// CPU time is steadier than wall time on a shared machine, and
 		// says what the workload costs: server, SDK and clients together.
 		per := (cpu1 - cpu0) / time.Duration(o.workflows)
-		rows = append(rows, benchRow{
+		rows = append(rows, measured(
 			"(b) CPU per workflow (server, endpoint and clients; 7 Run requests)",
-			fmt.Sprintf("%d µs", per.Microseconds()), "", "",
-		})
+			float64(per.Microseconds()), microsOf, "", nil,
+		))
 	}
 	return rows, nil
 }
@@ -400,10 +474,10 @@ func benchGather(ctx context.Context, o *benchOptions) ([]benchRow, error) {
 		return nil, err
 	}
 	elapsed := time.Since(start)
-	return []benchRow{{
+	return []benchRow{measured(
 		fmt.Sprintf("(c) Gather of %s calls", fmtInt(int64(o.gather))),
-		fmtSeconds(elapsed), "< 5 s", metIf(elapsed < 5*time.Second),
-	}}, nil
+		float64(elapsed), secondsOf, "< 5 s", func(v float64) bool { return v < float64(5*time.Second) },
+	)}, nil
 }
 
 // (d) Many workflows asleep: the server's heap per suspended workflow
@@ -438,12 +512,12 @@ func benchSuspended(ctx context.Context, o *benchOptions) ([]benchRow, error) {
 	rows := []benchRow{}
 	if n > 0 {
 		per := float64(int64(after)-int64(before)) / float64(n)
-		rows = append(rows, benchRow{what + ": server memory per workflow", fmtBytes(per), "< 2 KB", metIf(per < 2048)})
+		rows = append(rows, measured(what+": server memory per workflow", per, fmtBytes, "< 2 KB", func(v float64) bool { return v < 2048 }))
 	} else {
-		rows = append(rows, benchRow{what + ": server memory per workflow", "n/a (raise --sleepers above 100)", "< 2 KB", "-"})
+		rows = append(rows, benchRow{what: what + ": server memory per workflow", value: "n/a (raise --sleepers above 100)", goal: "< 2 KB", met: "-"})
 	}
 	if st.Stateful > 0 {
-		rows = append(rows, benchRow{what + ": state per step (stored)", fmtBytes(float64(st.StateBytes) / float64(st.Stateful)), "", ""})
+		rows = append(rows, measured(what+": state per step (stored)", float64(st.StateBytes)/float64(st.Stateful), fmtBytes, "", nil))
 	}
 	return rows, nil
 }
@@ -463,7 +537,7 @@ func liveHeap() uint64 {
 func benchRestart(ctx context.Context, o *benchOptions) ([]benchRow, error) {
 	what := fmt.Sprintf("(e) restart with %s calls in flight: all resumed and done", fmtInt(int64(o.inflight/2*2)))
 	if o.memory {
-		return []benchRow{{what, "skipped: needs the SQLite store", "< 2 s", "-"}}, nil
+		return []benchRow{{what: what, value: "skipped: needs the SQLite store", goal: "< 2 s", met: "-"}}, nil
 	}
 	hold := make(chan struct{})
 	benchHold.Store(&hold)
@@ -516,9 +590,10 @@ func benchRestart(ctx context.Context, o *benchOptions) ([]benchRow, error) {
 		}
 	}
 	elapsed := time.Since(start)
-	return []benchRow{{
-		what, fmt.Sprintf("%s (recovery %s)", fmtSeconds(elapsed), fmtMS(recovered)), "< 2 s", metIf(elapsed < 2*time.Second),
-	}}, nil
+	return []benchRow{
+		measured(what, float64(elapsed), secondsOf, "< 2 s", func(v float64) bool { return v < float64(2*time.Second) }),
+		measured("(e) of which recovery (reading the store, rebuilding memory)", float64(recovered), msOf, "", nil),
+	}, nil
 }
 
 // The bench's functions, registered once under names starting with

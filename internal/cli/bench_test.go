@@ -41,6 +41,18 @@ func TestBench(t *testing.T) {
 			notRows: []string{"(a)", "(b)", "(d)"},
 		},
 		{
+			name:    "rounds",
+			args:    []string{"--only", "c", "--rounds", "3"},
+			rows:    []string{"3 rounds: the median of each figure, and its range", "(c) Gather of 30 calls", " s (", "–"},
+			notRows: []string{"(a)", "(b)", "(d)", "(e)"},
+		},
+		{
+			name:   "rounds below one",
+			args:   []string{"--rounds", "0"},
+			code:   2,
+			stderr: "--rounds 0: want at least 1",
+		},
+		{
 			name:   "unknown workload",
 			args:   []string{"--only", "a,x"},
 			code:   2,
