@@ -51,7 +51,7 @@ func (d *dispatchService) Dispatch(ctx context.Context, req *connect.Request[sdk
 		}
 		var se *scheduler.StoreError
 		if errors.As(err, &se) {
-			return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("server: the store cannot write: %w; calls already accepted are kept and resume on restart", se.Err))
+			return nil, connect.NewError(connect.CodeUnavailable, storeFailed(se))
 		}
 		d.s.cfg.Logger.Error().Err(err).Msg("dispatch failed")
 		return nil, connect.NewError(connect.CodeInternal, fmt.Errorf("dispatch: no call was recorded: %w", err))
@@ -69,4 +69,10 @@ func authorized(h http.Header, key string) bool {
 	}
 	got := strings.TrimSpace(auth[len(scheme):])
 	return subtle.ConstantTimeCompare([]byte(got), []byte(key)) == 1
+}
+
+// storeFailed says that the store cannot write, and what that means for
+// the calls.
+func storeFailed(se *scheduler.StoreError) error {
+	return fmt.Errorf("server: the store cannot write: %w; calls already accepted are kept and resume on restart", se.Err)
 }

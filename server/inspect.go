@@ -17,6 +17,12 @@ import (
 //	GET /dispatch.local.v1/calls/{id}?depth=N    one call, its attempts and its children
 //	GET /dispatch.local.v1/calls/{id}/result?wait=30s
 //	                                             the call's final outcome, waiting for it
+//	GET /dispatch.local.v1/health                200 {"status":"ok"} while the server runs
+//	                                             calls; 503 {"status":"unavailable","error":...}
+//	                                             once its store cannot write, or while it stops
+//
+// The health route needs no key: it says only whether the server works,
+// for scripts and CI jobs that wait for it.
 //
 // The first two answer JSON (the types of internal/inspect). The result
 // route answers {"status":"STATUS_OK","result":{CallResult in protojson},
@@ -63,6 +69,20 @@ func (s *Server) inspectHandler() http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// healthBody is the JSON of the health route.
+type healthBody struct {
+	Status string `json:"status"` // "ok" or "unavailable"
+	Error  string `json:"error,omitempty"`
+}
+
+func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
+	if err := s.Health(); err != nil {
+		writeJSONStatus(w, http.StatusServiceUnavailable, healthBody{Status: "unavailable", Error: err.Error()})
+		return
+	}
+	writeJSONStatus(w, http.StatusOK, healthBody{Status: "ok"})
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

@@ -122,6 +122,7 @@ func newLocked(cfg Config) (*Server, error) {
 	)
 	mux.Handle(path, h)
 	mux.Handle(inspectPrefix, s.inspectHandler())
+	mux.HandleFunc("GET "+inspectPrefix+"health", s.serveHealth) // no key needed
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true) // gRPC over cleartext (h2c)
@@ -233,6 +234,22 @@ func (s *Server) Stats() Stats {
 	return Stats{
 		Live: st.Live, Suspended: st.Suspended, StateBytes: st.StateBytes, Stateful: st.Stateful,
 		Presigned: st.Presigned, PresignedSent: st.PresignedSent,
+	}
+}
+
+// Health returns nil while the server accepts and runs calls, and else
+// why not: not started, stopping, or its store cannot write (the error
+// says what failed; calls already accepted resume after a restart).
+func (s *Server) Health() error {
+	err := s.engine.Err()
+	var se *scheduler.StoreError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &se):
+		return storeFailed(se)
+	default:
+		return errors.New("server: not running: not started yet, or stopping")
 	}
 }
 

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -164,6 +165,7 @@ func TestStoreFailure(t *testing.T) {
 				_, err := dispatch(client1, call("echo", "after"))
 				is.NoErr(err) // still accepting
 				waitFor(t, "all done", func() bool { return srv1.Live() == 0 })
+				is.NoErr(srv1.Health()) // healthy after a passing failure
 				is.NoErr(srv1.Close())
 				is.True(!strings.Contains(logs.String(), "the store cannot write"))
 				return
@@ -222,6 +224,16 @@ func TestStoreFailure(t *testing.T) {
 				_, err = srv1.Result(context.Background(), root) // and a new one is told at once
 				is.True(err != nil && strings.Contains(err.Error(), "the store cannot write"))
 			}
+			// The health route says so, without a key.
+			health := srv1.Health()
+			is.True(health != nil && strings.Contains(health.Error(), wantMsg))
+			res, err := http.Get(srv1.URL() + "/dispatch.local.v1/health")
+			is.NoErr(err)
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			is.Equal(res.StatusCode, http.StatusServiceUnavailable)
+			is.True(strings.Contains(string(body), `"status":"unavailable"`))
+			is.True(strings.Contains(string(body), "test: disk full"))
 			is.NoErr(srv1.Close())
 			is.Equal(strings.Count(logs.String(), "no call is accepted or run until the server restarts"), 1) // logged once
 

@@ -82,6 +82,21 @@ func (e *Engine) unwatch(id string, w *waiter) {
 	}
 }
 
+// Err reports whether the engine runs: nil while it does, a *[StoreError]
+// once the store cannot write (nothing is accepted or run until a
+// restart), ErrClosed before Start and once closing.
+func (e *Engine) Err() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch {
+	case !e.started || e.closing:
+		return ErrClosed
+	case e.broken != nil:
+		return &StoreError{Err: e.broken}
+	}
+	return nil
+}
+
 // Done returns a channel closed when the engine stops.
 func (e *Engine) Done() <-chan struct{} { return e.ctx.Done() }
 
