@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"database/sql"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/matryer/is"
+	_ "modernc.org/sqlite" // the database, checked after the kills
 )
 
 // TestCrashRecovery kills a real server process with SIGKILL in the middle
@@ -27,7 +29,7 @@ func TestCrashRecovery(t *testing.T) {
 	is.NoErr(build.Run())
 
 	state := filepath.Join(tmp, "state")
-	const workflows, steps = 50, 3
+	const workflows, steps = 200, 3
 	ep := newWorkflowEndpoint(t, steps, 2*time.Millisecond)
 	start := func() (*exec.Cmd, *syncBuffer, string, string) {
 		stdout, stderr := &syncBuffer{}, &syncBuffer{}
@@ -47,18 +49,37 @@ func TestCrashRecovery(t *testing.T) {
 	cmd, _, addr, key := start()
 	ep.setKey(t, key)
 	dispatchWorkflows(t, addr, "test", workflows)
-	waitFor(t, "steps to run", func() bool { return ep.stepCount() >= workflows })
-	is.NoErr(cmd.Process.Signal(syscall.SIGKILL))
-	cmd.Wait()
-	before := ep.finished()
-	t.Logf("killed with %d of %d workflows finished, %d steps run", before, workflows, ep.stepCount())
-	is.True(before < workflows) // killed mid-workflow
-
-	cmd, stderr, _, key2 := start()
-	is.Equal(key2, key)
-	waitFor(t, "every workflow", func() bool { return ep.finished() == workflows })
-	is.True(strings.Contains(stderr.String(), "recovered calls in flight"))
+	// Killed twice mid-workflow, the second time after the restart has
+	// recovered and run on (commits, and checkpoints of the log, under
+	// way at either kill).
+	for kill, atSteps := range []int{workflows, 2 * workflows} {
+		waitFor(t, "steps to run", func() bool { return ep.stepCount() >= atSteps })
+		is.NoErr(cmd.Process.Signal(syscall.SIGKILL))
+		cmd.Wait()
+		before := ep.finished()
+		t.Logf("kill %d: %d of %d workflows finished, %d steps run", kill+1, before, workflows, ep.stepCount())
+		is.True(before < workflows) // killed mid-workflow
+		var stderr *syncBuffer
+		var key2 string
+		cmd, stderr, _, key2 = start()
+		is.Equal(key2, key) // the signing key was kept
+		if kill == 1 {
+			waitFor(t, "every workflow", func() bool { return ep.finished() == workflows })
+			is.True(strings.Contains(stderr.String(), "recovered calls in flight"))
+		}
+	}
 	is.NoErr(cmd.Process.Signal(syscall.SIGINT))
 	is.NoErr(cmd.Wait()) // clean exit on interrupt
 	is.Equal(ep.sigErrs, 0)
+
+	// The database came through the kills whole.
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(state, "dispatch.db"))
+	is.NoErr(err)
+	defer db.Close()
+	var check string
+	is.NoErr(db.QueryRow(`PRAGMA integrity_check`).Scan(&check))
+	is.Equal(check, "ok")
+	var live int
+	is.NoErr(db.QueryRow(`SELECT count(*) FROM calls WHERE state != 3`).Scan(&live))
+	is.Equal(live, 0) // every call final in the store too
 }
