@@ -150,6 +150,8 @@ type Engine struct {
 	// yet durable; waiters holds the watchers of live calls (watch.go).
 	finishing map[string]struct{}
 	waiters   map[string]*waiter
+	// knownEndpoints are endpoints protovalidate accepted (validate.go).
+	knownEndpoints map[string]struct{}
 }
 
 // New returns an engine; it does nothing until Start.
@@ -177,19 +179,20 @@ func New(cfg Config) (*Engine, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Engine{
-		cfg:       cfg,
-		log:       cfg.Logger,
-		now:       cfg.Now,
-		validator: v,
-		transport: tr,
-		ctx:       ctx,
-		cancel:    cancel,
-		calls:     make(map[string]*call),
-		endpoints: make(map[string]*endpoint),
-		timerWake: make(chan struct{}, 1),
-		work:      make(chan func()),
-		finishing: make(map[string]struct{}),
-		waiters:   make(map[string]*waiter),
+		cfg:            cfg,
+		log:            cfg.Logger,
+		now:            cfg.Now,
+		validator:      v,
+		transport:      tr,
+		ctx:            ctx,
+		cancel:         cancel,
+		calls:          make(map[string]*call),
+		endpoints:      make(map[string]*endpoint),
+		timerWake:      make(chan struct{}, 1),
+		work:           make(chan func()),
+		finishing:      make(map[string]struct{}),
+		waiters:        make(map[string]*waiter),
+		knownEndpoints: make(map[string]struct{}),
 	}
 	e.signer = &signingTransport{base: tr, sign: cfg.Sign}
 	e.client = &http.Client{Transport: e.signer}

@@ -172,7 +172,7 @@ func (e *Engine) tailCall(c *call, tc *sdkv1.Call, now time.Time, b *store.Batch
 	if tc.GetEndpoint() == "" {
 		tc.Endpoint = c.ep.url
 	}
-	if err := e.validator.Validate(tc); err != nil {
+	if err := e.validateCall(tc); err != nil {
 		cerr := &sdkv1.Error{Type: statusName(sdkv1.Status_STATUS_INVALID_ARGUMENT), Message: "dispatch: invalid tail call: " + err.Error()}
 		e.complete(c, sdkv1.Status_STATUS_INVALID_ARGUMENT, &sdkv1.CallResult{Error: cerr}, now, b)
 		return
@@ -307,7 +307,14 @@ func (e *Engine) validatePoll(p *sdkv1.Poll) error {
 	if n := len(p.GetCalls()); n > maxPollCalls {
 		return fmt.Errorf("calls: %d calls, at most %d per poll; split them over several polls", n, maxPollCalls)
 	}
-	return e.validator.Validate(p)
+	if e.surelyValidPoll(p) { // validate.go
+		return nil
+	}
+	if err := e.validator.Validate(p); err != nil {
+		return err
+	}
+	e.knowEndpoints(p.GetCalls()...)
+	return nil
 }
 
 // suspendOrResume resumes a suspended c if enough results are ready, or

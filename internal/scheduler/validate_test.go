@@ -1,0 +1,200 @@
+package scheduler
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
+	"buf.build/go/protovalidate"
+	"github.com/matryer/is"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// TestValidationRules pins the protovalidate rules of Poll and Call that
+// the checks by hand of validate.go assume: a new version of the protos
+// with other rules fails here, and validate.go must follow.
+func TestValidationRules(t *testing.T) {
+	rules := func(md protoreflect.MessageDescriptor) map[string]string {
+		out := map[string]string{"": string(must(protojson.Marshal(md.Options())))}
+		for i := 0; i < md.Fields().Len(); i++ {
+			f := md.Fields().Get(i)
+			out[string(f.Name())] = string(must(protojson.Marshal(f.Options())))
+		}
+		for i := 0; i < md.Oneofs().Len(); i++ {
+			o := md.Oneofs().Get(i)
+			out["oneof "+string(o.Name())] = string(must(protojson.Marshal(o.Options())))
+		}
+		return out
+	}
+	tests := []struct {
+		msg  proto.Message
+		want map[string]string
+	}{
+		{&sdkv1.Poll{}, map[string]string{
+			"":                      `{}`,
+			"coroutine_state":       `{}`,
+			"typed_coroutine_state": `{}`,
+			"calls":                 `{}`,
+			"max_wait":              `{"[buf.validate.field]":{"required":true,"duration":{"gte":"1s"}}}`,
+			"max_results":           `{"[buf.validate.field]":{"required":true,"int32":{"lte":1000,"gte":1}}}`,
+			"min_results":           `{"[buf.validate.field]":{"required":true,"int32":{"lte":1000,"gte":1}}}`,
+			"oneof state":           `{}`,
+		}},
+		{&sdkv1.Call{}, map[string]string{
+			"":               `{}`,
+			"correlation_id": `{}`,
+			"endpoint":       `{"[buf.validate.field]":{"string":{"uri":true}}}`,
+			"function":       `{"[buf.validate.field]":{"required":true,"string":{"pattern":"^[a-zA-Z_][a-zA-Z0-9_<>.]*$"}}}`,
+			"input":          `{}`,
+			"expiration":     `{"[buf.validate.field]":{"duration":{"gte":"0s"}}}`,
+			"version":        `{}`,
+		}},
+	}
+	for _, tt := range tests {
+		md := tt.msg.ProtoReflect().Descriptor()
+		t.Run(string(md.Name()), func(t *testing.T) {
+			is := is.New(t)
+			got := rules(md)
+			is.Equal(len(got), len(tt.want)) // fields
+			for k, want := range tt.want {
+				// protojson output is not byte-stable: compare parsed.
+				is.Equal(compactJSON(t, got[k]), compactJSON(t, want)) // the rules validate.go assumes
+			}
+		})
+	}
+}
+
+func compactJSON(t *testing.T, s string) string {
+	t.Helper()
+	out := make([]byte, 0, len(s))
+	inString := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '"' && (i == 0 || s[i-1] != '\\') {
+			inString = !inString
+		}
+		if !inString && (c == ' ' || c == '\n' || c == '\t') {
+			continue
+		}
+		out = append(out, c)
+	}
+	return string(out)
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// testValidator returns an engine with only what validation needs, with
+// the endpoint of validPoll known.
+func testValidator(tb testing.TB) *Engine {
+	v, err := protovalidate.New()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e := &Engine{validator: v, knownEndpoints: map[string]struct{}{}}
+	e.knowEndpoints(&sdkv1.Call{Endpoint: "http://127.0.0.1:8000"})
+	return e
+}
+
+func validPoll() *sdkv1.Poll {
+	return &sdkv1.Poll{
+		State:      &sdkv1.Poll_CoroutineState{CoroutineState: []byte("s")},
+		MaxWait:    durationpb.New(time.Minute),
+		MinResults: 1, MaxResults: 1,
+		Calls: []*sdkv1.Call{{
+			Function: "main.step_1<int>", Endpoint: "http://127.0.0.1:8000", CorrelationId: 1,
+			Input: &anypb.Any{TypeUrl: "type.googleapis.com/google.protobuf.Int64Value", Value: []byte{8, 1}},
+		}},
+	}
+}
+
+// TestSurelyValid checks that the checks by hand accept the common valid
+// poll, and never a poll protovalidate refuses.
+func TestSurelyValid(t *testing.T) {
+	e := testValidator(t)
+	tests := []struct {
+		name   string
+		change func(p *sdkv1.Poll)
+		sure   bool // the check by hand accepts it
+	}{
+		{"valid", func(*sdkv1.Poll) {}, true},
+		{"a sleep: no calls", func(p *sdkv1.Poll) { p.Calls = nil }, true},
+		{"max_wait of 1s", func(p *sdkv1.Poll) { p.MaxWait = durationpb.New(time.Second) }, true},
+		{"results at 1000", func(p *sdkv1.Poll) { p.MinResults, p.MaxResults = 1000, 1000 }, true},
+		{"an expiration", func(p *sdkv1.Poll) { p.Calls[0].Expiration = durationpb.New(time.Hour) }, true},
+		{"no max_wait", func(p *sdkv1.Poll) { p.MaxWait = nil }, false},
+		{"max_wait under 1s", func(p *sdkv1.Poll) { p.MaxWait = durationpb.New(999 * time.Millisecond) }, false},
+		{"max_wait of centuries", func(p *sdkv1.Poll) { p.MaxWait = &durationpb.Duration{Seconds: 300 * 365 * 86400} }, false},
+		{"max_wait malformed", func(p *sdkv1.Poll) { p.MaxWait = &durationpb.Duration{Seconds: 5, Nanos: -1} }, false},
+		{"max_results 0", func(p *sdkv1.Poll) { p.MaxResults = 0 }, false},
+		{"max_results 1001", func(p *sdkv1.Poll) { p.MaxResults = 1001 }, false},
+		{"min_results negative", func(p *sdkv1.Poll) { p.MinResults = -1 }, false},
+		{"no function", func(p *sdkv1.Poll) { p.Calls[0].Function = "" }, false},
+		{"function starting with a digit", func(p *sdkv1.Poll) { p.Calls[0].Function = "1step" }, false},
+		{"function with a dash", func(p *sdkv1.Poll) { p.Calls[0].Function = "a-b" }, false},
+		{"function not ASCII", func(p *sdkv1.Poll) { p.Calls[0].Function = "étape" }, false},
+		{"function with a newline", func(p *sdkv1.Poll) { p.Calls[0].Function = "step\n" }, false},
+		{"endpoint not seen before", func(p *sdkv1.Poll) { p.Calls[0].Endpoint = "http://127.0.0.1:9000" }, false},
+		{"endpoint not a URI", func(p *sdkv1.Poll) { p.Calls[0].Endpoint = "http://[::1" }, false},
+		{"negative expiration", func(p *sdkv1.Poll) { p.Calls[0].Expiration = durationpb.New(-time.Second) }, false},
+		{"expiration of centuries", func(p *sdkv1.Poll) { p.Calls[0].Expiration = &durationpb.Duration{Seconds: math.MaxInt64 / int64(time.Second)} }, false},
+		{"a nil call", func(p *sdkv1.Poll) { p.Calls = append(p.Calls, nil) }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			is := is.New(t)
+			p := validPoll()
+			tt.change(p)
+			sure := e.surelyValidPoll(p)
+			is.Equal(sure, tt.sure)
+			if sure {
+				is.NoErr(e.validator.Validate(p)) // protovalidate agrees
+			}
+		})
+	}
+}
+
+// FuzzSurelyValid checks on arbitrary polls that what the checks by hand
+// accept, protovalidate accepts.
+func FuzzSurelyValid(f *testing.F) {
+	f.Add("step", "http://127.0.0.1:8000", int64(60), int32(0), int32(1), int32(1), true, int64(0), int32(0))
+	f.Add("a<b>.c", "https://x/y", int64(1), int32(0), int32(1000), int32(1), true, int64(5), int32(1))
+	v := testValidator(f).validator
+	f.Fuzz(func(t *testing.T, function, endpoint string, waitS int64, waitN, minR, maxR int32, hasExp bool, expS int64, expN int32) {
+		e := &Engine{validator: v, knownEndpoints: map[string]struct{}{}}
+		// Remember the endpoint only as validation would: if protovalidate
+		// accepts a call with it.
+		probe := &sdkv1.Call{Function: "f", Endpoint: endpoint}
+		if e.validator.Validate(probe) == nil {
+			e.knowEndpoints(probe)
+		}
+		c := &sdkv1.Call{Function: function, Endpoint: endpoint}
+		if hasExp {
+			c.Expiration = &durationpb.Duration{Seconds: expS, Nanos: expN}
+		}
+		p := &sdkv1.Poll{
+			MaxWait:    &durationpb.Duration{Seconds: waitS, Nanos: waitN},
+			MinResults: minR, MaxResults: maxR,
+			Calls: []*sdkv1.Call{c},
+		}
+		if e.surelyValidPoll(p) {
+			if err := e.validator.Validate(p); err != nil {
+				t.Fatalf("accepted by hand, refused by protovalidate: %v", err)
+			}
+		}
+		if e.surelyValidCall(c) {
+			if err := e.validator.Validate(c); err != nil {
+				t.Fatalf("call accepted by hand, refused by protovalidate: %v", err)
+			}
+		}
+	})
+}
