@@ -146,7 +146,9 @@ func TestSurelyValid(t *testing.T) {
 		{"endpoint not seen before", func(p *sdkv1.Poll) { p.Calls[0].Endpoint = "http://127.0.0.1:9000" }, false},
 		{"endpoint not a URI", func(p *sdkv1.Poll) { p.Calls[0].Endpoint = "http://[::1" }, false},
 		{"negative expiration", func(p *sdkv1.Poll) { p.Calls[0].Expiration = durationpb.New(-time.Second) }, false},
-		{"expiration of centuries", func(p *sdkv1.Poll) { p.Calls[0].Expiration = &durationpb.Duration{Seconds: math.MaxInt64 / int64(time.Second)} }, false},
+		{"expiration of centuries", func(p *sdkv1.Poll) {
+			p.Calls[0].Expiration = &durationpb.Duration{Seconds: math.MaxInt64 / int64(time.Second)}
+		}, false},
 		{"a nil call", func(p *sdkv1.Poll) { p.Calls = append(p.Calls, nil) }, false},
 	}
 	for _, tt := range tests {
