@@ -41,7 +41,10 @@
 //
 // With a StateDir, calls live in a SQLite database (WAL mode) written by
 // one goroutine that groups the changes of concurrent steps into one
-// transaction. Every change is committed before the server acts on it, so
+// transaction; a second connection checkpoints the log in the background.
+// A database made by an older version is upgraded in place, in one
+// transaction, when the server opens it; one made by a newer version is
+// refused. Every change is committed before the server acts on it, so
 // after a crash (even kill -9) and a restart every call in flight
 // completes and results are delivered at least once; the log says how
 // many calls were recovered. The signing key is made on first start and
@@ -52,7 +55,9 @@
 // [Server.Result] blocks until a call (root or child) is final (done,
 // failed for good, or expired) and returns its [Outcome]; it answers at
 // once for a final call. The engine wakes waiters when the outcome is
-// durable, so a woken waiter always reads it from the store. Programs that
+// durable, handing them the stored row. If the store fails for good,
+// waiters are woken at once with that error: the outcome cannot be stored
+// before a restart. Programs that
 // use a server started by `dispatch test` get the same over HTTP with
 // [FetchResult] (see Inspection).
 //
@@ -83,6 +88,13 @@
 //   - A tail call or a restart drops the results of the children of the
 //     previous run; children of a call that exited run on, their results
 //     are dropped.
+//
+// # Health
+//
+// [Server.Health] and GET /dispatch.local.v1/health (no key needed) say
+// whether the server runs calls: 200 {"status":"ok"}, or 503 with the
+// reason once the store cannot write (nothing is accepted or run until a
+// restart; what was stored resumes then) or while the server stops.
 //
 // # Inspection
 //
