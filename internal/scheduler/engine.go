@@ -297,23 +297,8 @@ func (e *Engine) Dispatch(ctx context.Context, calls []*sdkv1.Call) ([]string, e
 	b := &store.Batch{Calls: make([]*store.Call, 0, len(calls))}
 	made := make([]*call, len(calls))
 	for i, pc := range calls {
-		id := e.ids.next(now)
-		exp := e.cfg.DefaultExpiration
-		if d := pc.GetExpiration(); d != nil && d.AsDuration() > 0 {
-			exp = d.AsDuration()
-		}
-		c := &call{
-			id:       id,
-			rootID:   id,
-			ep:       e.endpoint(pc.GetEndpoint()),
-			function: pc.GetFunction(),
-			version:  pc.GetVersion(),
-			input:    pc.GetInput(),
-			created:  now.UnixNano(),
-			expires:  after(now, exp),
-		}
-		ids[i], made[i] = id, c
-		e.calls[id] = c
+		c := e.newCall(pc, nil, now)
+		ids[i], made[i] = c.id, c
 		b.Calls = append(b.Calls, c.row(now.UnixNano()))
 	}
 	if len(made) <= presignMaxCalls {
@@ -359,6 +344,52 @@ func (e *Engine) Dispatch(ctx context.Context, calls []*sdkv1.Call) ([]string, e
 		return nil, &StoreError{Err: err}
 	}
 	return ids, nil
+}
+
+// newCall makes the call pc asks for, made now: a root call when parent
+// is nil, else a child of parent, which never outlives it. It is added to
+// the live calls, in state stNew. Called with e.mu held.
+func (e *Engine) newCall(pc *sdkv1.Call, parent *call, now time.Time) *call {
+	id := e.ids.next(now)
+	exp := e.cfg.DefaultExpiration
+	if d, ok := expiration(pc); ok {
+		exp = d
+	}
+	c := &call{
+		id:       id,
+		rootID:   id,
+		ep:       e.endpoint(pc.GetEndpoint()),
+		function: pc.GetFunction(),
+		version:  pc.GetVersion(),
+		input:    pc.GetInput(),
+		created:  now.UnixNano(),
+		expires:  expiresAt(now, exp, parent),
+	}
+	if parent != nil {
+		c.parentID, c.rootID, c.parentGen, c.corrID = parent.id, parent.rootID, parent.gen, pc.GetCorrelationId()
+	}
+	e.calls[id] = c
+	return c
+}
+
+// expiration is the expiration pc sets, if it sets one.
+func expiration(pc *sdkv1.Call) (time.Duration, bool) {
+	d := pc.GetExpiration()
+	if d == nil || d.AsDuration() <= 0 {
+		return 0, false
+	}
+	return d.AsDuration(), true
+}
+
+// expiresAt is when a call made now to last d expires: capped at its
+// parent's expiration, when it has one (a child that outlives its parent
+// is of no use).
+func expiresAt(now time.Time, d time.Duration, parent *call) int64 {
+	at := after(now, d)
+	if parent != nil {
+		at = min(at, parent.expires)
+	}
+	return at
 }
 
 // endpoint returns the endpoint of url, made on first use. Called with

@@ -179,12 +179,9 @@ func (e *Engine) tailCall(c *call, tc *sdkv1.Call, now time.Time, b *store.Batch
 	}
 	c.function, c.input, c.version = tc.GetFunction(), tc.GetInput(), tc.GetVersion()
 	c.ep = e.endpoint(tc.GetEndpoint())
-	if d := tc.GetExpiration(); d != nil && d.AsDuration() > 0 {
-		c.expires = after(now, d.AsDuration())
+	if d, ok := expiration(tc); ok {
 		// Like a child made by a Poll, capped at its parent's expiration.
-		if p := e.calls[c.parentID]; p != nil {
-			c.expires = min(c.expires, p.expires)
-		}
+		c.expires = expiresAt(now, d, e.calls[c.parentID])
 	}
 	c.restarts = 0
 	c.lastStatus, c.lastErr = 0, nil
@@ -255,26 +252,8 @@ func (e *Engine) poll(c *call, p *sdkv1.Poll, now time.Time, b *store.Batch) {
 		children = make([]*call, len(p.GetCalls()))
 	}
 	for i, pc := range p.GetCalls() {
-		id := e.ids.next(now)
-		exp := e.cfg.DefaultExpiration
-		if d := pc.GetExpiration(); d != nil && d.AsDuration() > 0 {
-			exp = d.AsDuration()
-		}
-		ch := &call{
-			id:        id,
-			parentID:  c.id,
-			rootID:    c.rootID,
-			parentGen: c.gen,
-			corrID:    pc.GetCorrelationId(),
-			ep:        e.endpoint(pc.GetEndpoint()),
-			function:  pc.GetFunction(),
-			version:   pc.GetVersion(),
-			input:     pc.GetInput(),
-			created:   nowN,
-			expires:   min(after(now, exp), c.expires),
-		}
+		ch := e.newCall(pc, c, now)
 		children[i] = ch
-		e.calls[id] = ch
 		b.Calls = append(b.Calls, ch.row(nowN))
 	}
 	if len(children) <= presignMaxCalls {
