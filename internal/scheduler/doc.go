@@ -107,5 +107,6 @@
 //     value, before any runs; a call that named the previous default
 //     explicitly cannot be told apart and moves too.
 //   - Watch wakes a waiter in the commit callback of the call's final
-//     change, so the outcome it reads from the store is there.
+//     change, with the row just stored, so the outcome it gets is durable;
+//     a store failure wakes every waiter with the error.
 package scheduler
