@@ -13,9 +13,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
 	"time"
 
@@ -58,18 +58,18 @@ type Report struct {
 }
 
 // out is where the program reports what happens; functions run
-// concurrently, so it serializes writes.
-var out = &syncWriter{w: os.Stdout}
+// concurrently, and a log.Logger serializes its writes.
+var out = log.New(os.Stdout, "", 0)
 
 // Ask asks one replica. A replica that is down fails with a permanent
 // error, so that Dispatch does not retry it and Any hears of the failure.
 var Ask = dispatch.Func("ask", func(ctx context.Context, q Query) (Answer, error) {
 	r := q.Replica
 	if r.Down {
-		fmt.Fprintf(out, "  %s: down\n", r.Name)
+		out.Printf("  %s: down\n", r.Name)
 		return Answer{}, dispatch.Permanent(fmt.Errorf("replica %s is down", r.Name))
 	}
-	fmt.Fprintf(out, "  %s: thinking for %s\n", r.Name, r.Delay)
+	out.Printf("  %s: thinking for %s\n", r.Name, r.Delay)
 	t := time.NewTimer(r.Delay)
 	defer t.Stop()
 	select {
@@ -77,14 +77,14 @@ var Ask = dispatch.Func("ask", func(ctx context.Context, q Query) (Answer, error
 	case <-ctx.Done():
 		return Answer{}, ctx.Err()
 	}
-	fmt.Fprintf(out, "  %s: answering after %s\n", r.Name, r.Delay)
+	out.Printf("  %s: answering after %s\n", r.Name, r.Delay)
 	return Answer{Replica: r.Name, Text: fmt.Sprintf("42, says %s", r.Name)}, nil
 })
 
 // QueryAll is the workflow: first Any over all the replicas, then a Race over
 // the slow ones, bounded by a timeout.
 var QueryAll = dispatch.Flow("query", func(ctx *flow.Ctx, req Request) flow.Step[Report] {
-	fmt.Fprintf(out, "any: asking %s\n", names(req.Replicas))
+	out.Printf("any: asking %s\n", names(req.Replicas))
 	return flow.Any(Ask.Calls(queries(req.Q, req.Replicas)...), anyAnswered.With(req), flow.Timeout(10*time.Second))
 })
 
@@ -97,8 +97,8 @@ var anyAnswered = flow.HandleWith("query.any", func(ctx *flow.Ctx, req Request, 
 	} else {
 		r.Any = fmt.Sprintf("first success from %s: %q", a.Replica, a.Text)
 	}
-	fmt.Fprintf(out, "any: %s\n", r.Any)
-	fmt.Fprintf(out, "race: asking %s, for at most %s\n", names(req.Slow), req.Timeout)
+	out.Printf("any: %s\n", r.Any)
+	out.Printf("race: asking %s, for at most %s\n", names(req.Slow), req.Timeout)
 	return flow.Race(Ask.Calls(queries(req.Q, req.Slow)...), raced.With(r), flow.Timeout(req.Timeout))
 })
 
@@ -113,7 +113,7 @@ var raced = flow.HandleWith("query.race", func(ctx *flow.Ctx, r Report, a Answer
 	default:
 		r.Race = fmt.Sprintf("first answer from %s: %q", a.Replica, a.Text)
 	}
-	fmt.Fprintf(out, "race: %s\n", r.Race)
+	out.Printf("race: %s\n", r.Race)
 	return flow.Done(r)
 })
 
@@ -169,7 +169,7 @@ func main() {
 // report. With no DISPATCH_API_URL, New starts a local Dispatch server in
 // this process.
 func run(ctx context.Context, w io.Writer, req Request, opts ...dispatch.Option) error {
-	out.set(w)
+	out.SetOutput(w)
 	d, err := dispatch.New(opts...)
 	if err != nil {
 		return err
@@ -183,25 +183,7 @@ func run(ctx context.Context, w io.Writer, req Request, opts ...dispatch.Option)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "done in %s\n  any:  %s\n  race: %s\n", time.Since(start).Round(10*time.Millisecond), r.Any, r.Race)
-	fmt.Fprintln(out, "stopping: the replicas still running finish, and their results are dropped")
+	out.Printf("done in %s\n  any:  %s\n  race: %s\n", time.Since(start).Round(10*time.Millisecond), r.Any, r.Race)
+	out.Println("stopping: the replicas still running finish, and their results are dropped")
 	return nil
-}
-
-// syncWriter serializes writes to w.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
-}
-
-func (s *syncWriter) set(w io.Writer) {
-	s.mu.Lock()
-	s.w = w
-	s.mu.Unlock()
 }

@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"os"
 	"os/signal"
 	"sync"
@@ -30,9 +31,9 @@ type Job struct {
 	Permanent bool // fail with a permanent error instead
 }
 
-// out is where the function reports its attempts; it is safe for
-// concurrent use because Dispatch may run calls concurrently.
-var out = &syncWriter{w: os.Stdout}
+// out is where the function reports its attempts; a log.Logger is safe
+// for concurrent use, as it must be: Dispatch may run calls concurrently.
+var out = log.New(os.Stdout, "", 0)
 
 // attempts counts the attempts per job. It lives in this process only: a
 // real function would keep such state in a database, or better, be
@@ -69,13 +70,13 @@ var Flaky = dispatch.Func("flaky", func(ctx context.Context, job Job) (string, e
 	}
 	switch {
 	case job.Permanent:
-		fmt.Fprintf(out, "attempt %d%s: permanent error, Dispatch will not retry\n", n, after)
+		out.Printf("attempt %d%s: permanent error, Dispatch will not retry\n", n, after)
 		return "", dispatch.Permanent(fmt.Errorf("flaky: %s is misconfigured", job.Name))
 	case n <= job.Failures:
-		fmt.Fprintf(out, "attempt %d%s: temporary error, Dispatch will retry\n", n, after)
+		out.Printf("attempt %d%s: temporary error, Dispatch will retry\n", n, after)
 		return "", dispatch.Temporary(fmt.Errorf("flaky: %s is not ready yet (attempt %d)", job.Name, n))
 	}
-	fmt.Fprintf(out, "attempt %d%s: success\n", n, after)
+	out.Printf("attempt %d%s: success\n", n, after)
 	return fmt.Sprintf("%s done after %d attempts", job.Name, n), nil
 })
 
@@ -96,7 +97,7 @@ func main() {
 // this process. A call that fails for good is reported, not returned: it
 // is an outcome this example shows.
 func run(ctx context.Context, w io.Writer, job Job, opts ...dispatch.Option) error {
-	out.set(w)
+	out.SetOutput(w)
 	attempts.Lock()
 	delete(attempts.n, job.Name)
 	delete(attempts.last, job.Name)
@@ -112,38 +113,20 @@ func run(ctx context.Context, w io.Writer, job Job, opts ...dispatch.Option) err
 	}
 	start := time.Now()
 	if job.Permanent {
-		fmt.Fprintf(out, "dispatching flaky(%q), which fails with a permanent error\n", job.Name)
+		out.Printf("dispatching flaky(%q), which fails with a permanent error\n", job.Name)
 	} else {
-		fmt.Fprintf(out, "dispatching flaky(%q), which fails %d times first\n", job.Name, job.Failures)
+		out.Printf("dispatching flaky(%q), which fails %d times first\n", job.Name, job.Failures)
 	}
 	res, err := Flaky.DispatchAndWait(ctx, job)
 	elapsed := time.Since(start).Round(time.Millisecond)
 	var derr *dispatch.Error
 	switch {
 	case errors.As(err, &derr):
-		fmt.Fprintf(out, "flaky failed after %s: %v\n", elapsed, derr)
+		out.Printf("flaky failed after %s: %v\n", elapsed, derr)
 		return nil
 	case err != nil:
 		return err
 	}
-	fmt.Fprintf(out, "result after %s: %s\n", elapsed, res)
+	out.Printf("result after %s: %s\n", elapsed, res)
 	return nil
-}
-
-// syncWriter serializes writes to w: functions run concurrently.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
-}
-
-func (s *syncWriter) set(w io.Writer) {
-	s.mu.Lock()
-	s.w = w
-	s.mu.Unlock()
 }

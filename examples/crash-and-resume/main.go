@@ -20,11 +20,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log"
 	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"time"
 
@@ -76,13 +76,13 @@ type Marker struct {
 }
 
 // out is where the program reports progress; functions run concurrently,
-// so it serializes writes.
-var out = &syncWriter{w: os.Stdout}
+// and a log.Logger serializes its writes.
+var out = log.New(os.Stdout, "", 0)
 
 // Step is one slow step of the workflow. If the program dies while a step
 // runs, the step runs again after the restart: steps run at least once.
 var Step = dispatch.Func("step", func(ctx context.Context, s StepInput) (int, error) {
-	fmt.Fprintf(out, "step %d/%d running\n", s.N, s.Of)
+	out.Printf("step %d/%d running\n", s.N, s.Of)
 	t := time.NewTimer(s.Took)
 	defer t.Stop()
 	select {
@@ -90,7 +90,7 @@ var Step = dispatch.Func("step", func(ctx context.Context, s StepInput) (int, er
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}
-	fmt.Fprintf(out, "step %d/%d done\n", s.N, s.Of)
+	out.Printf("step %d/%d done\n", s.N, s.Of)
 	return s.N, nil
 })
 
@@ -106,16 +106,16 @@ var Workflow = dispatch.Flow("crash_and_resume", func(ctx *flow.Ctx, job Job) fl
 var stepped flow.ContWith[Progress, int, Result]
 
 var slept = flow.ThenWith("crash_and_resume.slept", func(ctx *flow.Ctx, p Progress, _ struct{}) flow.Step[Result] {
-	fmt.Fprintln(out, "woke up")
+	out.Println("woke up")
 	return next(ctx, p)
 })
 
 func init() {
 	stepped = flow.ThenWith("crash_and_resume.stepped", func(ctx *flow.Ctx, p Progress, n int) flow.Step[Result] {
 		p.Done = append(p.Done, n)
-		fmt.Fprintf(out, "progress: %d/%d steps done\n", len(p.Done), p.Job.Steps)
+		out.Printf("progress: %d/%d steps done\n", len(p.Done), p.Job.Steps)
 		if len(p.Done) == p.Job.Steps/2 {
-			fmt.Fprintln(out, "halfway: sleeping for a second, durably")
+			out.Println("halfway: sleeping for a second, durably")
 			return flow.Sleep(time.Second, slept.With(p))
 		}
 		return next(ctx, p)
@@ -128,7 +128,7 @@ func next(ctx *flow.Ctx, p Progress) flow.Step[Result] {
 		in := StepInput{N: len(p.Done) + 1, Of: p.Job.Steps, Took: p.Job.StepTime}
 		return dispatch.Await(Step, in, stepped.With(p))
 	}
-	fmt.Fprintf(out, "all %d steps done\n", p.Job.Steps)
+	out.Printf("all %d steps done\n", p.Job.Steps)
 	return flow.Done(Result{ID: p.ID, Steps: p.Done, Finished: ctx.Now()})
 }
 
@@ -162,7 +162,7 @@ func main() {
 // one, and otherwise dispatches a new one and waits for it. If ctx ends
 // first, the workflow stays in flight, to be finished by the next run.
 func run(ctx context.Context, w io.Writer, dir string, job Job, opts ...dispatch.Option) error {
-	out.set(w)
+	out.SetOutput(w)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -196,7 +196,7 @@ func run(ctx context.Context, w io.Writer, dir string, job Job, opts ...dispatch
 	}
 
 	if resuming {
-		fmt.Fprintf(out, "resuming workflow %s, dispatched by a previous run at %s\n", m.ID, m.Started.Format(time.TimeOnly))
+		out.Printf("resuming workflow %s, dispatched by a previous run at %s\n", m.ID, m.Started.Format(time.TimeOnly))
 	} else {
 		id, err := Workflow.Dispatch(ctx, job)
 		if err != nil {
@@ -206,8 +206,8 @@ func run(ctx context.Context, w io.Writer, dir string, job Job, opts ...dispatch
 		if err := writeJSON(markerFile, m); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "dispatched workflow %s: %d steps of %s\n", id, job.Steps, job.StepTime)
-		fmt.Fprintln(out, "press Ctrl-C (or kill -9 this program) halfway, then run it again")
+		out.Printf("dispatched workflow %s: %d steps of %s\n", id, job.Steps, job.StepTime)
+		out.Println("press Ctrl-C (or kill -9 this program) halfway, then run it again")
 	}
 
 	// Wait finds the workflow by its id, whichever run dispatched it; if
@@ -215,7 +215,7 @@ func run(ctx context.Context, w io.Writer, dir string, job Job, opts ...dispatch
 	res, err := d.Wait(ctx, m.ID)
 	switch {
 	case ctx.Err() != nil:
-		fmt.Fprintf(out, "interrupted: workflow %s stays in flight; run the program again to finish it\n", m.ID)
+		out.Printf("interrupted: workflow %s stays in flight; run the program again to finish it\n", m.ID)
 		return nil
 	case errors.Is(err, server.ErrUnknownCall):
 		return fmt.Errorf("%w: the server's state was reset; remove %s to start afresh", err, markerFile)
@@ -227,7 +227,7 @@ func run(ctx context.Context, w io.Writer, dir string, job Job, opts ...dispatch
 	if err := serde.Unmarshal(res.GetOutput(), &r); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "workflow %s finished at %s: steps %v\n", r.ID, r.Finished.Format(time.TimeOnly), r.Steps)
+	out.Printf("workflow %s finished at %s: steps %v\n", r.ID, r.Finished.Format(time.TimeOnly), r.Steps)
 	// The next run starts a new workflow.
 	return os.Remove(markerFile)
 }
@@ -261,22 +261,4 @@ func writeJSON(path string, v any) error {
 		return err
 	}
 	return os.Rename(tmp, path)
-}
-
-// syncWriter serializes writes to w.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
-}
-
-func (s *syncWriter) set(w io.Writer) {
-	s.mu.Lock()
-	s.w = w
-	s.mu.Unlock()
 }

@@ -13,12 +13,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"math/rand/v2"
 	"os"
 	"os/signal"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -46,8 +46,8 @@ type WordCount struct {
 }
 
 // out is where the program reports progress; functions run concurrently,
-// so it serializes writes.
-var out = &syncWriter{w: os.Stdout}
+// and a log.Logger serializes its writes.
+var out = log.New(os.Stdout, "", 0)
 
 // progress counts the count calls that completed, to report every 50. It
 // is for display only: a call that is retried is counted again.
@@ -63,7 +63,7 @@ var Count = dispatch.Func("count", func(ctx context.Context, line string) (Count
 		c[strings.ToLower(strings.Trim(w, ".,;:!?"))]++
 	}
 	if n := progress.done.Add(1); n%50 == 0 || n == progress.total.Load() {
-		fmt.Fprintf(out, "  %d/%d lines counted\n", n, progress.total.Load())
+		out.Printf("  %d/%d lines counted\n", n, progress.total.Load())
 	}
 	return c, nil
 })
@@ -87,7 +87,7 @@ var Chapter = dispatch.Flow("chapter", func(ctx *flow.Ctx, lines []string) flow.
 })
 
 var chapterCounted = flow.Then("chapter.counted", func(ctx *flow.Ctx, counts []Counts) flow.Step[Counts] {
-	fmt.Fprintf(out, "chapter %s: %d lines counted, merging\n", ctx.Info().DispatchID, len(counts))
+	out.Printf("chapter %s: %d lines counted, merging\n", ctx.Info().DispatchID, len(counts))
 	return dispatch.Await(Merge, counts, flow.Return[Counts]())
 })
 
@@ -99,12 +99,12 @@ var Book = dispatch.Flow("book", func(ctx *flow.Ctx, chapters [][]string) flow.S
 	for _, c := range chapters {
 		lines += len(c)
 	}
-	fmt.Fprintf(out, "book: %d chapters, %d lines: gathering %d chapter workflows (dispatch id %s)\n", len(chapters), lines, len(chapters), ctx.Info().DispatchID)
+	out.Printf("book: %d chapters, %d lines: gathering %d chapter workflows (dispatch id %s)\n", len(chapters), lines, len(chapters), ctx.Info().DispatchID)
 	return dispatch.Gather(Chapter, chapters, bookCounted.With(Summary{Chapters: len(chapters), Lines: lines}))
 })
 
 var bookCounted = flow.ThenWith("book.counted", func(ctx *flow.Ctx, s Summary, chapters []Counts) flow.Step[Summary] {
-	fmt.Fprintf(out, "book: %d chapters counted, merging\n", len(chapters))
+	out.Printf("book: %d chapters counted, merging\n", len(chapters))
 	return dispatch.Await(Merge, chapters, bookMerged.With(s))
 })
 
@@ -145,7 +145,7 @@ func main() {
 // summary. With no DISPATCH_API_URL, New starts a local Dispatch server in
 // this process.
 func run(ctx context.Context, w io.Writer, chapters [][]string, opts ...dispatch.Option) error {
-	out.set(w)
+	out.SetOutput(w)
 	total := 0
 	for _, c := range chapters {
 		total += len(c)
@@ -166,13 +166,13 @@ func run(ctx context.Context, w io.Writer, chapters [][]string, opts ...dispatch
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "done in %s: %d words (%d distinct) in %d lines of %d chapters\n",
+	out.Printf("done in %s: %d words (%d distinct) in %d lines of %d chapters\n",
 		time.Since(start).Round(time.Millisecond), s.Words, s.Distinct, s.Lines, s.Chapters)
-	fmt.Fprint(out, "top words:")
+	var top strings.Builder // one line: each Print of out ends a line
 	for _, wc := range s.Top {
-		fmt.Fprintf(out, " %s=%d", wc.Word, wc.Count)
+		fmt.Fprintf(&top, " %s=%d", wc.Word, wc.Count)
 	}
-	fmt.Fprintln(out)
+	out.Printf("top words:%s\n", top.String())
 	return nil
 }
 
@@ -193,22 +193,4 @@ func book(chapters, lines int) [][]string {
 		}
 	}
 	return b
-}
-
-// syncWriter serializes writes to w.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
-}
-
-func (s *syncWriter) set(w io.Writer) {
-	s.mu.Lock()
-	s.w = w
-	s.mu.Unlock()
 }

@@ -16,12 +16,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -35,8 +35,8 @@ type Message struct {
 }
 
 // out is where the program reports what happens; functions run
-// concurrently, so it serializes writes.
-var out = &syncWriter{w: os.Stdout}
+// concurrently, and a log.Logger serializes its writes.
+var out = log.New(os.Stdout, "", 0)
 
 // Publish POSTs the payload to the URL. Its errors tell Dispatch what to
 // do: a network error is classified (DNS, TCP, TLS errors and timeouts are
@@ -50,7 +50,7 @@ var Publish = dispatch.Func("publish", func(ctx context.Context, m Message) (str
 	req.Header.Set("Content-Type", "application/json")
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		fmt.Fprintf(out, "publish: POST %s: %v (%s)\n", m.URL, err, dispatch.StatusOf(err))
+		out.Printf("publish: POST %s: %v (%s)\n", m.URL, err, dispatch.StatusOf(err))
 		return "", err
 	}
 	defer res.Body.Close()
@@ -60,10 +60,10 @@ var Publish = dispatch.Func("publish", func(ctx context.Context, m Message) (str
 		if dispatch.StatusOf(err).Retried() {
 			retry = "Dispatch will retry"
 		}
-		fmt.Fprintf(out, "publish: POST %s: %s (%s): %s\n", m.URL, res.Status, dispatch.StatusOf(err), retry)
+		out.Printf("publish: POST %s: %s (%s): %s\n", m.URL, res.Status, dispatch.StatusOf(err), retry)
 		return "", err
 	}
-	fmt.Fprintf(out, "publish: POST %s: %s\n", m.URL, res.Status)
+	out.Printf("publish: POST %s: %s\n", m.URL, res.Status)
 	return res.Status, nil
 })
 
@@ -88,7 +88,7 @@ func main() {
 // is done. With no DISPATCH_API_URL, New starts a local Dispatch server in
 // this process. With target "", publish POSTs to a stand-in server.
 func run(ctx context.Context, w io.Writer, ln net.Listener, target string, opts ...dispatch.Option) error {
-	out.set(w)
+	out.SetOutput(w)
 	defer ln.Close()
 	if target == "" {
 		url, stop, err := serve(standIn())
@@ -97,7 +97,7 @@ func run(ctx context.Context, w io.Writer, ln net.Listener, target string, opts 
 		}
 		defer stop()
 		target = url
-		fmt.Fprintf(out, "stand-in for the remote URL listening at %s\n", target)
+		out.Printf("stand-in for the remote URL listening at %s\n", target)
 	}
 
 	d, err := dispatch.New(opts...)
@@ -112,7 +112,7 @@ func run(ctx context.Context, w io.Writer, ln net.Listener, target string, opts 
 	srv := &http.Server{Handler: service(target), ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
-	fmt.Fprintf(out, "service listening; try:\n\n  curl http://%s/\n\n", ln.Addr())
+	out.Printf("service listening; try:\n\n  curl http://%s/\n\n", ln.Addr())
 
 	select {
 	case err := <-done:
@@ -138,7 +138,7 @@ func service(target string) http.Handler {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
-		fmt.Fprintf(out, "GET /: dispatched publish as %s\n", id)
+		out.Printf("GET /: dispatched publish as %s\n", id)
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, "{\"answer\":\"Hello, Dispatch!\",\"dispatch_id\":%q}\n", id)
 	})
@@ -149,7 +149,7 @@ func service(target string) http.Handler {
 func standIn() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		fmt.Fprintf(out, "stand-in: received %s %s %s\n", r.Method, r.URL.Path, body)
+		out.Printf("stand-in: received %s %s %s\n", r.Method, r.URL.Path, body)
 	})
 }
 
@@ -170,22 +170,4 @@ func serve(h http.Handler) (url string, stop func(), err error) {
 		srv.Close()
 		<-done
 	}, nil
-}
-
-// syncWriter serializes writes to w.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
-}
-
-func (s *syncWriter) set(w io.Writer) {
-	s.mu.Lock()
-	s.w = w
-	s.mu.Unlock()
 }

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -59,8 +60,8 @@ type Summary struct {
 }
 
 // out is where the program reports what happens; functions run
-// concurrently, so it serializes writes.
-var out = &syncWriter{w: os.Stdout}
+// concurrently, and a log.Logger serializes its writes.
+var out = log.New(os.Stdout, "", 0)
 
 // attempts counts fetch's attempts per repository, for display.
 var attempts = struct {
@@ -92,7 +93,7 @@ var Fetch = dispatch.Func("fetch", func(ctx context.Context, r Repo) (Stats, err
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		fmt.Fprintf(out, "  fetch %s, attempt %d: %v (%s)\n", r.Name, n, err, dispatch.StatusOf(err))
+		out.Printf("  fetch %s, attempt %d: %v (%s)\n", r.Name, n, err, dispatch.StatusOf(err))
 		return Stats{}, err
 	}
 	defer res.Body.Close()
@@ -102,14 +103,14 @@ var Fetch = dispatch.Func("fetch", func(ctx context.Context, r Repo) (Stats, err
 		if s.Retried() {
 			what = "Dispatch will retry"
 		}
-		fmt.Fprintf(out, "  fetch %s, attempt %d: %s, Retry-After %q: %s, %s\n", r.Name, n, res.Status, res.Header.Get("Retry-After"), s, what)
+		out.Printf("  fetch %s, attempt %d: %s, Retry-After %q: %s, %s\n", r.Name, n, res.Status, res.Header.Get("Retry-After"), s, what)
 		return Stats{}, err
 	}
 	var st Stats
 	if err := json.NewDecoder(io.LimitReader(res.Body, 1<<20)).Decode(&st); err != nil {
 		return Stats{}, fmt.Errorf("fetch %s: decoding the answer: %w", r.Name, err)
 	}
-	fmt.Fprintf(out, "  fetch %s, attempt %d: %s, %d stars\n", r.Name, n, res.Status, st.Stars)
+	out.Printf("  fetch %s, attempt %d: %s, %d stars\n", r.Name, n, res.Status, st.Stars)
 	return st, nil
 })
 
@@ -128,7 +129,7 @@ func classify(res *http.Response) error {
 // RepoStats is the workflow: gather the stats of every repository, then
 // summarize.
 var RepoStats = dispatch.Flow("repo_stats", func(ctx *flow.Ctx, repos []Repo) flow.Step[Summary] {
-	fmt.Fprintf(out, "fetching %d repositories (dispatch id %s)\n", len(repos), ctx.Info().DispatchID)
+	out.Printf("fetching %d repositories (dispatch id %s)\n", len(repos), ctx.Info().DispatchID)
 	return dispatch.Gather(Fetch, repos, summarize)
 })
 
@@ -166,7 +167,7 @@ func main() {
 // are answered 429. With no DISPATCH_API_URL, New starts a local Dispatch
 // server in this process.
 func run(ctx context.Context, w io.Writer, api string, throttle int, repos []string, opts ...dispatch.Option) error {
-	out.set(w)
+	out.SetOutput(w)
 	attempts.Lock()
 	clear(attempts.n)
 	attempts.Unlock()
@@ -177,7 +178,7 @@ func run(ctx context.Context, w io.Writer, api string, throttle int, repos []str
 		}
 		defer stop()
 		api = url
-		fmt.Fprintf(out, "fake GitHub API at %s (made-up numbers): the first %d requests are rate-limited\n", api, throttle)
+		out.Printf("fake GitHub API at %s (made-up numbers): the first %d requests are rate-limited\n", api, throttle)
 	}
 
 	d, err := dispatch.New(opts...)
@@ -197,14 +198,19 @@ func run(ctx context.Context, w io.Writer, api string, throttle int, repos []str
 	if err != nil {
 		return fmt.Errorf("github-stats: %w", err)
 	}
-	fmt.Fprintf(out, "done in %s:\n\n", time.Since(start).Round(time.Millisecond))
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	out.Printf("done in %s:\n\n", time.Since(start).Round(time.Millisecond))
+	// The tabwriter writes in pieces: fill the table, then print it at once.
+	var table strings.Builder
+	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "repository\tstars\tforks\topen issues\t")
 	for _, r := range s.Repos {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t\n", r.FullName, r.Stars, r.Forks, r.OpenIssues)
 	}
 	fmt.Fprintf(tw, "total\t%d\t\t\t\n", s.Stars)
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return out.Output(1, table.String()) // reports a failed write, as the tabwriter did
 }
 
 // fakeAPI serves GET /repos/{owner}/{repo} like GitHub, with made-up
@@ -218,7 +224,7 @@ func fakeAPI(throttle int) http.Handler {
 		name := r.PathValue("owner") + "/" + r.PathValue("repo")
 		w.Header().Set("Content-Type", "application/json")
 		if n <= int64(throttle) {
-			fmt.Fprintf(out, "  fake API: request %d (%s): 429, rate limit exceeded\n", n, name)
+			out.Printf("  fake API: request %d (%s): 429, rate limit exceeded\n", n, name)
 			w.Header().Set("Retry-After", "1")
 			w.WriteHeader(http.StatusTooManyRequests)
 			fmt.Fprintln(w, `{"message":"API rate limit exceeded"}`)
@@ -249,22 +255,4 @@ func serve(h http.Handler) (url string, stop func(), err error) {
 		srv.Close()
 		<-done
 	}, nil
-}
-
-// syncWriter serializes writes to w.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
-}
-
-func (s *syncWriter) set(w io.Writer) {
-	s.mu.Lock()
-	s.w = w
-	s.mu.Unlock()
 }
