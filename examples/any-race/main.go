@@ -184,6 +184,6 @@ func run(ctx context.Context, w io.Writer, req Request, opts ...dispatch.Option)
 		return err
 	}
 	out.Printf("done in %s\n  any:  %s\n  race: %s\n", time.Since(start).Round(10*time.Millisecond), r.Any, r.Race)
-	out.Println("stopping: the replicas still running finish, and their results are dropped")
+	out.Println("stopping: the replicas still running are cancelled (their results would be dropped anyway)")
 	return nil
 }
