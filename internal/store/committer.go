@@ -156,7 +156,7 @@ func (c *Committer) run() {
 			rest := copy(c.pending, c.pending[n:])
 			clear(c.pending[rest:])
 			c.pending = c.pending[:rest]
-			closed := c.closed
+			closed, err := c.closed, c.failed // only this goroutine sets failed
 			c.mu.Unlock()
 			if len(group) == 0 {
 				if closed {
@@ -168,9 +168,6 @@ func (c *Committer) run() {
 			for _, p := range group {
 				batches = append(batches, p.b)
 			}
-			c.mu.Lock()
-			err := c.failed
-			c.mu.Unlock()
 			if err == nil {
 				if err = c.apply(batches); err != nil {
 					c.mu.Lock()
