@@ -213,24 +213,23 @@ func FromProto(s sdkv1.Status, e *sdkv1.Error) *Error {
 		err.Status = sealed
 	case err.cause != nil:
 		err.Status = Of(err.cause)
-	case statusNamed(err.Type).failure():
-		// Errors made by Dispatch itself (an expired call, an endpoint
-		// that answered garbage) name their status as their type.
-		err.Status = statusNamed(err.Type)
 	default:
-		err.Status = PermanentError
+		err.Status = failureNamed(err.Type)
 	}
 	return err
 }
 
-// statusNamed returns the status whose name is s ("TIMEOUT"), or 0.
-func statusNamed(s string) Status {
+// failureNamed returns the failure status whose name is typ, as errors
+// made by Dispatch itself (an expired call, an endpoint that answered
+// garbage) name their status as their type ("TIMEOUT"), or
+// PERMANENT_ERROR for any other type.
+func failureNamed(typ string) Status {
 	for i, n := range names {
-		if n == s && n != "" {
-			return Status(i)
+		if s := Status(i); n == typ && s.failure() {
+			return s
 		}
 	}
-	return 0
+	return PermanentError
 }
 
 // FromWire converts the error of a call result into a Go error, or nil when
