@@ -13,13 +13,9 @@ import (
 	"github.com/matryer/is"
 )
 
-// The vectors shared with the other SDKs (see internal/vectors).
-type (
-	vectorFile      = vectors.File
-	vectorSignature = vectors.Signature
-)
-
-func loadVectors(tb testing.TB) *vectorFile { return vectors.Load(tb) }
+// loadVectors loads the vectors shared with the other SDKs (see
+// internal/vectors).
+func loadVectors(tb testing.TB) *vectors.File { return vectors.Load(tb) }
 
 func sideName(serverSide bool) string {
 	if serverSide {
