@@ -280,6 +280,19 @@ func TestOpenNewer(t *testing.T) {
 	is.Equal(user, 3) // untouched
 }
 
+// TestOpenUnpreparable checks that a database whose statements do not
+// prepare (it claims the current version but lacks columns) fails Open
+// with an error, and leaves nothing open (goleak, in TestMain).
+func TestOpenUnpreparable(t *testing.T) {
+	is := is.New(t)
+	path := filepath.Join(t.TempDir(), "dispatch.db")
+	execAll(t, path, `CREATE TABLE calls (id TEXT PRIMARY KEY)`, `PRAGMA user_version = 2`)
+	s, err := sqlitestore.Open(path, sqlitestore.Options{})
+	is.True(err != nil)
+	is.True(s == nil)
+	is.True(strings.Contains(err.Error(), "preparing statements"))
+}
+
 func TestReadOnlyVersions(t *testing.T) {
 	recent := store.AppendAttempt(nil, store.Attempt{N: 2, Start: v1Created, Outcome: "exit"})
 	tests := []struct {

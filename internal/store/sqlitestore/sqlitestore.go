@@ -159,11 +159,14 @@ func (w *writer) prepare(dc any) error {
 	queries := []string{"BEGIN IMMEDIATE", "COMMIT", "ROLLBACK", upsertCall, sqlDelInbox,
 		sqlDelResult, sqlAddResult, sqlAddAttempt, sqlSetMeta}
 	for i, st := range w.stmts() {
-		var err error
-		if *st, err = pc.PrepareContext(context.Background(), queries[i]); err != nil {
+		// Set *st only on success: a failed prepare may return a nil
+		// *stmt in a non-nil driver.Stmt, which close would call.
+		prepared, err := pc.PrepareContext(context.Background(), queries[i])
+		if err != nil {
 			w.close()
 			return err
 		}
+		*st = prepared
 	}
 	return nil
 }
