@@ -230,37 +230,29 @@ func Open(path string, opts Options) (*Store, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
+	// Each part is set on s once open, so that Close releases those that
+	// are if a later one fails.
+	s := &Store{w: w, wr: &writer{}}
+	fail := func(err error) (*Store, error) {
+		s.Close()
+		return nil, err
+	}
 	if err := migrate(w, path); err != nil {
-		w.Close()
-		return nil, err
+		return fail(err)
 	}
-	wc, err := w.Conn(context.Background())
-	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("sqlitestore: %w", err)
+	if s.wc, err = w.Conn(context.Background()); err != nil {
+		return fail(fmt.Errorf("sqlitestore: %w", err))
 	}
-	wr := &writer{}
-	if err := wc.Raw(wr.prepare); err != nil {
-		wc.Close()
-		w.Close()
-		return nil, fmt.Errorf("sqlitestore: preparing statements: %w", err)
+	if err := s.wc.Raw(s.wr.prepare); err != nil {
+		return fail(fmt.Errorf("sqlitestore: preparing statements: %w", err))
 	}
-	r, err := openReader(path)
-	if err != nil {
-		wc.Raw(func(any) error { return wr.close() })
-		wc.Close()
-		w.Close()
-		return nil, err
+	if s.r, err = openReader(path); err != nil {
+		return fail(err)
 	}
-	ck, err := newCheckpointer(path)
-	if err != nil {
-		wc.Raw(func(any) error { return wr.close() })
-		wc.Close()
-		w.Close()
-		r.Close()
-		return nil, err
+	if s.ck, err = newCheckpointer(path); err != nil {
+		return fail(err)
 	}
-	return newStore(&Store{w: w, r: r, wc: wc, wr: wr, ck: ck}, "recent_attempts"), nil
+	return newStore(s, "recent_attempts"), nil
 }
 
 func newStore(s *Store, recent string) *Store {
@@ -566,7 +558,9 @@ func (s *Store) Close() error {
 	if s.ck != nil {
 		errs = append(errs, s.ck.close())
 	}
-	errs = append(errs, s.r.Close())
+	if s.r != nil {
+		errs = append(errs, s.r.Close())
+	}
 	return errors.Join(errs...)
 }
 
