@@ -166,7 +166,7 @@ func failed(err error, code int, timedOut bool, limit time.Duration) outcome {
 		o.throttle = code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable
 		msg = fmt.Sprintf("HTTP %d: %s", code, msg)
 	}
-	o.err = &sdkv1.Error{Type: statusName(o.status), Message: msg}
+	o.err = serverError(o.status, msg)
 	return o
 }
 
@@ -195,27 +195,17 @@ func transportStatus(err error) sdkv1.Status {
 	return sdkv1.Status_STATUS_HTTP_ERROR
 }
 
-// retryable reports whether Dispatch retries a call that ended with s.
-func retryable(s sdkv1.Status) bool {
-	switch s {
-	case sdkv1.Status_STATUS_TIMEOUT, sdkv1.Status_STATUS_THROTTLED,
-		sdkv1.Status_STATUS_TEMPORARY_ERROR, sdkv1.Status_STATUS_DNS_ERROR,
-		sdkv1.Status_STATUS_TCP_ERROR, sdkv1.Status_STATUS_TLS_ERROR,
-		sdkv1.Status_STATUS_HTTP_ERROR:
-		return true
-	}
-	return false
+// serverError is an error the server makes itself: its type names its
+// status ("TIMEOUT"), which is how SDKs tell its status (see
+// internal/status.FromProto).
+func serverError(s sdkv1.Status, msg string) *sdkv1.Error {
+	return &sdkv1.Error{Type: status.Status(s).String(), Message: msg}
 }
 
-// statusName is the status without its prefix: "TIMEOUT", the Error.type
-// of errors the server makes.
-func statusName(s sdkv1.Status) string {
-	name := s.String()
-	const prefix = "STATUS_"
-	if len(name) > len(prefix) && name[:len(prefix)] == prefix {
-		return name[len(prefix):]
-	}
-	return name
+// returned is the error of a function that answered the non-OK status s
+// without an error of its own.
+func returned(s sdkv1.Status, detail string) *sdkv1.Error {
+	return serverError(s, "function returned "+status.Status(s).String()+detail)
 }
 
 func timestamp(unixNano int64) *timestamppb.Timestamp {

@@ -12,6 +12,7 @@ import (
 	"github.com/matryer/is"
 	"go.uber.org/goleak"
 
+	"github.com/dispatchkit/dispatch/internal/status"
 	"github.com/dispatchkit/dispatch/internal/store/memstore"
 )
 
@@ -126,7 +127,7 @@ func TestClassification(t *testing.T) {
 			o := failed(tt.err, tt.code, tt.timedOut, time.Second)
 			is.Equal(o.status, tt.want)
 			is.Equal(o.throttle, tt.throttle)
-			is.Equal(o.err.GetType(), statusName(tt.want))
+			is.Equal(o.err.GetType(), status.Status(tt.want).String())
 		})
 	}
 }

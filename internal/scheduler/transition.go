@@ -9,6 +9,7 @@ import (
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/dispatchkit/dispatch/internal/status"
 	"github.com/dispatchkit/dispatch/internal/store"
 )
 
@@ -33,13 +34,13 @@ func (e *Engine) outcome(c *call, ep *endpoint, o outcome, n int, start time.Tim
 		c.record(att, b)
 		e.tailCall(c, exit.GetTailCall(), now, b)
 
-	case retryable(o.status):
+	case status.Status(o.status).Retried():
 		err := o.err
 		if err == nil {
 			err = exit.GetResult().GetError()
 		}
 		if err == nil {
-			err = &sdkv1.Error{Type: statusName(o.status), Message: "function returned " + statusName(o.status)}
+			err = returned(o.status, "")
 		}
 		att.Outcome = "retry: " + err.GetMessage()
 		c.record(att, b)
@@ -62,7 +63,7 @@ func (e *Engine) outcome(c *call, ep *endpoint, o outcome, n int, start time.Tim
 			res = &sdkv1.CallResult{}
 		}
 		if o.status != sdkv1.Status_STATUS_OK && res.GetError() == nil {
-			res.Error = &sdkv1.Error{Type: statusName(o.status), Message: "function returned " + statusName(o.status)}
+			res.Error = returned(o.status, "")
 		}
 		att.Outcome = "exit"
 		c.record(att, b)
@@ -70,18 +71,18 @@ func (e *Engine) outcome(c *call, ep *endpoint, o outcome, n int, start time.Tim
 		e.complete(c, o.status, res, now, b)
 
 	default:
-		status, cerr := o.status, o.err
+		st, cerr := o.status, o.err
 		switch {
 		case o.resp != nil && poll == nil:
-			status = sdkv1.Status_STATUS_INVALID_RESPONSE
-			cerr = &sdkv1.Error{Type: statusName(status), Message: "the endpoint's RunResponse has neither exit nor poll"}
+			st = sdkv1.Status_STATUS_INVALID_RESPONSE
+			cerr = serverError(st, "the endpoint's RunResponse has neither exit nor poll")
 		case o.resp != nil:
 			// A poll beside a failure status that is not retried.
-			cerr = &sdkv1.Error{Type: statusName(status), Message: "function returned " + statusName(status) + " with a poll"}
+			cerr = returned(st, " with a poll")
 		}
 		att.Outcome = "error: " + cerr.GetMessage()
 		c.record(att, b)
-		e.complete(c, status, &sdkv1.CallResult{Error: cerr}, now, b)
+		e.complete(c, st, &sdkv1.CallResult{Error: cerr}, now, b)
 	}
 }
 
@@ -138,7 +139,7 @@ func (e *Engine) expiredError(c *call, now time.Time) *sdkv1.Error {
 	if c.lastErr != nil {
 		msg += "; last error: " + c.lastErr.GetMessage()
 	}
-	return &sdkv1.Error{Type: statusName(sdkv1.Status_STATUS_TIMEOUT), Message: msg}
+	return serverError(sdkv1.Status_STATUS_TIMEOUT, msg)
 }
 
 // expire fails c with TIMEOUT. Called with e.mu held.
@@ -173,7 +174,7 @@ func (e *Engine) tailCall(c *call, tc *sdkv1.Call, now time.Time, b *store.Batch
 		tc.Endpoint = c.ep.url
 	}
 	if err := e.validateCall(tc); err != nil {
-		cerr := &sdkv1.Error{Type: statusName(sdkv1.Status_STATUS_INVALID_ARGUMENT), Message: "dispatch: invalid tail call: " + err.Error()}
+		cerr := serverError(sdkv1.Status_STATUS_INVALID_ARGUMENT, "dispatch: invalid tail call: "+err.Error())
 		e.complete(c, sdkv1.Status_STATUS_INVALID_ARGUMENT, &sdkv1.CallResult{Error: cerr}, now, b)
 		return
 	}
@@ -197,7 +198,7 @@ func (e *Engine) restart(c *call, cause *sdkv1.Error, now time.Time, b *store.Ba
 		if cause != nil {
 			msg += ": " + cause.GetMessage()
 		}
-		cerr := &sdkv1.Error{Type: statusName(sdkv1.Status_STATUS_INCOMPATIBLE_STATE), Message: msg}
+		cerr := serverError(sdkv1.Status_STATUS_INCOMPATIBLE_STATE, msg)
 		e.complete(c, sdkv1.Status_STATUS_INCOMPATIBLE_STATE, &sdkv1.CallResult{Error: cerr}, now, b)
 		return
 	}
@@ -229,10 +230,7 @@ func (e *Engine) poll(c *call, p *sdkv1.Poll, now time.Time, b *store.Batch) {
 	e.disarm(c)
 	gen := c.gen
 	if err := e.validatePoll(p); err != nil {
-		c.pollErr = &sdkv1.Error{
-			Type:    statusName(sdkv1.Status_STATUS_INVALID_ARGUMENT),
-			Message: "dispatch: invalid poll, no call was dispatched: " + err.Error(),
-		}
+		c.pollErr = serverError(sdkv1.Status_STATUS_INVALID_ARGUMENT, "dispatch: invalid poll, no call was dispatched: "+err.Error())
 		c.minResults, c.maxResults, c.deadline = 0, 0, nowN
 		b.Calls = append(b.Calls, c.row(nowN))
 		e.submit(b, func() {
