@@ -32,8 +32,7 @@ func (d *Dispatch) Wait(ctx context.Context, id string) (*sdkv1.CallResult, erro
 		return nil, fmt.Errorf("dispatch: waiting for call %s: %w", id, err)
 	}
 	res := out.Result
-	if res.GetError() != nil || (out.Status != sdkv1.Status_STATUS_OK && out.Status != sdkv1.Status_STATUS_UNSPECIFIED) {
-		e := status.FromProto(out.Status, res.GetError())
+	if e := status.FromProto(out.Status, res.GetError()); e != nil {
 		e.DispatchID = id
 		return res, e
 	}
