@@ -45,9 +45,8 @@ type config struct {
 	now             func() time.Time
 	maxRequestBytes int64
 	lookupEnv       func(string) (string, bool)
-	forceLocal      bool // WithLocalServer
-	localMemory     bool
-	localDir        string
+	forceLocal      bool   // WithLocalServer
+	localDir        string // its dir; "" keeps the calls in memory
 
 	errs []error
 }

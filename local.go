@@ -84,10 +84,10 @@ func (d *Dispatch) startLocal() error {
 	}
 	scfg := server.Config{Endpoint: cfg.endpointURL, Logger: cfg.logger}
 	switch {
-	case cfg.localMemory:
-		scfg.Memory = true
 	case cfg.localDir != "":
 		scfg.StateDir = cfg.localDir
+	case cfg.forceLocal: // WithLocalServer("")
+		scfg.Memory = true
 	default:
 		dir, err := stateDir(cfg.lookupEnv, programName())
 		if err != nil {

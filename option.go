@@ -107,5 +107,5 @@ func withEnv(lookup func(string) (string, bool)) Option {
 // when no Dispatch server is configured). Its calls are kept in dir, or in
 // memory only if dir is "". Tests use it with t.TempDir() or "".
 func WithLocalServer(dir string) Option {
-	return optionFunc(func(c *config) { c.forceLocal, c.localDir, c.localMemory = true, dir, dir == "" })
+	return optionFunc(func(c *config) { c.forceLocal, c.localDir = true, dir })
 }
