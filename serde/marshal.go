@@ -69,18 +69,9 @@ func marshal(v any, indirections int) (*anypb.Any, error) {
 		return marshalProto(ts)
 	case time.Duration:
 		return marshalProto(durationpb.New(x))
-	case map[string]any:
-		if x == nil {
-			return marshalProto(structpb.NewNullValue())
-		}
-		if val, ok := jsonValue(x, 0); ok {
-			return marshalProto(val)
-		}
-		return marshalCBOR(x)
-	case []any:
-		if x == nil {
-			return marshalProto(structpb.NewNullValue())
-		}
+	case map[string]any, []any:
+		// A google.protobuf.Value when JSON holds it (a nil map or slice
+		// is a null Value), else CBOR.
 		if val, ok := jsonValue(x, 0); ok {
 			return marshalProto(val)
 		}
