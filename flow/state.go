@@ -183,8 +183,20 @@ func decodeWait(w *waitDoc) (*waitState, error) {
 		return nil, fmt.Errorf("inconsistent wait: %d calls, %d sent, %d queued", w.N, w.Sent, len(w.Queue))
 	}
 	for _, r := range w.Results {
-		if r.Index < 0 || r.Index >= w.N || r.Err == nil && (r.Type < -1 || r.Type >= len(w.Types)) {
-			return nil, fmt.Errorf("inconsistent wait: result for call %d of %d with type %d of %d", r.Index, w.N, r.Type, len(w.Types))
+		// What absorb keeps: a Gather keeps successes (with the index of
+		// their type), an Any keeps failures, other waits keep nothing.
+		ok := r.Index >= 0 && r.Index < w.N
+		switch mode(w.Mode) {
+		case modeAll:
+			ok = ok && r.Err == nil && r.Type >= -1 && r.Type < len(w.Types)
+		case modeAny:
+			ok = ok && r.Err != nil
+		default:
+			ok = false
+		}
+		if !ok {
+			return nil, fmt.Errorf("inconsistent wait: a %s keeps no such result (call %d of %d, type %d of %d, error %t)",
+				mode(w.Mode), r.Index, w.N, r.Type, len(w.Types), r.Err != nil)
 		}
 	}
 	ws := &waitState{waitDoc: *w}
