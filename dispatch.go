@@ -30,7 +30,7 @@ type Dispatch struct {
 
 	local      *server.Server // the embedded server, in local mode
 	stateDir   string         // its state directory
-	endpointLn net.Listener   // the endpoint's listener, made early in local mode
+	endpointLn net.Listener   // the endpoint's listener, made early in local mode; guarded by mu
 
 	mu   sync.Mutex
 	stop context.CancelFunc // ends the Serve started by Start
@@ -131,16 +131,17 @@ func (d *Dispatch) Close() error {
 		}
 	}
 	d.mu.Lock()
-	stop, done := d.stop, d.done
-	d.stop = nil
+	stop, done, ln := d.stop, d.done, d.endpointLn
+	d.stop, d.endpointLn = nil, nil
 	d.mu.Unlock()
 	if stop != nil {
 		stop()
 		if err := <-done; err != nil {
 			errs = append(errs, err)
 		}
-	} else if d.endpointLn != nil {
-		d.endpointLn.Close()
+	}
+	if ln != nil { // made by local mode, never served
+		ln.Close()
 	}
 	d.cfg.httpClient.CloseIdleConnections()
 	return errors.Join(errs...)

@@ -72,7 +72,13 @@ func (c *config) wantsLocal() bool {
 // startLocal starts the embedded server and points the configuration at it.
 // The endpoint's listener is made first so that the server knows the
 // endpoint URL; ListenAndServe and Start serve on it.
-func (d *Dispatch) startLocal() error {
+func (d *Dispatch) startLocal() (err error) {
+	defer func() {
+		if err != nil && d.endpointLn != nil {
+			d.endpointLn.Close() // New fails: nobody else will
+			d.endpointLn = nil
+		}
+	}()
 	cfg := d.cfg
 	if cfg.endpointURL == "" {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -100,6 +106,7 @@ func (d *Dispatch) startLocal() error {
 		return fmt.Errorf("dispatch: local mode: %w", err)
 	}
 	if err := srv.Start(context.Background()); err != nil {
+		srv.Close()
 		return fmt.Errorf("dispatch: local mode: %w", err)
 	}
 	d.local, d.stateDir = srv, scfg.StateDir

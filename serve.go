@@ -44,10 +44,14 @@ func (d *Dispatch) Start() error {
 // listen returns the listener of the endpoint: the one made by local mode,
 // or a new one on addr, or on the endpoint URL's host and port.
 func (d *Dispatch) listen(addr string) (net.Listener, error) {
-	if addr == "" && d.endpointLn != nil {
+	if addr == "" {
+		d.mu.Lock()
 		ln := d.endpointLn
 		d.endpointLn = nil
-		return ln, nil
+		d.mu.Unlock()
+		if ln != nil {
+			return ln, nil
+		}
 	}
 	if addr == "" {
 		if d.cfg.endpointURL == "" {

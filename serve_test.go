@@ -154,3 +154,21 @@ func TestListenAndServeErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestStartCloseConcurrently starts and closes a local-mode instance at
+// the same time: the endpoint's listener, made early by local mode, is
+// taken by Start or closed by Close, and a second Close stops whatever
+// Start began. Under -race it catches unguarded use of the listener when
+// Close reaches it while Start is taking it (a narrow window: the test
+// passes by chance on such code more often than not).
+func TestStartCloseConcurrently(t *testing.T) {
+	is := is.New(t)
+	d, err := New(WithLocalServer(""), withEnv(func(string) (string, bool) { return "", false }))
+	is.NoErr(err)
+	started := make(chan error, 1)
+	go func() { started <- d.Start() }()
+	closed := d.Close()
+	<-started // may fail: the listener was closed first
+	is.NoErr(closed)
+	is.NoErr(d.Close())
+}
