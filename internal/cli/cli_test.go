@@ -7,7 +7,6 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
 	"github.com/matryer/is"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/dispatchkit/dispatch/internal/cli"
 	"github.com/dispatchkit/dispatch/internal/inspect"
-	"github.com/dispatchkit/dispatch/server"
 )
 
 // TestMain checks for leaked goroutines. It also clears the variables that
@@ -79,6 +77,10 @@ func TestTestCommandMemory(t *testing.T) {
 	ep.setKey(t, key)
 	ids := dispatchWorkflows(t, addr, "test", 3)
 	waitFor(t, "workflows", func() bool { return ep.finished() == 3 })
+	for _, id := range ids {
+		_, err := fetchResult(t, addr, id) // the outcomes are stored
+		is.NoErr(err)
+	}
 
 	out, errOut, code := run(t, "calls", "--api-url", "http://"+addr, "--json")
 	is.Equal(code, 0)
@@ -125,11 +127,7 @@ func TestTestCommandStateDir(t *testing.T) {
 	ep.setKey(t, key)
 	ids := dispatchWorkflows(t, addr, "test", 2)
 	for _, id := range ids {
-		// The outcome is stored once FetchResult has it; the endpoint
-		// finishing a workflow does not say that much.
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		o, err := server.FetchResult(ctx, nil, "http://"+addr, "test", id, time.Second)
-		cancel()
+		o, err := fetchResult(t, addr, id)
 		is.NoErr(err)
 		is.Equal(o.Status, sdkv1.Status_STATUS_OK)
 	}

@@ -48,7 +48,7 @@ func TestCrashRecovery(t *testing.T) {
 
 	cmd, _, addr, key := start()
 	ep.setKey(t, key)
-	dispatchWorkflows(t, addr, "test", workflows)
+	ids := dispatchWorkflows(t, addr, "test", workflows)
 	// Killed twice mid-workflow, the second time after the restart has
 	// recovered and run on (commits, and checkpoints of the log, under
 	// way at either kill).
@@ -61,10 +61,14 @@ func TestCrashRecovery(t *testing.T) {
 		is.True(before < workflows) // killed mid-workflow
 		var stderr *syncBuffer
 		var key2 string
-		cmd, stderr, _, key2 = start()
+		cmd, stderr, addr, key2 = start()
 		is.Equal(key2, key) // the signing key was kept
 		if kill == 1 {
 			waitFor(t, "every workflow", func() bool { return ep.finished() == workflows })
+			for _, id := range ids {
+				_, err := fetchResult(t, addr, id) // the outcomes are stored
+				is.NoErr(err)
+			}
 			is.True(strings.Contains(stderr.String(), "recovered calls in flight"))
 		}
 	}

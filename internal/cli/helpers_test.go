@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/dispatchkit/dispatch/internal/signature"
+	"github.com/dispatchkit/dispatch/server"
 )
 
 // syncBuffer collects output written from other goroutines.
@@ -180,6 +181,16 @@ func dispatchWorkflows(t *testing.T, addr, key string, n int) []string {
 		t.Fatalf("Dispatch: %v", err)
 	}
 	return res.Msg.GetDispatchIds()
+}
+
+// fetchResult waits for the stored outcome of call id on the server at
+// addr. The endpoint finishing a call comes before the server stores its
+// outcome, so a test that reads the store waits for this.
+func fetchResult(t *testing.T, addr, id string) (*server.Outcome, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return server.FetchResult(ctx, nil, "http://"+addr, "test", id, time.Second)
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
