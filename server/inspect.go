@@ -51,7 +51,7 @@ func (s *Server) inspectHandler() http.Handler {
 		if err != nil {
 			depth = 3
 		}
-		c, err := inspect.Tree(r.Context(), s.store, r.PathValue("id"), depth, 100)
+		c, err := inspect.Tree(r.Context(), s.store, r.PathValue("id"), depth)
 		if errors.Is(err, store.ErrNotFound) {
 			http.Error(w, "dispatch: no call "+strconv.Quote(r.PathValue("id")), http.StatusNotFound)
 			return

@@ -88,7 +88,7 @@ func (s *storeSource) list(ctx context.Context, limit int, all bool) ([]*inspect
 }
 
 func (s *storeSource) tree(ctx context.Context, id string, depth int) (*inspect.Call, error) {
-	c, err := inspect.Tree(ctx, s.st, id, depth, 100)
+	c, err := inspect.Tree(ctx, s.st, id, depth)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("no call %q", id)
 	}

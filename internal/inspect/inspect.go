@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/dispatchkit/dispatch/internal/status"
 	"github.com/dispatchkit/dispatch/internal/store"
 	"github.com/dispatchkit/dispatch/serde"
 	"github.com/fxamacker/cbor/v2"
@@ -56,16 +57,13 @@ type Attempt struct {
 	Outcome  string    `json:"outcome"`
 }
 
-// StatusName renders a dispatch.sdk.v1.Status number as "TIMEOUT"; 0 is "".
-func StatusName(s int32) string {
+// statusName renders a dispatch.sdk.v1.Status number as "TIMEOUT" (the
+// names of internal/status); 0 is "".
+func statusName(s int32) string {
 	if s == 0 {
 		return ""
 	}
-	name := sdkv1.Status(s).String()
-	if len(name) > 7 && name[:7] == "STATUS_" {
-		return name[7:]
-	}
-	return name
+	return status.Status(s).String()
 }
 
 // FromStore renders a stored call.
@@ -77,7 +75,7 @@ func FromStore(c *store.Call) *Call {
 		Function:  c.Function,
 		Endpoint:  c.Endpoint,
 		State:     c.State.String(),
-		Status:    StatusName(c.Status),
+		Status:    statusName(c.Status),
 		Attempts:  c.Attempts,
 		Restarts:  c.Restarts,
 		CreatedAt: c.CreatedAt,
@@ -135,9 +133,13 @@ func List(ctx context.Context, st store.Store, opts store.ListOptions) ([]*Call,
 	return out, nil
 }
 
+// maxChildren is the most children Tree shows of one call; the rest are
+// counted in Call.MoreChildren.
+const maxChildren = 100
+
 // Tree returns the call id with its attempts and, down to depth levels,
 // its children (at most maxChildren per call; the rest are counted).
-func Tree(ctx context.Context, st store.Store, id string, depth, maxChildren int) (*Call, error) {
+func Tree(ctx context.Context, st store.Store, id string, depth int) (*Call, error) {
 	c, err := st.GetCall(ctx, id)
 	if err != nil {
 		return nil, err
@@ -152,7 +154,7 @@ func Tree(ctx context.Context, st store.Store, id string, depth, maxChildren int
 			N:        a.N,
 			Start:    a.Start,
 			Duration: a.Duration.Round(time.Microsecond).String(),
-			Status:   StatusName(a.Status),
+			Status:   statusName(a.Status),
 			Outcome:  a.Outcome,
 		})
 	}
@@ -168,7 +170,7 @@ func Tree(ctx context.Context, st store.Store, id string, depth, maxChildren int
 			out.MoreChildren = len(kids) - i
 			break
 		}
-		kt, err := Tree(ctx, st, k.ID, depth-1, maxChildren)
+		kt, err := Tree(ctx, st, k.ID, depth-1)
 		if err != nil {
 			return nil, err
 		}
