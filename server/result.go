@@ -90,10 +90,7 @@ func (s *Server) result(ctx context.Context, id string, wait bool) (*Outcome, er
 	case <-ctx.Done():
 		w.Stop()
 		return nil, ctx.Err()
-	case <-s.stopping:
-		w.Stop()
-		return nil, errNotRunning
-	case <-s.engine.Done():
+	case <-s.stopping: // closed before the engine stops
 		w.Stop()
 		return nil, errNotRunning
 	}

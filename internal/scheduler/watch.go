@@ -43,9 +43,9 @@ func (w *Watch) Stop() { w.e.unwatch(w.id, w.w) }
 // final outcome (done, failed for good or expired). It returns nil and no
 // error when id is not a live call: its outcome is already in the store,
 // or no such call exists. Watch returns ErrClosed when the engine is not
-// running, and a *[StoreError] once the store cannot write;
-// [Engine.Done] is closed when the engine stops, which also ends every
-// wait.
+// running, and a *[StoreError] once the store cannot write. Closing the
+// engine does not end a watch: a caller also waits for its own shutdown
+// (the server closes its stopping channel before it closes the engine).
 func (e *Engine) Watch(id string) (*Watch, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -96,9 +96,6 @@ func (e *Engine) Err() error {
 	}
 	return nil
 }
-
-// Done returns a channel closed when the engine stops.
-func (e *Engine) Done() <-chan struct{} { return e.ctx.Done() }
 
 // finished wakes the watchers of id once its final row is durable. Called
 // with e.mu held, from the commit callback of complete.
