@@ -314,8 +314,7 @@ func Serve(ctx context.Context, cfg Config, ready func(*Server)) error {
 		return err
 	}
 	if err := s.Start(ctx); err != nil {
-		s.Close()
-		return err
+		return err // Start closed s
 	}
 	if ready != nil {
 		ready(s)
