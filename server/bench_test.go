@@ -39,7 +39,7 @@ func stepper(steps int, done chan<- string) fn {
 func benchStores(b *testing.B, f func(b *testing.B, bb *bundle)) {
 	for _, name := range []string{"memory", "sqlite"} {
 		b.Run(name, func(b *testing.B) {
-			bb := setupTB(b, func(c *server.Config) {
+			bb := setup(b, func(c *server.Config) {
 				c.Logger = zerolog.Nop()
 				if name == "sqlite" {
 					c.Memory = false
@@ -59,7 +59,7 @@ func BenchmarkAwaitStep(b *testing.B) {
 		bb.ep.handle("echo", echo)
 		bb.ep.handle("seq", stepper(b.N, done))
 		b.ResetTimer()
-		bb.dispatchTB(b, call("seq", ""))
+		bb.dispatch(b, call("seq", ""))
 		<-done
 		b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/step")
 	})
@@ -76,7 +76,7 @@ func BenchmarkThreeStepWorkflows(b *testing.B) {
 		go func() {
 			for range b.N {
 				sem <- struct{}{}
-				go func() { bb.dispatchTB(b, call("wf3", "")) }()
+				go func() { bb.dispatch(b, call("wf3", "")) }()
 			}
 		}()
 		for range b.N {
@@ -112,7 +112,7 @@ func BenchmarkGather10k(b *testing.B) {
 			return poll(fmt.Sprint(issued, got), 1, 1000, time.Minute, calls...), nil
 		})
 		for b.Loop() {
-			bb.dispatchTB(b, call("gather", ""))
+			bb.dispatch(b, call("gather", ""))
 			<-done
 		}
 	})
@@ -138,7 +138,7 @@ func BenchmarkSuspendedMemory(b *testing.B) {
 				for range 1000 {
 					calls = append(calls, call("sleeper", "zzz"))
 				}
-				bb.dispatchTB(b, calls...)
+				bb.dispatch(b, calls...)
 			}
 			for range n {
 				<-asleep
@@ -200,7 +200,7 @@ func BenchmarkRecover10k(b *testing.B) {
 		for j := range calls {
 			calls[j] = call("wf", "")
 		}
-		bb.dispatchTB(b, calls...)
+		bb.dispatch(b, calls...)
 	}
 	waitForTB(b, func() bool { return srv.Live() == 2*n && srv.Suspended() == n })
 	srv.Close()

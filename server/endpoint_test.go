@@ -135,11 +135,8 @@ type bundle struct {
 
 type option func(*server.Config)
 
-func setup(t *testing.T, opts ...option) *bundle { return setupTB(t, opts...) }
-
-func setupTB(t testing.TB, opts ...option) *bundle {
+func setup(t testing.TB, opts ...option) *bundle {
 	t.Helper()
-	is := is.New(t)
 	ep := newTestEndpoint(t, "")
 	cfg := server.Config{
 		Endpoint:   ep.URL(),
@@ -151,6 +148,14 @@ func setupTB(t testing.TB, opts ...option) *bundle {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	return startServer(t, ep, cfg)
+}
+
+// startServer makes a server for cfg, has ep verify the signatures of its
+// requests and starts it; the server is closed when the test ends.
+func startServer(t testing.TB, ep *testEndpoint, cfg server.Config) *bundle {
+	t.Helper()
+	is := is.New(t)
 	srv, err := server.New(cfg)
 	is.NoErr(err)
 	pub, err := signature.ParsePublicKey(srv.VerificationKey())
@@ -165,22 +170,28 @@ func setupTB(t testing.TB, opts ...option) *bundle {
 	}
 }
 
-func (b *bundle) dispatch(t *testing.T, calls ...*sdkv1.Call) []string {
-	return b.dispatchTB(t, calls...)
-}
-
-func (b *bundle) dispatchTB(t testing.TB, calls ...*sdkv1.Call) []string {
-	t.Helper()
+// send sends a Dispatch request with the server's key.
+func (b *bundle) send(calls ...*sdkv1.Call) ([]string, error) {
 	req := connect.NewRequest(&sdkv1.DispatchRequest{Calls: calls})
 	req.Header().Set("Authorization", "Bearer "+b.srv.APIKey())
 	res, err := b.client.Dispatch(context.Background(), req)
 	if err != nil {
+		return nil, err
+	}
+	return res.Msg.GetDispatchIds(), nil
+}
+
+// dispatch sends calls and fails the test unless each gets an id.
+func (b *bundle) dispatch(t testing.TB, calls ...*sdkv1.Call) []string {
+	t.Helper()
+	ids, err := b.send(calls...)
+	if err != nil {
 		t.Fatalf("Dispatch: %v", err)
 	}
-	if len(res.Msg.GetDispatchIds()) != len(calls) {
-		t.Fatalf("Dispatch returned %d ids for %d calls", len(res.Msg.GetDispatchIds()), len(calls))
+	if len(ids) != len(calls) {
+		t.Fatalf("Dispatch returned %d ids for %d calls", len(ids), len(calls))
 	}
-	return res.Msg.GetDispatchIds()
+	return ids
 }
 
 // waitFor waits until cond holds, polling with a deadline.

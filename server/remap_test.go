@@ -4,17 +4,14 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"buf.build/gen/go/stealthrocket/dispatch-proto/connectrpc/go/dispatch/sdk/v1/sdkv1connect"
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
 	"github.com/matryer/is"
 	"github.com/rs/zerolog"
 
-	"github.com/dispatchkit/dispatch/internal/signature"
 	"github.com/dispatchkit/dispatch/internal/store"
 	"github.com/dispatchkit/dispatch/server"
 )
@@ -54,24 +51,18 @@ func TestEndpointRemap(t *testing.T) {
 			ep := newTestEndpoint(t, "")
 			ep.handle("echo", echo)
 			logs := &syncBuffer{}
-			start := func(endpoint string) *server.Server {
-				srv, err := server.New(server.Config{
+			start := func(endpoint string) *bundle {
+				return startServer(t, ep, server.Config{
 					Endpoint:   endpoint,
 					StateDir:   dir,
 					MinBackoff: time.Millisecond,
 					MaxBackoff: 10 * time.Millisecond,
 					Logger:     zerolog.New(logs),
 				})
-				is.NoErr(err)
-				pub, err := signature.ParsePublicKey(srv.VerificationKey())
-				is.NoErr(err)
-				ep.verifier.Store(signature.NewVerifier(pub))
-				is.NoErr(srv.Start(context.Background()))
-				return srv
 			}
 
-			srv := start(a)
-			b := &bundle{srv: srv, ep: ep, client: sdkv1connect.NewDispatchServiceClient(http.DefaultClient, srv.URL())}
+			b := start(a)
+			srv := b.srv
 			explicit := call("echo", "elsewhere")
 			explicit.Endpoint = other
 			ids := b.dispatch(t, call("echo", "0"), call("echo", "1"), explicit, call("echo", "2"))
@@ -85,12 +76,11 @@ func TestEndpointRemap(t *testing.T) {
 
 			for _, name := range tt.restarts {
 				endpoint := map[string]string{"A": a, "B": ep.URL(), "": ""}[name]
-				srv = start(endpoint)
+				srv = start(endpoint).srv
 				if name != "B" {
 					is.NoErr(srv.Close())
 				}
 			}
-			defer srv.Close()
 
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()

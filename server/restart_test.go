@@ -2,8 +2,6 @@ package server_test
 
 import (
 	"bytes"
-	"context"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,12 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"buf.build/gen/go/stealthrocket/dispatch-proto/connectrpc/go/dispatch/sdk/v1/sdkv1connect"
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
 	"github.com/matryer/is"
 	"github.com/rs/zerolog"
 
-	"github.com/dispatchkit/dispatch/internal/signature"
 	"github.com/dispatchkit/dispatch/server"
 )
 
@@ -43,24 +39,14 @@ func TestRestartRecoversCalls(t *testing.T) {
 	dir := t.TempDir()
 	ep := newTestEndpoint(t, "")
 	logs := &syncBuffer{}
-	start := func() *server.Server {
-		srv, err := server.New(server.Config{
+	start := func() *bundle {
+		return startServer(t, ep, server.Config{
 			Endpoint:   ep.URL(),
 			StateDir:   dir,
 			MinBackoff: time.Millisecond,
 			MaxBackoff: 10 * time.Millisecond,
 			Logger:     zerolog.New(logs),
 		})
-		is.NoErr(err)
-		pub, err := signature.ParsePublicKey(srv.VerificationKey())
-		is.NoErr(err)
-		ep.verifier.Store(signature.NewVerifier(pub))
-		is.NoErr(srv.Start(context.Background()))
-		return srv
-	}
-	dispatch := func(srv *server.Server, calls ...*sdkv1.Call) []string {
-		b := &bundle{srv: srv, ep: ep, client: sdkv1connect.NewDispatchServiceClient(http.DefaultClient, srv.URL())}
-		return b.dispatch(t, calls...)
 	}
 
 	blocked := make(chan struct{}, 10)
@@ -78,9 +64,10 @@ func TestRestartRecoversCalls(t *testing.T) {
 		child(1, "echo", "a"), child(2, "slow", "b"), child(3, "echo", "c")))
 	ep.handle("sleeper", gather(out, 1, 1, 2*time.Second, 1))
 
-	srv1 := start()
+	b1 := start()
+	srv1 := b1.srv
 	key := srv1.VerificationKey()
-	ids := dispatch(srv1, call("parent", ""), call("sleeper", ""))
+	ids := b1.dispatch(t, call("parent", ""), call("sleeper", ""))
 	recv(t, blocked) // the slow child is in flight
 	waitFor(t, "echo children done", func() bool { return ep.count("echo") == 2 && srv1.Live() == 3 })
 	is.NoErr(srv1.Close())
@@ -90,8 +77,7 @@ func TestRestartRecoversCalls(t *testing.T) {
 	is.Equal(fi.Mode().Perm(), os.FileMode(0o600))
 
 	releaseOnce.Do(func() { close(release) }) // the old attempt's answer is lost
-	srv2 := start()
-	defer srv2.Close()
+	srv2 := start().srv
 	is.Equal(srv2.VerificationKey(), key) // the signing key is kept
 	is.True(strings.Contains(logs.String(), "recovered calls in flight"))
 	is.True(strings.Contains(logs.String(), `"calls":3`)) // parent, slow child, sleeper

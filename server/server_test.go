@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -414,34 +415,33 @@ func TestRetries(t *testing.T) {
 		sdkv1.Status_STATUS_PERMISSION_DENIED, sdkv1.Status_STATUS_NOT_FOUND,
 	}
 	type test struct {
-		name     string
-		fail     func(w http.ResponseWriter) // the failing answer, twice
-		runs     int                         // requests until the parent is resumed
-		wantErr  string                      // error type delivered, "" for success
-		failures int
+		name    string
+		fail    func(w http.ResponseWriter) // the failing answer, twice
+		runs    int                         // requests until the parent is resumed
+		wantErr string                      // error type delivered, "" for success
 	}
 	var tests []test
 	for _, s := range retried {
-		tests = append(tests, test{name: s.String(), fail: statusAnswer(s), runs: 3, failures: 2})
+		tests = append(tests, test{name: s.String(), fail: statusAnswer(s), runs: 3})
 	}
 	for _, s := range final {
-		tests = append(tests, test{name: s.String(), fail: statusAnswer(s), runs: 1, wantErr: "test", failures: 2})
+		tests = append(tests, test{name: s.String(), fail: statusAnswer(s), runs: 1, wantErr: "test"})
 	}
 	tests = append(tests,
-		test{name: "HTTP 503", fail: httpAnswer(503), runs: 3, failures: 2},
-		test{name: "HTTP 500", fail: httpAnswer(500), runs: 3, failures: 2},
-		test{name: "HTTP 429", fail: httpAnswer(429), runs: 3, failures: 2},
-		test{name: "HTTP 404", fail: httpAnswer(404), runs: 1, wantErr: "NOT_FOUND", failures: 2},
-		test{name: "HTTP 400", fail: httpAnswer(400), runs: 1, wantErr: "INVALID_ARGUMENT", failures: 2},
-		test{name: "garbage", fail: garbage, runs: 1, wantErr: "INVALID_RESPONSE", failures: 2},
-		test{name: "no directive", fail: func(w http.ResponseWriter) { writeProto(w, &sdkv1.RunResponse{Status: sdkv1.Status_STATUS_OK}) }, runs: 1, wantErr: "INVALID_RESPONSE", failures: 2},
+		test{name: "HTTP 503", fail: httpAnswer(503), runs: 3},
+		test{name: "HTTP 500", fail: httpAnswer(500), runs: 3},
+		test{name: "HTTP 429", fail: httpAnswer(429), runs: 3},
+		test{name: "HTTP 404", fail: httpAnswer(404), runs: 1, wantErr: "NOT_FOUND"},
+		test{name: "HTTP 400", fail: httpAnswer(400), runs: 1, wantErr: "INVALID_ARGUMENT"},
+		test{name: "garbage", fail: garbage, runs: 1, wantErr: "INVALID_RESPONSE"},
+		test{name: "no directive", fail: func(w http.ResponseWriter) { writeProto(w, &sdkv1.RunResponse{Status: sdkv1.Status_STATUS_OK}) }, runs: 1, wantErr: "INVALID_RESPONSE"},
 	)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			is := is.New(t)
 			b := setup(t)
-			flaky := newFlakyEndpoint(t, tt.failures, tt.fail)
+			flaky := newFlakyEndpoint(t, 2, tt.fail)
 			out := make(chan *sdkv1.RunRequest, 1)
 			c := child(3, "flaky", "v")
 			c.Endpoint = flaky.srv.URL
@@ -570,16 +570,15 @@ func TestIncompatibleState(t *testing.T) {
 			is := is.New(t)
 			b := setup(t, func(c *server.Config) { c.MaxRestarts = tt.maxRestarts })
 			out := make(chan *sdkv1.RunRequest, 1)
+			var mu sync.Mutex
 			var refused int
-			var mu = make(chan struct{}, 1)
-			mu <- struct{}{}
 			b.ep.handle("echo", echo)
 			b.ep.handle("versioned", func(req *sdkv1.RunRequest) (*sdkv1.RunResponse, error) {
 				if req.GetInput() != nil {
 					return poll("v1", 1, 1, time.Hour, child(1, "echo", "x")), nil
 				}
-				<-mu
-				defer func() { mu <- struct{}{} }()
+				mu.Lock()
+				defer mu.Unlock()
 				if refused < tt.refuse {
 					refused++
 					return &sdkv1.RunResponse{Status: sdkv1.Status_STATUS_INCOMPATIBLE_STATE}, nil

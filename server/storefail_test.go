@@ -10,13 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"buf.build/gen/go/stealthrocket/dispatch-proto/connectrpc/go/dispatch/sdk/v1/sdkv1connect"
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
 	"connectrpc.com/connect"
 	"github.com/matryer/is"
 	"github.com/rs/zerolog"
 
-	"github.com/dispatchkit/dispatch/internal/signature"
 	"github.com/dispatchkit/dispatch/internal/store"
 	"github.com/dispatchkit/dispatch/server"
 )
@@ -94,7 +92,7 @@ func TestStoreFailure(t *testing.T) {
 			ep := newTestEndpoint(t, "")
 			logs := &syncBuffer{}
 			var fs *failingStore
-			start := func(failing bool) (*server.Server, sdkv1connect.DispatchServiceClient) {
+			start := func(failing bool) *bundle {
 				cfg := server.Config{
 					Endpoint:   ep.URL(),
 					StateDir:   dir,
@@ -108,22 +106,7 @@ func TestStoreFailure(t *testing.T) {
 						return fs
 					}, 100*time.Millisecond)
 				}
-				srv, err := server.New(cfg)
-				is.NoErr(err)
-				pub, err := signature.ParsePublicKey(srv.VerificationKey())
-				is.NoErr(err)
-				ep.verifier.Store(signature.NewVerifier(pub))
-				is.NoErr(srv.Start(context.Background()))
-				return srv, sdkv1connect.NewDispatchServiceClient(http.DefaultClient, srv.URL())
-			}
-			dispatch := func(client sdkv1connect.DispatchServiceClient, calls ...*sdkv1.Call) ([]string, error) {
-				req := connect.NewRequest(&sdkv1.DispatchRequest{Calls: calls})
-				req.Header().Set("Authorization", "Bearer test")
-				res, err := client.Dispatch(context.Background(), req)
-				if err != nil {
-					return nil, err
-				}
-				return res.Msg.GetDispatchIds(), nil
+				return startServer(t, ep, cfg)
 			}
 
 			var arm sync.Once
@@ -146,10 +129,10 @@ func TestStoreFailure(t *testing.T) {
 				return echo(req)
 			})
 
-			srv1, client1 := start(true)
-			defer srv1.Close()
+			b1 := start(true)
+			srv1 := b1.srv
 			fail("dispatch")
-			ids, err := dispatch(client1, call("parent", ""))
+			ids, err := b1.send(call("parent", ""))
 
 			if tt.n > 0 {
 				// Transient: nothing is lost, the workflow completes.
@@ -162,7 +145,7 @@ func TestStoreFailure(t *testing.T) {
 				is.Equal(fs.failed(), tt.n)     // the failures happened
 				is.Equal(ep.count("parent"), 2) // run and resume, no more
 				is.Equal(ep.count("echo"), 2)
-				_, err := dispatch(client1, call("echo", "after"))
+				_, err := b1.send(call("echo", "after"))
 				is.NoErr(err) // still accepting
 				waitFor(t, "all done", func() bool { return srv1.Live() == 0 })
 				is.NoErr(srv1.Health()) // healthy after a passing failure
@@ -206,11 +189,11 @@ func TestStoreFailure(t *testing.T) {
 			is.Equal(ep.count("echo"), want[1])
 			is.Equal(len(resumed), 0)
 			// Later Dispatch requests are refused, naming the cause.
-			ids, err = dispatch(client1, call("echo", "late"))
+			ids, err = b1.send(call("echo", "late"))
 			is.Equal(connect.CodeOf(err), connect.CodeUnavailable)
 			is.True(strings.Contains(err.Error(), wantMsg))
 			is.Equal(len(ids), 0)
-			_, err = dispatch(client1, call("echo", "later"))
+			_, err = b1.send(call("echo", "later"))
 			is.Equal(connect.CodeOf(err), connect.CodeUnavailable) // and stays so
 			is.Equal(ep.count("echo"), want[1])
 			if root != "" {
@@ -238,8 +221,8 @@ func TestStoreFailure(t *testing.T) {
 			is.Equal(strings.Count(logs.String(), "no call is accepted or run until the server restarts"), 1) // logged once
 
 			// Restart on the same state with a working store.
-			srv2, client2 := start(false)
-			defer srv2.Close()
+			b2 := start(false)
+			srv2 := b2.srv
 			if root == "" {
 				calls, err := srv2.Store().ListCalls(context.Background(), store.ListOptions{})
 				is.NoErr(err)
@@ -251,7 +234,7 @@ func TestStoreFailure(t *testing.T) {
 				outcome := result(t, srv2, root)
 				is.Equal(strOf(outcome.Result.GetOutput()), "done")
 			}
-			ids, err = dispatch(client2, call("echo", "again"))
+			ids, err = b2.send(call("echo", "again"))
 			is.NoErr(err)
 			is.Equal(len(ids), 1)
 			waitFor(t, "all done", func() bool { return srv2.Live() == 0 })
