@@ -490,17 +490,18 @@ func benchSuspended(ctx context.Context, o *benchOptions) ([]benchRow, error) {
 	}
 	defer d.Close()
 	srv := d.Local()
+	sleeper := func(i int) dispatch.Caller { return benchFns.sleeper.Call(i) }
 	// Warm up connections and the first allocations of the engine.
-	if _, err := dispatchAll(ctx, d, min(o.sleepers, 100), func(i int) dispatch.Caller { return benchFns.sleeper.Call(i) }); err != nil {
+	warm := min(o.sleepers, 100)
+	if _, err := dispatchAll(ctx, d, warm, sleeper); err != nil {
 		return nil, err
 	}
-	warm := min(o.sleepers, 100)
 	if err := waitUntil(ctx, "sleepers to suspend", func() bool { return srv.Stats().Suspended == warm }); err != nil {
 		return nil, err
 	}
 	before := liveHeap()
 	n := o.sleepers - warm
-	if _, err := dispatchAll(ctx, d, n, func(i int) dispatch.Caller { return benchFns.sleeper.Call(i) }); err != nil {
+	if _, err := dispatchAll(ctx, d, n, sleeper); err != nil {
 		return nil, err
 	}
 	if err := waitUntil(ctx, "sleepers to suspend", func() bool { return srv.Stats().Suspended == o.sleepers }); err != nil {
@@ -541,13 +542,7 @@ func benchRestart(ctx context.Context, o *benchOptions) ([]benchRow, error) {
 	}
 	hold := make(chan struct{})
 	benchHold.Store(&hold)
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			close(hold)
-		}
-	}
+	release := sync.OnceFunc(func() { close(hold) })
 	defer func() {
 		release()
 		benchHold.Store(nil)
