@@ -76,15 +76,15 @@ func FuncSafely[I, O any](name string, fn func(ctx context.Context, in I) (O, er
 	f.run = func(ctx context.Context, _ *runtime, req *sdkv1.RunRequest) *sdkv1.RunResponse {
 		var in I
 		if err := serde.Unmarshal(req.GetInput(), &in); err != nil {
-			return exitError(status.WithStatus(fmt.Errorf("dispatch: input of %q: %w", name, err), status.InvalidArgument))
+			return status.ExitError(status.WithStatus(fmt.Errorf("dispatch: input of %q: %w", name, err), status.InvalidArgument))
 		}
 		out, err := callPlain(ctx, fn, in)
 		if err != nil {
-			return exitError(err)
+			return status.ExitError(err)
 		}
 		a, err := serde.Marshal(out)
 		if err != nil {
-			return exitError(status.WithStatus(fmt.Errorf("dispatch: result of %q: %w", name, err), status.PermanentError))
+			return status.ExitError(status.WithStatus(fmt.Errorf("dispatch: result of %q: %w", name, err), status.PermanentError))
 		}
 		return &sdkv1.RunResponse{Status: sdkv1.Status_STATUS_OK, Directive: &sdkv1.RunResponse_Exit{Exit: &sdkv1.Exit{Result: &sdkv1.CallResult{Output: a}}}}
 	}
@@ -182,9 +182,4 @@ func infoOf(req *sdkv1.RunRequest) flow.Info {
 		info.Expires = t.AsTime()
 	}
 	return info
-}
-
-func exitError(err error) *sdkv1.RunResponse {
-	st, pe := status.ToProto(err)
-	return &sdkv1.RunResponse{Status: st, Directive: &sdkv1.RunResponse_Exit{Exit: &sdkv1.Exit{Result: &sdkv1.CallResult{Error: pe}}}}
 }

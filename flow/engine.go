@@ -47,7 +47,7 @@ func Run[I, O any](c *Ctx, fn func(*Ctx, I) Step[O], input *anypb.Any) *sdkv1.Ru
 	m := &machine{c: c}
 	var in I
 	if err := serde.Unmarshal(input, &in); err != nil {
-		return m.exitErr(status.WithStatus(fmt.Errorf("flow: input of %q: %w", c.info.Function, err), status.InvalidArgument))
+		return status.ExitError(status.WithStatus(fmt.Errorf("flow: input of %q: %w", c.info.Function, err), status.InvalidArgument))
 	}
 	return m.run(m.call(func() node { return fn(c, in).n }, c.info.Function))
 }
@@ -58,15 +58,15 @@ func Run[I, O any](c *Ctx, fn func(*Ctx, I) Step[O], input *anypb.Any) *sdkv1.Ru
 func Resume(c *Ctx, pr *sdkv1.PollResult) *sdkv1.RunResponse {
 	data, err := stateFromPollResult(pr)
 	if err != nil {
-		return (&machine{c: c}).exitErr(err)
+		return status.ExitError(err)
 	}
 	m, err := decodeState(data)
 	if err != nil {
-		return (&machine{c: c}).exitErr(err)
+		return status.ExitError(err)
 	}
 	m.c = c
 	if m.wait == nil {
-		return m.exitErr(&IncompatibleStateError{Frame: -1, Err: errors.New("the state is not suspended on a wait")})
+		return status.ExitError(&IncompatibleStateError{Frame: -1, Err: errors.New("the state is not suspended on a wait")})
 	}
 	if e := pr.GetError(); e != nil {
 		// None of the poll's calls was dispatched: the wait fails as a whole.
@@ -106,7 +106,7 @@ func (m *machine) run(n node) *sdkv1.RunResponse {
 		case failNode:
 			f, ok := m.popCatcher()
 			if !ok {
-				return m.exitErr(x.err)
+				return status.ExitError(x.err)
 			}
 			n = m.call(func() node { return f.def.apply(m.c, f.env, value{}, x.err) }, f.def.name)
 		case bindNode:
@@ -128,7 +128,7 @@ func (m *machine) run(n node) *sdkv1.RunResponse {
 			}
 			return m.exitTail(x.call)
 		default:
-			return m.exitErr(fmt.Errorf("flow: unknown step %T", n))
+			return status.ExitError(fmt.Errorf("flow: unknown step %T", n))
 		}
 	}
 }
@@ -265,7 +265,7 @@ func (m *machine) suspend() *sdkv1.RunResponse {
 	for i := range send {
 		c, err := w.pending[i].toProto(w.Base + uint64(w.Sent+i))
 		if err != nil {
-			return m.exitErr(status.WithStatus(err, status.PermanentError))
+			return status.ExitError(status.WithStatus(err, status.PermanentError))
 		}
 		calls[i] = c
 	}
@@ -274,7 +274,7 @@ func (m *machine) suspend() *sdkv1.RunResponse {
 
 	state, err := m.encodeState()
 	if err != nil {
-		return m.exitErr(status.WithStatus(err, status.PermanentError))
+		return status.ExitError(status.WithStatus(err, status.PermanentError))
 	}
 	minResults := 1
 	if mode(w.Mode) == modeAll {
@@ -306,7 +306,7 @@ func (m *machine) exit(v value) *sdkv1.RunResponse {
 		out, err = v.wire.toAny()
 	}
 	if err != nil {
-		return m.exitErr(status.WithStatus(fmt.Errorf("flow: cannot encode the result of %q: %w", m.c.info.Function, err), status.PermanentError))
+		return status.ExitError(status.WithStatus(fmt.Errorf("flow: cannot encode the result of %q: %w", m.c.info.Function, err), status.PermanentError))
 	}
 	return &sdkv1.RunResponse{
 		Status:    sdkv1.Status_STATUS_OK,
@@ -314,20 +314,10 @@ func (m *machine) exit(v value) *sdkv1.RunResponse {
 	}
 }
 
-// exitErr ends the call with err; its status follows the classification of
-// the dispatch package.
-func (m *machine) exitErr(err error) *sdkv1.RunResponse {
-	st, pe := status.ToProto(err)
-	return &sdkv1.RunResponse{
-		Status:    st,
-		Directive: &sdkv1.RunResponse_Exit{Exit: &sdkv1.Exit{Result: &sdkv1.CallResult{Error: pe}}},
-	}
-}
-
 func (m *machine) exitTail(c callSpec) *sdkv1.RunResponse {
 	pc, err := c.toProto(0)
 	if err != nil {
-		return m.exitErr(status.WithStatus(err, status.PermanentError))
+		return status.ExitError(status.WithStatus(err, status.PermanentError))
 	}
 	return &sdkv1.RunResponse{
 		Status:    sdkv1.Status_STATUS_OK,

@@ -126,6 +126,16 @@ func ToProto(err error) (sdkv1.Status, *sdkv1.Error) {
 	return st.Proto(), pe
 }
 
+// ExitError is the answer of a function that failed with err: an Exit
+// whose result carries err (see [ToProto]), under err's status.
+func ExitError(err error) *sdkv1.RunResponse {
+	st, pe := ToProto(err)
+	return &sdkv1.RunResponse{
+		Status:    st,
+		Directive: &sdkv1.RunResponse_Exit{Exit: &sdkv1.Exit{Result: &sdkv1.CallResult{Error: pe}}},
+	}
+}
+
 // message returns the message of err for the wire. Markers do not change
 // messages; a forwarded child error sends its own message, without the
 // status and type that its Error method adds, so that they do not pile up
