@@ -8,8 +8,10 @@ import (
 	"strings"
 	"sync"
 
-	naming "github.com/dispatchkit/dispatch/internal/registry"
 	"github.com/fxamacker/cbor/v2"
+
+	naming "github.com/dispatchkit/dispatch/internal/registry"
+	"github.com/dispatchkit/dispatch/serde"
 )
 
 // codec turns errors of one registered type into bytes and back.
@@ -37,17 +39,12 @@ const reservedPrefix = "dispatch."
 // those of SDKs in other languages, are never decoded.
 var valueMagic = []byte{0xd9, 0xd9, 0xf7}
 
+// The SDK's CBOR configuration (serde): deterministic, and decoding with
+// limits, as error values come from the wire.
 var (
-	encMode = must(cbor.CoreDetEncOptions().EncMode())
-	decMode = must(cbor.DecOptions{}.DecMode())
+	encMode = serde.EncMode
+	decMode = serde.DecMode
 )
-
-func must[T any](v T, err error) T {
-	if err != nil {
-		panic(err)
-	}
-	return v
-}
 
 func init() {
 	if err := register[*HTTPStatusError]("dispatch.HTTPStatusError"); err != nil {
