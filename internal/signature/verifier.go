@@ -70,8 +70,8 @@ func WithMaxFutureSkew(d time.Duration) VerifierOption {
 }
 
 // NewVerifier returns a verifier that accepts signatures made with the
-// private half of key. A key that is not an Ed25519 public key (32 bytes)
-// makes Verify fail.
+// private half of key. A key that is not an Ed25519 public key (32 bytes,
+// the encoding of a point of the curve) makes Verify fail.
 func NewVerifier(key ed25519.PublicKey, opts ...VerifierOption) *Verifier {
 	v := &Verifier{key: key, now: time.Now, maxAge: defaultMaxAge, maxSkew: defaultMaxFutureSkew}
 	for _, o := range opts {
@@ -85,8 +85,8 @@ func NewVerifier(key ed25519.PublicKey, opts ...VerifierOption) *Verifier {
 // caller). It returns nil if the request is signed as the package doc
 // describes; otherwise an error that wraps [ErrMissing] (no signature, or
 // malformed signature headers) or [ErrInvalid] (a signature that is
-// refused), or, when the verifier's key is not a 32-byte Ed25519 key,
-// neither.
+// refused), or, when the verifier's key is not an Ed25519 public key (not
+// 32 bytes, or not a point of the curve), neither.
 func (v *Verifier) Verify(r *http.Request, body []byte) error {
 	if len(v.key) != ed25519.PublicKeySize {
 		return fmt.Errorf("signature: verification key is %d bytes, want an Ed25519 public key of %d bytes", len(v.key), ed25519.PublicKeySize)
