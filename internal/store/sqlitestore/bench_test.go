@@ -14,8 +14,10 @@ import (
 // 3-step workflows (a root that awaits three children in turn: Dispatch,
 // then poll, child exit, resume... and the root's exit), 32 workflows
 // interleaved, grouped into transactions of group batches the way the
-// committer groups concurrent steps. It reports the cost per batch: one
-// batch per Run request plus one per Dispatch.
+// committer groups concurrent steps. Each attempt goes into its call's row
+// (RecentAttempts), as the scheduler keeps them until a call has 16. It
+// reports the cost per batch: one batch per Run request plus one per
+// Dispatch.
 func BenchmarkWorkflowBatches(b *testing.B) {
 	for _, group := range []int{1, 8, 32} {
 		b.Run(fmt.Sprintf("group=%d", group), func(b *testing.B) {
@@ -31,9 +33,10 @@ func BenchmarkWorkflowBatches(b *testing.B) {
 				live[i] = &workflow{}
 			}
 			pending := make([]*store.Batch, 0, group)
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
+			i := 0
+			for b.Loop() {
 				k := i % concurrent
+				i++
 				batch, done := live[k].next(w)
 				if done {
 					live[k] = &workflow{}
@@ -76,15 +79,16 @@ type workflow struct {
 	root  *store.Call
 	child *store.Call
 	step  int
-	n     int // Run requests so far (attempt numbers)
 }
 
 // next returns the workflow's next batch, and whether it was the last.
 func (f *workflow) next(w *workflows) (*store.Batch, bool) {
 	defer func() { f.step++ }()
-	attempt := func(c *store.Call) store.Attempt {
+	// record keeps an attempt in c's row, as the scheduler does.
+	record := func(c *store.Call) {
 		c.Attempts++
-		return store.Attempt{CallID: c.ID, N: c.Attempts, Start: w.now, Duration: 100 * time.Microsecond, Status: 1, Outcome: "exit"}
+		c.RecentAttempts = store.AppendAttempt(c.RecentAttempts,
+			store.Attempt{N: c.Attempts, Start: w.now, Duration: 100 * time.Microsecond, Status: 1, Outcome: "exit"})
 	}
 	switch {
 	case f.step == 0: // Dispatch
@@ -93,21 +97,22 @@ func (f *workflow) next(w *workflows) (*store.Batch, bool) {
 		return &store.Batch{Calls: []*store.Call{f.root}}, false
 	case f.step%2 == 1 && f.step < 7: // the root polls: a new child
 		root := *f.root
-		b := &store.Batch{Attempts: []store.Attempt{attempt(f.root)}}
-		root.Attempts = f.root.Attempts
+		record(&root)
 		root.State = store.Suspended
 		root.CoroutineState = make([]byte, 60)
 		root.MinResults, root.MaxResults = 1, 1
+		b := &store.Batch{}
+		if f.step > 1 { // the resume consumed the previous child's result
+			b.Delivered = []store.ResultKey{{ParentID: root.ID, ChildID: f.child.ID}}
+		}
 		f.root = &root
 		f.child = w.row(w.id(), root.ID, root.ID)
 		b.Calls = []*store.Call{f.root, f.child}
-		if f.step > 1 {
-			b.Delivered = []store.ResultKey{{ParentID: root.ID, ChildID: "prev"}}
-		}
 		return b, false
 	case f.step%2 == 0: // the child exits
 		child := *f.child
-		b := &store.Batch{Attempts: []store.Attempt{attempt(&child)}}
+		record(&child)
+		b := &store.Batch{}
 		child.State = store.Done
 		child.Output = []byte{10, 2, 8, 42}
 		b.Calls = []*store.Call{&child}
@@ -115,7 +120,8 @@ func (f *workflow) next(w *workflows) (*store.Batch, bool) {
 		return b, false
 	default: // the root exits
 		root := *f.root
-		b := &store.Batch{Attempts: []store.Attempt{attempt(&root)}}
+		record(&root)
+		b := &store.Batch{Delivered: []store.ResultKey{{ParentID: root.ID, ChildID: f.child.ID}}}
 		root.State = store.Done
 		root.CoroutineState = nil
 		root.Output = []byte{10, 2, 8, 42}
