@@ -62,7 +62,6 @@ type presignCache struct {
 	mu    sync.Mutex
 	m     map[presignKey]presigned
 	hits  atomic.Int64 // requests sent with a signature made ahead
-	made  atomic.Int64 // signatures made ahead
 	swept time.Time
 }
 
@@ -117,7 +116,6 @@ func (t *signingTransport) presign(runURL string, body []byte, now time.Time) {
 		return
 	}
 	c.m[key] = p
-	c.made.Add(1)
 }
 
 // takePresigned sets the signature headers of r made ahead for body, and
