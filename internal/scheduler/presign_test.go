@@ -73,7 +73,7 @@ func TestPresigned(t *testing.T) {
 			refused = nil
 			tr := &signingTransport{base: base, sign: signature.NewSigner(priv).Sign}
 			tr.presign(tt.signedTo, tt.signed, tt.signedAt)
-			is.Equal(len(tr.presigned.m), 1) // signed ahead
+			is.Equal(len(tr.presigned.m), 1)                      // signed ahead
 			is.Equal(send(tr, tt.sentTo, tt.sent), http.StatusOK) // accepted either way
 			is.Equal(tr.presigned.hits.Load(), tt.hits)
 			is.Equal(len(refused), 0)
