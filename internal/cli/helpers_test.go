@@ -169,16 +169,26 @@ func (w *workflowEndpoint) Run(ctx context.Context, req *connect.Request[sdkv1.R
 // dispatchWorkflows starts n "wf" workflows on the server at addr.
 func dispatchWorkflows(t *testing.T, addr, key string, n int) []string {
 	t.Helper()
-	client := sdkv1connect.NewDispatchServiceClient(http.DefaultClient, "http://"+addr)
 	var calls []*sdkv1.Call
 	for range n {
 		calls = append(calls, &sdkv1.Call{Function: "wf", Input: str("go")})
 	}
+	return dispatchCalls(t, addr, key, calls)
+}
+
+// dispatchCalls dispatches calls in one request to the server at addr,
+// with the API key key.
+func dispatchCalls(t *testing.T, addr, key string, calls []*sdkv1.Call) []string {
+	t.Helper()
+	client := sdkv1connect.NewDispatchServiceClient(http.DefaultClient, "http://"+addr)
 	req := connect.NewRequest(&sdkv1.DispatchRequest{Calls: calls})
 	req.Header().Set("Authorization", "Bearer "+key)
 	res, err := client.Dispatch(context.Background(), req)
 	if err != nil {
 		t.Fatalf("Dispatch: %v", err)
+	}
+	if len(res.Msg.GetDispatchIds()) != len(calls) {
+		t.Fatalf("Dispatch returned %d ids for %d calls", len(res.Msg.GetDispatchIds()), len(calls))
 	}
 	return res.Msg.GetDispatchIds()
 }
