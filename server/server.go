@@ -136,9 +136,8 @@ func newLocked(cfg Config) (*Server, error) {
 	s.http = &http.Server{
 		Handler:   bodyDeadline(mux, cfg.BodyReadTimeout),
 		Protocols: &protocols,
-		// Not ReadTimeout: it would also cancel the context of a handler
-		// still running once it passes (a wait for a result lasts up to
-		// 60 s); bodyDeadline bounds the body alone.
+		// Not ReadTimeout: bodyDeadline bounds the body alone, from the
+		// end of the headers, and closes a connection whose body failed.
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
 		ErrorLog:          nil,
@@ -166,13 +165,14 @@ func (s *Server) authorize(h http.Handler) http.Handler {
 
 // bodyDeadline bounds the time to read the body of each request to d, by
 // a read deadline on the connection (HTTP/1) or the stream (HTTP/2) that
-// is cleared once the body is read to its end: http.Server.ReadTimeout
-// would instead cut the context of a handler that reads its body and then
-// takes its time. A body not read to its end (a handler that does not read
-// it, an error) keeps the deadline, so that the server's attempt to drain
-// it afterwards cannot be held either. An HTTP/1 connection whose body
-// could not be read is closed after the answer: what remains of the body
-// must not be read as the next request, nor hold the connection.
+// is cleared once the body is read to its end, so that it never cuts what
+// the handler does next (a wait for a result lasts up to 60 s). A body not
+// read to its end (a handler that does not read it, an error) keeps the
+// deadline, so that the server's attempt to drain it afterwards cannot be
+// held either. An HTTP/1 connection whose body could not be read is
+// closed after the answer: what remains of the body must not be read as
+// the next request, nor hold the connection (connect's handlers run in
+// full-duplex mode, in which net/http does not close it by itself).
 func bodyDeadline(h http.Handler, d time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil && r.Body != http.NoBody {
@@ -186,8 +186,9 @@ func bodyDeadline(h http.Handler, d time.Duration) http.Handler {
 }
 
 // deadlineBody clears the read deadline of its request once the body is
-// read to its end, and closes an HTTP/1 connection after the answer when
-// the body could not be read.
+// read to its end (net/http also clears it for HTTP/1 when it starts its
+// background read; this does it for every protocol), and closes an HTTP/1
+// connection after the answer when the body could not be read.
 type deadlineBody struct {
 	io.ReadCloser
 	rc    *http.ResponseController
