@@ -312,7 +312,7 @@ func (e *Engine) Suspended() int {
 
 // Dispatch records calls as new root calls and returns their ids in order.
 // Every call must have an endpoint and be valid (the server validates the
-// request). Either all calls are durable when Dispatch returns nil, or
+// request, and checks each call with [Engine.CheckCall]). Either all calls are durable when Dispatch returns nil, or
 // none was recorded. Once the store cannot write, Dispatch returns a
 // *[StoreError].
 func (e *Engine) Dispatch(ctx context.Context, calls []*sdkv1.Call) ([]string, error) {

@@ -293,3 +293,29 @@ func FuzzSurelyValid(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkValidatePoll measures the check of a Poll on the path of every
+// step of a workflow: the fast path of a valid poll with a known endpoint,
+// with its limits and without (as dispatch-py sends it).
+func BenchmarkValidatePoll(b *testing.B) {
+	tests := []struct {
+		name   string
+		change func(p *sdkv1.Poll)
+	}{
+		{"all limits", func(*sdkv1.Poll) {}},
+		{"no max_wait", func(p *sdkv1.Poll) { p.MaxWait, p.MaxResults = nil, 10 }},
+	}
+	for _, tt := range tests {
+		b.Run(tt.name, func(b *testing.B) {
+			e := testValidator(b)
+			p := validPoll()
+			tt.change(p)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := e.validatePoll(p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
