@@ -4,8 +4,9 @@
 // # Start it
 //
 //	srv, err := server.New(server.Config{
-//		Endpoint: "http://127.0.0.1:8000", // where calls go by default
-//		Memory:   true,                    // or StateDir: dir, to survive restarts
+//		Endpoint:       "http://127.0.0.1:8000", // where calls go by default
+//		AllowEndpoints: []string{"loopback"},    // other endpoints calls may name
+//		Memory:         true,                    // or StateDir: dir, to survive restarts
 //	})
 //	if err != nil { ... }
 //	if err := srv.Start(ctx); err != nil { ... }

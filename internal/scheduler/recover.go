@@ -131,7 +131,7 @@ func (e *Engine) resume() {
 		case c.state != stNew:
 		case now >= c.expires:
 			e.expire(c, now)
-		case e.refused(c, now):
+		case e.refused(c, now): // failed: the policy no longer allows its endpoint
 		case c.polled && c.pollErr == nil:
 			c.state = stSuspended
 			if now >= c.deadline {
