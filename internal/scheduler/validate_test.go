@@ -1,7 +1,9 @@
 package scheduler
 
 import (
+	"errors"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -70,6 +72,28 @@ func TestValidationRules(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestValidationRulesDefaults pins what withDefaults relies on: the rules
+// refuse a Poll without limits exactly on the three fields it fills in,
+// and accept it once they are filled in.
+func TestValidationRulesDefaults(t *testing.T) {
+	is := is.New(t)
+	v := testValidator(t).validator
+	p := validPoll()
+	p.MaxWait, p.MinResults, p.MaxResults = nil, 0, 0
+	err := v.Validate(p)
+	var verr *protovalidate.ValidationError
+	is.True(errors.As(err, &verr))
+	var fields []string
+	for _, viol := range verr.Violations {
+		fields = append(fields, protovalidate.FieldPathString(viol.Proto.GetField()))
+	}
+	slices.Sort(fields)
+	is.Equal(fields, []string{"max_results", "max_wait", "min_results"}) // required by the rules
+	is.NoErr(v.Validate(withDefaults(p)))                               // filled in by withDefaults
+	q := validPoll()
+	is.True(withDefaults(q) == q) // a poll with all its limits is validated as it is
 }
 
 func compactJSON(t *testing.T, s string) string {
