@@ -91,7 +91,7 @@ func TestValidationRulesDefaults(t *testing.T) {
 	}
 	slices.Sort(fields)
 	is.Equal(fields, []string{"max_results", "max_wait", "min_results"}) // required by the rules
-	is.NoErr(v.Validate(withDefaults(p)))                               // filled in by withDefaults
+	is.NoErr(v.Validate(withDefaults(p)))                                // filled in by withDefaults
 	q := validPoll()
 	is.True(withDefaults(q) == q) // a poll with all its limits is validated as it is
 }
