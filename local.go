@@ -88,7 +88,7 @@ func (d *Dispatch) startLocal() (err error) {
 		d.endpointLn = ln
 		cfg.endpointURL = "http://" + ln.Addr().String()
 	}
-	scfg := server.Config{Endpoint: cfg.endpointURL, Logger: cfg.logger}
+	scfg := server.Config{Endpoint: cfg.endpointURL, Logger: cfg.logger, AllowEndpoints: []string{"loopback"}}
 	switch {
 	case cfg.localDir != "":
 		scfg.StateDir = cfg.localDir

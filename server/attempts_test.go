@@ -32,11 +32,11 @@ func TestAttemptsKept(t *testing.T) {
 			t.Parallel()
 			is := is.New(t)
 			dir := t.TempDir()
+			flaky := newFlakyEndpoint(t, tt.failures, statusAnswer(sdkv1.Status_STATUS_TEMPORARY_ERROR))
 			b := setup(t, func(c *server.Config) {
 				c.Memory, c.StateDir = tt.memory, dir
 				c.MaxBackoff = time.Millisecond
-			})
-			flaky := newFlakyEndpoint(t, tt.failures, statusAnswer(sdkv1.Status_STATUS_TEMPORARY_ERROR))
+			}, allow(flaky.srv.URL))
 			c := call("flaky", "v")
 			c.Endpoint = flaky.srv.URL
 			id := b.dispatch(t, c)[0]

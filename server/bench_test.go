@@ -186,7 +186,7 @@ func BenchmarkRecover10k(b *testing.B) {
 		}
 		return output("done"), nil
 	})
-	cfg := server.Config{Endpoint: ep.URL(), StateDir: dir, Logger: zerolog.Nop(), InitialConcurrency: 64, MaxConcurrency: 64}
+	cfg := server.Config{Endpoint: ep.URL(), AllowEndpoints: []string{hangEP.URL()}, StateDir: dir, Logger: zerolog.Nop(), InitialConcurrency: 64, MaxConcurrency: 64}
 	srv, err := server.New(cfg)
 	if err != nil {
 		b.Fatal(err)

@@ -6,20 +6,62 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
+	"slices"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/dispatchkit/dispatch/internal/endpointpolicy"
 	"github.com/dispatchkit/dispatch/internal/store"
 )
 
 // Config configures a [Server]. The zero value, with Memory set, is a
-// working in-memory server on a random loopback port.
+// working in-memory server on a random loopback port that allows no
+// endpoint: set Endpoint (calls without an endpoint go there, and it is
+// allowed) or AllowEndpoints (for example []string{"loopback"}) for it to
+// run calls.
 type Config struct {
 	// Endpoint is the URL of the function service that calls without an
 	// endpoint are sent to (what `dispatch test <endpoint-url>` takes). It
-	// may have a path prefix. Empty means every call must name its own.
+	// may have a path prefix and a query: http://h/admin?code=k is sent
+	// POST /admin/dispatch.sdk.v1.FunctionService/Run?code=k, which suits
+	// platforms whose function URLs carry a key in the query (Azure
+	// Functions' ?code=). The query is not covered by the request
+	// signature (PROTOCOL.md: "the query string and scheme are not
+	// covered"): anyone who sees a request can replay it with another
+	// query. No credentials (user:password@) nor fragment. Calls may name
+	// it, or a URL below its path, whatever AllowEndpoints says. Empty
+	// means every call must name its own.
 	Endpoint string
+
+	// AllowEndpoints are patterns of the endpoints, beside Endpoint, that
+	// calls may name; a call naming any other endpoint is refused with
+	// INVALID_ARGUMENT (see "Security" in the package documentation).
+	// Empty allows Endpoint only. A pattern is one of:
+	//
+	//   - "loopback": any http or https URL whose host is localhost or a
+	//     loopback IP literal (127.0.0.0/8, ::1), any port and path (the
+	//     default of `dispatch test` and of local mode);
+	//   - "*": any http or https URL. This turns the policy off: use it
+	//     only on a trusted network;
+	//   - a URL scheme://host[:port][/path]: scheme http or https; host a
+	//     name, an IPv4 literal, an IPv6 literal in brackets, or
+	//     *.example.com (subdomains only, not example.com itself),
+	//     compared case-insensitively; port a number, * (any port) or
+	//     missing (the scheme's default, 80 or 443); path a prefix matched
+	//     at a segment boundary (/app allows /app/run, not /apple). No
+	//     user information, query or fragment. A URL's query is not
+	//     matched.
+	//
+	// Whatever the patterns, URLs with credentials (user:password@, even
+	// user@) or a fragment are refused, and the server does not connect
+	// to unspecified (0.0.0.0, ::), link-local (169.254.0.0/16, the cloud
+	// metadata service, fe80::/10) or multicast addresses a host name
+	// resolves to, unless a pattern names that IP literal or is "*". An
+	// invalid pattern fails New with an error naming
+	// Config.AllowEndpoints.
+	AllowEndpoints []string
 
 	// Addr is the host:port to listen on; "127.0.0.1:0" (a random
 	// loopback port) when empty.
@@ -76,16 +118,32 @@ type Config struct {
 	// THROTTLED, timeouts, 429 and 503) up to MaxConcurrency (1024).
 	InitialConcurrency, MaxConcurrency int
 
+	// BodyReadTimeout bounds the time to read the body of a request to
+	// the server, from the end of its headers (which must come within
+	// 10 s); 30 s, enough for the largest DispatchRequest (16 MB) at
+	// about 5 Mbit/s. A client that sends its body slower, or stops, gets
+	// an error and its connection is closed. It does not bound the time
+	// to answer: a wait for a result (up to 60 s) is not cut.
+	BodyReadTimeout time.Duration
+
+	// IdleTimeout bounds how long a keep-alive connection waits for its
+	// next request before the server closes it; 2 minutes.
+	IdleTimeout time.Duration
+
 	// Test hooks (export_test.go): wrapStore wraps the store the server
 	// opens; commitRetry bounds the retries of a failed commit (the
-	// engine's default when zero).
+	// engine's default when zero); wrapKeyFile wraps the temporary file a
+	// new signing key is written to.
 	wrapStore   func(store.Store) store.Store
 	commitRetry time.Duration
+	wrapKeyFile func(*os.File) keyTemp
 }
 
 const (
-	defaultAddr   = "127.0.0.1:0"
-	defaultAPIKey = "test"
+	defaultAddr            = "127.0.0.1:0"
+	defaultAPIKey          = "test"
+	defaultBodyReadTimeout = 30 * time.Second
+	defaultIdleTimeout     = 2 * time.Minute
 )
 
 func (c *Config) setDefaults() {
@@ -95,6 +153,12 @@ func (c *Config) setDefaults() {
 	if c.APIKey == "" {
 		c.APIKey = defaultAPIKey
 	}
+	if c.BodyReadTimeout == 0 {
+		c.BodyReadTimeout = defaultBodyReadTimeout
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = defaultIdleTimeout
+	}
 }
 
 // validate checks c after defaults; each error names the field.
@@ -103,6 +167,9 @@ func (c *Config) validate() error {
 		if err := checkEndpoint(c.Endpoint); err != nil {
 			return fmt.Errorf("server: Config.Endpoint %w", err)
 		}
+	}
+	if _, err := c.endpointPolicy(); err != nil {
+		return err
 	}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		return fmt.Errorf("server: Config.Addr %q is not host:port (for example \"127.0.0.1:4450\" or \":0\"): %v", c.Addr, err)
@@ -121,6 +188,8 @@ func (c *Config) validate() error {
 		{"MinBackoff", c.MinBackoff},
 		{"MaxBackoff", c.MaxBackoff},
 		{"AttemptTimeout", c.AttemptTimeout},
+		{"BodyReadTimeout", c.BodyReadTimeout},
+		{"IdleTimeout", c.IdleTimeout},
 	} {
 		if d.v < 0 {
 			return fmt.Errorf("server: Config.%s is negative (%v); use 0 for the default", d.name, d.v)
@@ -149,6 +218,37 @@ func (c *Config) validate() error {
 // maxRestarts is the most Config.MaxRestarts may be (a call counts its
 // restarts in a byte).
 const maxRestarts = 255
+
+// endpointPolicy returns the policy of c: Endpoint and AllowEndpoints.
+func (c *Config) endpointPolicy() (*endpointpolicy.Policy, error) {
+	patterns := c.AllowEndpoints
+	if c.Endpoint != "" {
+		p, err := endpointpolicy.EndpointPattern(c.Endpoint)
+		if err != nil {
+			return nil, fmt.Errorf("server: Config.Endpoint %q is refused: %v", redacted(c.Endpoint), err)
+		}
+		patterns = append(slices.Clip(patterns), p)
+	}
+	pol, err := endpointpolicy.New(patterns...)
+	var pe *endpointpolicy.PatternError
+	switch {
+	case errors.As(err, &pe) && pe.Index >= len(c.AllowEndpoints):
+		return nil, fmt.Errorf("server: Config.Endpoint %q cannot be allowed: %v", c.Endpoint, err)
+	case errors.As(err, &pe):
+		return nil, fmt.Errorf("server: Config.AllowEndpoints[%d] (--allow-endpoint of dispatch test): %v", pe.Index, err)
+	case err != nil:
+		return nil, fmt.Errorf("server: Config.AllowEndpoints: %w", err)
+	}
+	return pol, nil
+}
+
+// redacted hides the password of a URL that has one, for messages.
+func redacted(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return s
+}
 
 // checkEndpoint checks that s is a full http or https URL.
 func checkEndpoint(s string) error {

@@ -27,8 +27,12 @@ var errUnauthenticated = errors.New(`dispatch: missing or wrong API key: expecte
 
 // Dispatch records the calls (all or none) and returns their ids in order.
 // A call without an endpoint takes Config.Endpoint before validation; with
-// no Config.Endpoint such a call is invalid.
+// no Config.Endpoint such a call is invalid. Beside the protovalidate
+// rules, each call's function name must be at most 256 bytes and its
+// endpoint allowed by the endpoint policy (Config.AllowEndpoints).
 func (d *dispatchService) Dispatch(ctx context.Context, req *connect.Request[sdkv1.DispatchRequest]) (*connect.Response[sdkv1.DispatchResponse], error) {
+	// Server.authorize checked the key before the body was read; checked
+	// again here so that the service never runs without it.
 	if !authorized(req.Header(), d.s.cfg.APIKey) {
 		return nil, connect.NewError(connect.CodeUnauthenticated, errUnauthenticated)
 	}
@@ -40,6 +44,11 @@ func (d *dispatchService) Dispatch(ctx context.Context, req *connect.Request[sdk
 	}
 	if err := d.validator.Validate(msg); err != nil {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("dispatch: invalid DispatchRequest: %w", err))
+	}
+	for i, c := range msg.GetCalls() {
+		if err := d.s.engine.CheckCall(c); err != nil {
+			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("dispatch: call %d: %w", i, err))
+		}
 	}
 	if len(msg.GetCalls()) == 0 {
 		return connect.NewResponse(&sdkv1.DispatchResponse{}), nil

@@ -4,8 +4,9 @@
 // # Start it
 //
 //	srv, err := server.New(server.Config{
-//		Endpoint: "http://127.0.0.1:8000", // where calls go by default
-//		Memory:   true,                    // or StateDir: dir, to survive restarts
+//		Endpoint:       "http://127.0.0.1:8000", // where calls go by default
+//		AllowEndpoints: []string{"loopback"},    // other endpoints calls may name
+//		Memory:         true,                    // or StateDir: dir, to survive restarts
 //	})
 //	if err != nil { ... }
 //	if err := srv.Start(ctx); err != nil { ... }
@@ -27,7 +28,18 @@
 // follows the answer: a Poll makes child calls and resumes the caller when
 // min_results are ready or max_wait has passed (a Poll without calls is a
 // durable sleep); an Exit hands the result to the parent; a tail call
-// replaces the call under the same dispatch id. Retryable statuses and
+// replaces the call under the same dispatch id.
+//
+// A Poll may leave its limits out, as dispatch-py does (it never sets
+// max_wait): a missing min_results is 1, a missing max_results is 1000
+// (every ready result, within the 8 MB a resume carries at most), and a
+// missing max_wait is no time limit: the caller resumes when min_results
+// results are in, or fails with TIMEOUT when it expires first. A Poll with
+// no calls and no max_wait thus resumes with results of earlier children
+// still in its inbox, and otherwise waits until the call expires. Only
+// values present and out of range are refused (max_wait under 1 s,
+// limits outside 1..1000), and so are min_results above max_results and
+// more than 1000 calls in one Poll. Retryable statuses and
 // transport failures are retried with exponential back-off and jitter until
 // the call expires (then it fails with TIMEOUT); INCOMPATIBLE_STATE
 // restarts the call from its input a bounded number of times.
@@ -84,10 +96,70 @@
 //   - A 200 answer that is not a RunResponse is INVALID_RESPONSE and is not
 //     retried; no answer at all, 5xx, 408 and 429 are retried.
 //   - An invalid Poll resumes the caller at once with PollResult.error of
-//     type "INVALID_ARGUMENT"; no child is made.
+//     type "INVALID_ARGUMENT"; no child is made. An invalid tail call
+//     fails the call with INVALID_ARGUMENT.
+//   - Function names are at most 256 bytes, in DispatchRequest, Poll and
+//     tail calls ("dispatch: call 0: function name is 300 bytes, at most
+//     256").
+//   - An endpoint URL keeps its path prefix and its query:
+//     http://h/admin?x=1 is sent POST
+//     /admin/dispatch.sdk.v1.FunctionService/Run?x=1 (function URLs that
+//     carry a key in the query, such as Azure Functions' ?code=, work).
+//     The query is not covered by the request signature.
 //   - A tail call or a restart drops the results of the children of the
 //     previous run; children of a call that exited run on, their results
 //     are dropped.
+//
+// # Security
+//
+// The server is meant to be reachable by the programs that dispatch calls
+// and to reach their endpoints; what it guards, and what it does not:
+//
+//   - The endpoint policy. A call names its endpoint, and the server sends
+//     signed requests there and retries until the call expires, so an
+//     open server would relay requests into any network it reaches. It
+//     sends them only to Config.Endpoint (and URLs below its path) and to
+//     the patterns of Config.AllowEndpoints ("loopback", "*", or URLs
+//     such as https://*.example.com:8443/app; see the field). `dispatch
+//     test` and local mode allow "loopback" besides their endpoint. A
+//     DispatchRequest naming another endpoint is refused with
+//     INVALID_ARGUMENT ("dispatch: call 1: endpoint ... is not allowed
+//     ...: allow it with --allow-endpoint (dispatch test) or
+//     server.Config.AllowEndpoints") and nothing is recorded; a Poll
+//     naming one gets PollResult.error and no child; a tail call naming
+//     one fails the call. URLs with credentials (user:password@, even
+//     user@) or a fragment are refused whatever the patterns say. The
+//     server does not connect to unspecified (0.0.0.0, ::), link-local
+//     (169.254.0.0/16, where cloud metadata services answer; fe80::/10)
+//     or multicast addresses, even when a host name resolves there,
+//     unless a pattern names that IP literal or is "*". It does not
+//     follow redirects.
+//   - Authentication. DispatchService and the inspection API require
+//     "Authorization: Bearer <key>" (Config.APIKey), compared in constant
+//     time and checked before a request's body is read, so a caller
+//     without the key cannot make the server read 16 MB; the answer is
+//     the unauthenticated error of the request's protocol (Connect, gRPC,
+//     gRPC-Web). The health route needs no key and says only whether the
+//     server runs.
+//   - Timeouts. Headers must come within 10 s, a request's body within
+//     Config.BodyReadTimeout (30 s) of its headers, and an idle keep-alive
+//     connection is closed after Config.IdleTimeout (2 minutes). A client
+//     that sends its body slower, or stops, gets an error and its
+//     connection closed. Answers are not bounded by these: a wait for a
+//     result lasts up to 60 s.
+//   - Requests to endpoints are signed (Ed25519, RFC 9421) over the
+//     method, path, authority, Content-Type and body digest; not the
+//     query nor the scheme. Replays within the signature's window are
+//     the endpoint's to refuse. The signing key is kept in the state
+//     directory, mode 0600; the API key is a shared secret sent in clear
+//     over plain HTTP.
+//   - Not protected: the server speaks plain HTTP (put TLS in front of
+//     it beyond a trusted network); there is one API key, which grants
+//     everything (dispatching to any allowed endpoint, reading every
+//     call's input and output); calls and results are stored unencrypted
+//     in the state directory; there is no rate limit beyond the
+//     concurrency limit of each endpoint. "*" turns the endpoint policy
+//     off.
 //
 // # Health
 //

@@ -135,6 +135,12 @@ type bundle struct {
 
 type option func(*server.Config)
 
+// allow lets calls name the endpoints at urls, beside the server's
+// default endpoint (the only one allowed otherwise).
+func allow(urls ...string) option {
+	return func(c *server.Config) { c.AllowEndpoints = append(c.AllowEndpoints, urls...) }
+}
+
 func setup(t testing.TB, opts ...option) *bundle {
 	t.Helper()
 	ep := newTestEndpoint(t, "")
@@ -163,11 +169,12 @@ func startServer(t testing.TB, ep *testEndpoint, cfg server.Config) *bundle {
 	ep.verifier.Store(signature.NewVerifier(pub))
 	is.NoErr(srv.Start(context.Background()))
 	t.Cleanup(func() { srv.Close() })
-	return &bundle{
-		srv:    srv,
-		ep:     ep,
-		client: sdkv1connect.NewDispatchServiceClient(http.DefaultClient, srv.URL()),
-	}
+	return &bundle{srv: srv, ep: ep, client: newDispatchClient(srv)}
+}
+
+// newDispatchClient is a DispatchService client of srv.
+func newDispatchClient(srv *server.Server) sdkv1connect.DispatchServiceClient {
+	return sdkv1connect.NewDispatchServiceClient(http.DefaultClient, srv.URL())
 }
 
 // send sends a Dispatch request with the server's key.

@@ -10,8 +10,9 @@ import (
 
 func Example() {
 	srv, err := server.New(server.Config{
-		Endpoint: "http://127.0.0.1:8000",
-		Memory:   true,
+		Endpoint:       "http://127.0.0.1:8000",
+		AllowEndpoints: []string{"loopback"}, // calls may also name other loopback endpoints
+		Memory:         true,
 	})
 	if err != nil {
 		panic(err)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"os"
 	"time"
 
 	"github.com/dispatchkit/dispatch/internal/store"
@@ -26,3 +27,16 @@ func (s *Server) Watched() int { return s.engine.Watched() }
 
 // Timers returns the number of wake-ups the engine holds.
 func (s *Server) Timers() int { return s.engine.Timers() }
+
+// BodyDeadline is bodyDeadline, the handler that bounds the time to read
+// a request's body.
+var BodyDeadline = bodyDeadline
+
+// WithKeyFile makes the server wrap the temporary file of a new signing
+// key with wrap.
+func WithKeyFile(c *Config, wrap func(f *os.File) KeyTemp) {
+	c.wrapKeyFile = func(f *os.File) keyTemp { return wrap(f) }
+}
+
+// KeyTemp is keyTemp.
+type KeyTemp = keyTemp

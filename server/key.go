@@ -51,29 +51,58 @@ func signingKey(cfg *Config) (ed25519.PrivateKey, error) {
 	}
 	// Write to a temporary file and link it into place, so that two
 	// servers starting at once agree on one key and none sees half a file.
-	tmp, err := os.CreateTemp(cfg.StateDir, keyFile+".*")
+	// Any failure before the link leaves no key: a key half written, or
+	// readable by others, must never be linked.
+	f, err := os.CreateTemp(cfg.StateDir, keyFile+".*")
 	if err != nil {
-		return nil, fmt.Errorf("server: writing the signing key in Config.StateDir: %w", err)
+		return nil, fmt.Errorf("server: making the signing key %s in Config.StateDir: creating a temporary file: %w", path, err)
 	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err == nil {
-		_, err = tmp.WriteString(signature.EncodePrivateKey(key) + "\n")
+	defer os.Remove(f.Name())
+	var tmp keyTemp = f
+	if cfg.wrapKeyFile != nil {
+		tmp = cfg.wrapKeyFile(f)
 	}
-	if err == nil {
-		err = tmp.Sync()
+	if err := writeKey(tmp, signature.EncodePrivateKey(key)+"\n"); err != nil {
+		return nil, fmt.Errorf("server: making the signing key %s in Config.StateDir: %w; no key was kept", path, err)
 	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Link(tmp.Name(), path)
-	}
+	err = os.Link(f.Name(), path)
 	if errors.Is(err, fs.ErrExist) {
 		return signingKey(cfg) // another process made it first
 	}
 	if err != nil {
-		return nil, fmt.Errorf("server: writing the signing key in Config.StateDir: %w", err)
+		return nil, fmt.Errorf("server: making the signing key %s in Config.StateDir: linking it into place: %w", path, err)
 	}
 	cfg.Logger.Info().Str("path", path).Msg("made a new signing key")
 	return key, nil
+}
+
+// keyTemp is the temporary file a new signing key is written to (an
+// *os.File; tests inject failures).
+type keyTemp interface {
+	Chmod(mode fs.FileMode) error
+	WriteString(s string) (int, error)
+	Sync() error
+	Close() error
+	Name() string
+}
+
+// writeKey writes data to f, mode 0600, synced and closed; the error says
+// which step failed. f is closed whatever happens.
+func writeKey(f keyTemp, data string) error {
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return fmt.Errorf("setting the mode of %s to 0600: %w", f.Name(), err)
+	}
+	if _, err := f.WriteString(data); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", f.Name(), err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("syncing %s to disk: %w", f.Name(), err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("closing %s: %w", f.Name(), err)
+	}
+	return nil
 }

@@ -108,8 +108,8 @@ func TestTimersCancelled(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			is := is.New(t)
-			b := setup(t)
 			flaky := newFlakyEndpoint(t, 1, httpAnswer(http.StatusServiceUnavailable))
+			b := setup(t, allow(flaky.srv.URL))
 			b.ep.handle("echo", echo)
 			b.ep.handle("steps", func(req *sdkv1.RunRequest) (*sdkv1.RunResponse, error) {
 				n := 0

@@ -53,11 +53,15 @@ func TestEndpointRemap(t *testing.T) {
 			logs := &syncBuffer{}
 			start := func(endpoint string) *bundle {
 				return startServer(t, ep, server.Config{
-					Endpoint:   endpoint,
-					StateDir:   dir,
-					MinBackoff: time.Millisecond,
-					MaxBackoff: 10 * time.Millisecond,
-					Logger:     zerolog.New(logs),
+					Endpoint: endpoint,
+					// The first default, for the start without a
+					// default that keeps the calls there, and the
+					// endpoint a call names.
+					AllowEndpoints: []string{a, other},
+					StateDir:       dir,
+					MinBackoff:     time.Millisecond,
+					MaxBackoff:     10 * time.Millisecond,
+					Logger:         zerolog.New(logs),
 				})
 			}
 

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -87,6 +88,11 @@ func newLocked(cfg Config) (*Server, error) {
 	if cfg.wrapStore != nil {
 		st = cfg.wrapStore(st)
 	}
+	policy, err := cfg.endpointPolicy()
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	signer := signature.NewSigner(key)
 	eng, err := scheduler.New(scheduler.Config{
 		Store:              st,
@@ -101,6 +107,7 @@ func newLocked(cfg Config) (*Server, error) {
 		InitialConcurrency: cfg.InitialConcurrency,
 		MaxConcurrency:     cfg.MaxConcurrency,
 		CommitRetry:        cfg.commitRetry,
+		Policy:             policy,
 	})
 	if err != nil {
 		st.Close()
@@ -120,19 +127,87 @@ func newLocked(cfg Config) (*Server, error) {
 		// default) costs more to set up than it saves below a few KB.
 		connect.WithCompressMinBytes(compressMinBytes),
 	)
-	mux.Handle(path, h)
+	mux.Handle(path, s.authorize(h))
 	mux.Handle(inspectPrefix, s.inspectHandler())
 	mux.HandleFunc("GET "+inspectPrefix+"health", s.serveHealth) // no key needed
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true) // gRPC over cleartext (h2c)
 	s.http = &http.Server{
-		Handler:           mux,
-		Protocols:         &protocols,
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler:   bodyDeadline(mux, cfg.BodyReadTimeout),
+		Protocols: &protocols,
+		// Not ReadTimeout: bodyDeadline bounds the body alone, from the
+		// end of the headers, and closes a connection whose body failed.
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
 		ErrorLog:          nil,
 	}
 	return s, nil
+}
+
+// readHeaderTimeout bounds the time to read a request's headers.
+const readHeaderTimeout = 10 * time.Second
+
+// authorize refuses a DispatchService request without the API key before
+// its body is read (a caller without the key must not make the server read
+// 16 MB first), with the error of the request's protocol (Connect, gRPC or
+// gRPC-Web), as the service itself would answer it.
+func (s *Server) authorize(h http.Handler) http.Handler {
+	ew := connect.NewErrorWriter()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !authorized(r.Header, s.cfg.APIKey) {
+			ew.Write(w, r, connect.NewError(connect.CodeUnauthenticated, errUnauthenticated))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// bodyDeadline bounds the time to read the body of each request to d, by
+// a read deadline on the connection (HTTP/1) or the stream (HTTP/2) that
+// is cleared once the body is read to its end, so that it never cuts what
+// the handler does next (a wait for a result lasts up to 60 s). A body not
+// read to its end (a handler that does not read it, an error) keeps the
+// deadline, so that the server's attempt to drain it afterwards cannot be
+// held either. An HTTP/1 connection whose body could not be read is
+// closed after the answer: what remains of the body must not be read as
+// the next request, nor hold the connection (connect's handlers run in
+// full-duplex mode, in which net/http does not close it by itself).
+func bodyDeadline(h http.Handler, d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			rc := http.NewResponseController(w)
+			if rc.SetReadDeadline(time.Now().Add(d)) == nil {
+				r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc, w: w, http1: r.ProtoMajor == 1}
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// deadlineBody clears the read deadline of its request once the body is
+// read to its end (net/http also clears it for HTTP/1 when it starts its
+// background read; this does it for every protocol), and closes an HTTP/1
+// connection after the answer when the body could not be read.
+type deadlineBody struct {
+	io.ReadCloser
+	rc    *http.ResponseController
+	w     http.ResponseWriter
+	http1 bool
+	done  bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && !b.done {
+		b.done = true
+		if err == io.EOF {
+			b.rc.SetReadDeadline(time.Time{})
+		} else if b.http1 {
+			b.w.Header().Set("Connection", "close")
+		}
+	}
+	return n, err
 }
 
 // Start recovers the calls in flight from the store (logging how many),

@@ -38,13 +38,21 @@ func TestConfigValidate(t *testing.T) {
 		{"negative expiration", server.Config{Memory: true, DefaultExpiration: -1}, "Config.DefaultExpiration"},
 		{"too many restarts", server.Config{Memory: true, MaxRestarts: 256}, "Config.MaxRestarts is 256, at most 255"},
 		{"backoff order", server.Config{Memory: true, MinBackoff: time.Second, MaxBackoff: time.Millisecond}, "Config.MaxBackoff"},
+		{"negative body timeout", server.Config{Memory: true, BodyReadTimeout: -1}, "Config.BodyReadTimeout"},
+		{"negative idle timeout", server.Config{Memory: true, IdleTimeout: -1}, "Config.IdleTimeout"},
+		{"endpoint with credentials", server.Config{Memory: true, Endpoint: "http://user:secret@127.0.0.1:8000"}, "Config.Endpoint"},
+		{"endpoint with a user", server.Config{Memory: true, Endpoint: "http://user@127.0.0.1:8000"}, "credentials"},
+		{"endpoint with a fragment", server.Config{Memory: true, Endpoint: "http://127.0.0.1:8000/#x"}, "fragment"},
+		{"invalid allow pattern", server.Config{Memory: true, AllowEndpoints: []string{"loopback", "ftp://x"}}, "Config.AllowEndpoints[1]"},
+		{"allow pattern with a query", server.Config{Memory: true, AllowEndpoints: []string{"https://h/?x=1"}}, "--allow-endpoint"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			is := is.New(t)
 			_, err := server.New(tt.cfg)
 			is.True(err != nil)
-			is.True(strings.Contains(err.Error(), tt.want)) // error names the field
+			is.True(strings.Contains(err.Error(), tt.want))   // error names the field
+			is.True(!strings.Contains(err.Error(), "secret")) // and never echoes a password
 		})
 	}
 }
@@ -109,6 +117,8 @@ func TestDispatchInvalidIsAtomic(t *testing.T) {
 		{"bad endpoint", false, []*sdkv1.Call{call("echo", "a"), {Function: "echo", Endpoint: "ftp://x"}}, "endpoint"},
 		{"no endpoint and no default", true, []*sdkv1.Call{call("echo", "a")}, "endpoint"},
 		{"negative expiration", false, []*sdkv1.Call{call("echo", "a"), {Function: "echo", Expiration: durationpb.New(-time.Second)}}, "expiration"},
+		{"function name over 256 bytes", false, []*sdkv1.Call{call("echo", "a"), call(strings.Repeat("f", 300), "b")}, "dispatch: call 1: function name is 300 bytes, at most 256"},
+		{"endpoint not allowed", false, []*sdkv1.Call{call("echo", "a"), {Function: "echo", Endpoint: "http://169.254.169.254"}}, "call 1: endpoint"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -136,8 +146,8 @@ func TestDispatchInvalidIsAtomic(t *testing.T) {
 
 func TestDispatchRunRequest(t *testing.T) {
 	is := is.New(t)
-	b := setup(t, func(c *server.Config) { c.DefaultExpiration = 42 * time.Minute })
 	other := newTestEndpoint(t, "/app")
+	b := setup(t, func(c *server.Config) { c.DefaultExpiration = 42 * time.Minute }, allow(other.URL()+"/app"))
 	other.handle("echo", echo)
 	b.ep.handle("echo", echo)
 
@@ -285,11 +295,25 @@ func TestPollInvalid(t *testing.T) {
 		poll func(*sdkv1.Poll)
 		want string
 	}{
-		{"min_results 0", func(p *sdkv1.Poll) { p.MinResults = 0 }, "min_results"},
+		{"min_results negative", func(p *sdkv1.Poll) { p.MinResults = -1 }, "min_results"},
 		{"max_results 1001", func(p *sdkv1.Poll) { p.MaxResults = 1001 }, "max_results"},
+		{"max_results 1001, no max_wait", func(p *sdkv1.Poll) { p.MaxResults, p.MaxWait = 1001, nil }, "max_results"},
+		{"min_results above max_results", func(p *sdkv1.Poll) { p.MinResults, p.MaxResults = 3, 2 }, "min_results (3) is above max_results (2)"},
 		{"max_wait under 1s", func(p *sdkv1.Poll) { p.MaxWait = durationpb.New(time.Millisecond) }, "max_wait"},
-		{"no max_wait", func(p *sdkv1.Poll) { p.MaxWait = nil }, "max_wait"},
+		{"max_wait of 0s", func(p *sdkv1.Poll) { p.MaxWait = durationpb.New(0) }, "max_wait"},
 		{"invalid call", func(p *sdkv1.Poll) { p.Calls = append(p.Calls, child(2, "bad name!", "")) }, "function"},
+		{"function name over 256 bytes", func(p *sdkv1.Poll) {
+			p.Calls = append(p.Calls, child(2, strings.Repeat("f", 300), ""))
+		}, "call 1: function name is 300 bytes, at most 256"},
+		{"endpoint not allowed", func(p *sdkv1.Poll) {
+			p.Calls = append(p.Calls, &sdkv1.Call{Function: "echo", Endpoint: "http://169.254.169.254/latest/meta-data"})
+		}, `call 1: endpoint "http://169.254.169.254/latest/meta-data" is not allowed`},
+		{"other loopback port not allowed", func(p *sdkv1.Poll) {
+			p.Calls = append(p.Calls, &sdkv1.Call{Function: "echo", Endpoint: "http://127.0.0.1:1"})
+		}, "--allow-endpoint"},
+		{"endpoint with credentials", func(p *sdkv1.Poll) {
+			p.Calls = append(p.Calls, &sdkv1.Call{Function: "echo", Endpoint: "http://user:pw@127.0.0.1:1"})
+		}, "credentials"},
 		{"1001 calls", func(p *sdkv1.Poll) {
 			for i := range 1000 {
 				p.Calls = append(p.Calls, child(uint64(i+2), "echo", "x"))
@@ -440,8 +464,8 @@ func TestRetries(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			is := is.New(t)
-			b := setup(t)
 			flaky := newFlakyEndpoint(t, 2, tt.fail)
+			b := setup(t, allow(flaky.srv.URL))
 			out := make(chan *sdkv1.RunRequest, 1)
 			c := child(3, "flaky", "v")
 			c.Endpoint = flaky.srv.URL
@@ -474,12 +498,12 @@ func TestExpiration(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			is := is.New(t)
-			b := setup(t)
 			url := "http://127.0.0.1:1" // nothing listens there
 			if tt.handler != nil {
 				srv := newRawEndpoint(t, tt.handler)
 				url = srv.URL
 			}
+			b := setup(t, allow(url))
 			out := make(chan *sdkv1.RunRequest, 1)
 			c := child(4, "broken", "")
 			c.Endpoint = url

@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
 
+	"buf.build/gen/go/stealthrocket/dispatch-proto/connectrpc/go/dispatch/sdk/v1/sdkv1connect"
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
+	"connectrpc.com/connect"
 	"github.com/matryer/is"
 	"go.uber.org/goleak"
 
@@ -163,6 +166,8 @@ func TestUsageErrors(t *testing.T) {
 		{"test without endpoint", []string{"test"}, 2, "endpoint URL"},
 		{"test with bad endpoint", []string{"test", "ftp://x", "--memory", "--port", "0"}, 1, "Config.Endpoint"},
 		{"test with bad port", []string{"test", "http://x", "--memory", "--port", "70000"}, 2, "--port"},
+		{"test with a bad --allow-endpoint", []string{"test", "http://127.0.0.1:1", "--memory", "--port", "0", "--allow-endpoint", "ftp://x"}, 2, `--allow-endpoint: endpoint pattern "ftp://x": the scheme must be http or https`},
+		{"test with credentials in the endpoint", []string{"test", "http://u:secret@127.0.0.1:1", "--memory", "--port", "0"}, 1, "credentials"},
 		{"call without id", []string{"call"}, 2, "dispatch id"},
 		{"calls on empty state", []string{"calls", "--state", "/nonexistent/dir"}, 1, "no call database"},
 		{"unknown command", []string{"nope"}, 1, "unknown command"},
@@ -173,6 +178,51 @@ func TestUsageErrors(t *testing.T) {
 			_, errOut, code := run(t, tt.args...)
 			is.Equal(code, tt.code)
 			is.True(strings.Contains(errOut, tt.want))
+		})
+	}
+}
+
+// TestTestCommandEndpointPolicy checks the endpoints `dispatch test`
+// allows: its endpoint argument and loopback by default, and those of
+// --allow-endpoint. Calls elsewhere are refused, naming the flag.
+func TestTestCommandEndpointPolicy(t *testing.T) {
+	tests := []struct {
+		name  string
+		flags []string
+		host  string // of the endpoint the calls name, with the endpoint's port
+		ok    bool
+	}{
+		{"the endpoint argument", nil, "127.0.0.1", true},
+		{"loopback by name", nil, "localhost", true},
+		{"the unspecified address", nil, "0.0.0.0", false},
+		{"the unspecified address, allowed", []string{"--allow-endpoint", "http://0.0.0.0:*"}, "0.0.0.0", true},
+		{"allowed by the second flag", []string{"--allow-endpoint", "https://example.com", "--allow-endpoint", "http://0.0.0.0:*/"}, "0.0.0.0", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			is := is.New(t)
+			ep := newWorkflowEndpoint(t, 1, 0)
+			addr, key, _, stop := runTest(t, append([]string{ep.srv.URL, "--port", "0", "--memory"}, tt.flags...)...)
+			ep.setKey(t, key)
+			port := ep.srv.URL[strings.LastIndexByte(ep.srv.URL, ':')+1:]
+			client := sdkv1connect.NewDispatchServiceClient(http.DefaultClient, "http://"+addr)
+			req := connect.NewRequest(&sdkv1.DispatchRequest{Calls: []*sdkv1.Call{
+				{Function: "wf", Input: str("go"), Endpoint: "http://" + tt.host + ":" + port},
+			}})
+			req.Header().Set("Authorization", "Bearer test")
+			res, err := client.Dispatch(context.Background(), req)
+			if !tt.ok {
+				is.Equal(connect.CodeOf(err), connect.CodeInvalidArgument)
+				is.True(strings.Contains(err.Error(), "--allow-endpoint")) // says how to allow it
+				is.Equal(stop(), 0)
+				return
+			}
+			is.NoErr(err)
+			o, err := fetchResult(t, addr, res.Msg.GetDispatchIds()[0])
+			is.NoErr(err)
+			is.Equal(o.Status, sdkv1.Status_STATUS_OK)
+			is.Equal(ep.finished(), 1)
+			is.Equal(stop(), 0)
 		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/dispatchkit/dispatch/internal/endpointpolicy"
 	"github.com/dispatchkit/dispatch/server"
 )
 
@@ -23,6 +24,7 @@ func testCommand(stdout, stderr io.Writer) *cobra.Command {
 		verbose  bool
 		stateDir string
 		memory   bool
+		allow    []string
 	)
 	cmd := &cobra.Command{
 		Use:   "test <endpoint-url>",
@@ -35,7 +37,23 @@ Calls are kept in a SQLite database in the state directory (--state, by
 default $XDG_STATE_HOME/dispatch or ~/.local/state/dispatch), so they
 survive a restart; --memory keeps them in memory only. The signing key is
 made on first start and kept in the state directory, so the verification
-key printed stays valid across restarts.`,
+key printed stays valid across restarts.
+
+Calls may name their own endpoint. The server sends requests only to
+<endpoint-url> (and URLs below its path) and to loopback endpoints
+(localhost, 127.0.0.0/8, ::1, any port): it refuses calls to any other
+endpoint with INVALID_ARGUMENT. --allow-endpoint PATTERN (repeatable) allows
+more:
+
+  --allow-endpoint https://api.example.com        that host, port 443, any path
+  --allow-endpoint 'https://*.example.com:*/app'  its subdomains, any port, below /app
+  --allow-endpoint http://10.0.0.5:8000           that address and port
+  --allow-endpoint '*'                            any endpoint: only on a trusted network
+
+URLs with credentials (user:password@) or a fragment are always refused, and
+so are unspecified (0.0.0.0), link-local (169.254.169.254, the cloud
+metadata service) and multicast addresses that a host name resolves to,
+unless a pattern names that IP literal.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usageError{fmt.Errorf("test takes the endpoint URL, as in \"dispatch test http://127.0.0.1:8000\"")}
@@ -45,6 +63,9 @@ key printed stays valid across restarts.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if port < 0 || port > 65535 {
 				return usageError{fmt.Errorf("--port %d is out of range: want 0 (any free port) to 65535", port)}
+			}
+			if _, err := endpointpolicy.New(allow...); err != nil {
+				return usageError{fmt.Errorf("--allow-endpoint: %v", err)}
 			}
 			level := zerolog.InfoLevel
 			if verbose {
@@ -58,6 +79,9 @@ key printed stays valid across restarts.`,
 				APIKey:   apiKey,
 				Memory:   memory,
 				Logger:   logger,
+				// Loopback by default: the endpoint being developed and
+				// its neighbours on this machine.
+				AllowEndpoints: append([]string{"loopback"}, allow...),
 			}
 			if !memory {
 				if stateDir == "" {
@@ -81,6 +105,7 @@ key printed stays valid across restarts.`,
 	f.BoolVarP(&verbose, "verbose", "v", false, "log every function run")
 	f.StringVar(&stateDir, "state", "", "state directory (default $XDG_STATE_HOME/dispatch or ~/.local/state/dispatch)")
 	f.BoolVar(&memory, "memory", false, "keep calls in memory only (nothing survives a restart)")
+	f.StringArrayVar(&allow, "allow-endpoint", nil, "also allow calls to endpoints matching this pattern (repeatable; loopback and <endpoint-url> are always allowed)")
 	return cmd
 }
 

@@ -14,6 +14,7 @@ import (
 
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
 	"connectrpc.com/connect"
+	"github.com/dispatchkit/dispatch/internal/endpointpolicy"
 	"github.com/dispatchkit/dispatch/internal/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -141,7 +142,13 @@ func answered(r *sdkv1.RunResponse) outcome {
 func failed(err error, code int, timedOut bool, limit time.Duration) outcome {
 	o := outcome{}
 	msg := err.Error()
+	var addrErr *endpointpolicy.AddrError
 	switch {
+	case errors.As(err, &addrErr):
+		// The endpoint's name resolved to an address the policy forbids:
+		// not retried, the answer would be the same.
+		o.status = sdkv1.Status_STATUS_INVALID_ARGUMENT
+		msg = "dispatch: " + addrErr.Error()
 	case timedOut || errors.Is(err, context.DeadlineExceeded):
 		o.status, o.throttle = sdkv1.Status_STATUS_TIMEOUT, true
 		msg = fmt.Sprintf("no answer within %v", limit.Round(time.Millisecond))

@@ -73,14 +73,44 @@
 //     call's input after a tail call).
 //   - The results sent in a resume are consumed by any answer other than a
 //     retried failure, even an invalid Poll: the function has seen them.
+//   - A Poll may leave its limits out, as dispatch-py does: a missing
+//     min_results (0) is 1; a missing max_results (0) is 1000, every
+//     ready result up to the protocol's limit; a missing max_wait is no
+//     time limit: the call resumes when min_results results are in, and
+//     its expiration still bounds the wait (it then fails with TIMEOUT).
+//     So a Poll with no calls and no max_wait resumes only if earlier
+//     children's results are in its inbox, and otherwise waits until the
+//     call expires. Such a call's row stores the limits as applied and a
+//     PollDeadline of the year 2262 (noDeadline), which a restart reads
+//     back with the same meaning. Only values present and out of range
+//     are refused.
+//   - Results not carried by a resume stay in the inbox across polls: a
+//     later Poll (with or without calls) gets them first.
 //   - A resume carries at most max_results results and at most 8 MB of
 //     them (always at least one), so that it fits the 16 MB request limit
 //     of SDK endpoints; it may then carry fewer than min_results, and the
 //     coroutine polls again for the rest, which are ready at once.
-//   - An invalid Poll (limits out of range, an invalid call, more than
-//     1000 calls, which the protovalidate rules do not bound) resumes the
-//     call at once with PollResult.error (type "INVALID_ARGUMENT"), its
-//     state, and no results; no child is made.
+//   - An invalid Poll (limits present and out of range, min_results above
+//     max_results, an invalid call, more than 1000 calls, which the
+//     protovalidate rules do not bound) resumes the call at once with
+//     PollResult.error (type "INVALID_ARGUMENT"), its state, and no
+//     results; no child is made.
+//   - Beside the protovalidate rules, a call of a Poll or a tail call must
+//     have a function name of at most 256 bytes ([MaxFunctionName]) and
+//     an endpoint the endpoint policy ([Config.Policy]) allows. An
+//     invalid tail call fails the call with INVALID_ARGUMENT ("dispatch:
+//     invalid tail call: ..."); a recovered call whose endpoint the
+//     policy no longer allows (a restart with a stricter one) fails the
+//     same way rather than being sent.
+//   - The dialer refuses the unspecified, link-local and multicast
+//     addresses the policy forbids, whatever name led there; such a call
+//     fails at once with INVALID_ARGUMENT (not retried: the name would
+//     lead there again). Redirects are not followed: an endpoint's 3xx
+//     answer fails the call with PERMANENT_ERROR, so that a signed
+//     request never goes to a URL the policy did not see.
+//   - An endpoint URL's query is kept: http://h/admin?x=1 is sent
+//     POST /admin/dispatch.sdk.v1.FunctionService/Run?x=1. The request
+//     signature does not cover it. A fragment is never sent.
 //   - Transport failures: no answer at all is TCP_ERROR (DNS_ERROR,
 //     TLS_ERROR, TIMEOUT when recognisable) and retried. An HTTP error maps
 //     like the SDK's helper: 400 INVALID_ARGUMENT, 401 UNAUTHENTICATED,

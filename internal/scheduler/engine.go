@@ -7,7 +7,10 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"buf.build/gen/go/stealthrocket/dispatch-proto/connectrpc/go/dispatch/sdk/v1/sdkv1connect"
@@ -17,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/dispatchkit/dispatch/internal/endpointpolicy"
 	"github.com/dispatchkit/dispatch/internal/store"
 )
 
@@ -68,6 +72,12 @@ type Config struct {
 	// CommitRetry bounds how long a failed commit is retried before the
 	// store is deemed broken; 5 s. Negative: no retry.
 	CommitRetry time.Duration
+	// Policy says which endpoints calls may name (the calls of polls and
+	// tail calls, and recovered calls; the server checks the calls of a
+	// DispatchRequest with [Engine.CheckCall]), and which addresses the
+	// engine's dialer may connect to. Nil allows every endpoint and
+	// address: the server always sets one.
+	Policy *endpointpolicy.Policy
 	// Now is the clock; time.Now.
 	Now func() time.Time
 }
@@ -120,6 +130,7 @@ type Engine struct {
 	now       func() time.Time
 	commit    *store.Committer
 	validator protovalidate.Validator
+	policy    *endpointpolicy.Policy
 	transport *http.Transport
 	signer    *signingTransport
 	client    *http.Client
@@ -164,12 +175,16 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scheduler: protovalidate: %w", err)
 	}
+	dialer := &net.Dialer{
+		Timeout:   10 * time.Second,
+		KeepAlive: 30 * time.Second,
+	}
+	if cfg.Policy != nil {
+		dialer.Control = dialControl(cfg.Policy)
+	}
 	tr := &http.Transport{
-		Proxy: nil,
-		DialContext: (&net.Dialer{
-			Timeout:   10 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
+		Proxy:                 nil,
+		DialContext:           dialer.DialContext,
 		MaxIdleConns:          0,
 		MaxIdleConnsPerHost:   cfg.MaxConcurrency,
 		IdleConnTimeout:       90 * time.Second,
@@ -180,6 +195,7 @@ func New(cfg Config) (*Engine, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Engine{
 		cfg:            cfg,
+		policy:         cfg.Policy,
 		log:            cfg.Logger,
 		now:            cfg.Now,
 		validator:      v,
@@ -195,8 +211,28 @@ func New(cfg Config) (*Engine, error) {
 		knownEndpoints: make(map[string]struct{}),
 	}
 	e.signer = &signingTransport{base: tr, sign: cfg.Sign}
-	e.client = &http.Client{Transport: e.signer}
+	e.client = &http.Client{
+		Transport: e.signer,
+		// A redirect is not followed: it would send the signed request
+		// to a URL the endpoint policy never saw. The endpoint's 3xx
+		// answer fails the call (PERMANENT_ERROR).
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 	return e, nil
+}
+
+// dialControl returns the Control hook of the engine's dialer: it runs
+// once a host name is resolved, before connecting, and refuses the
+// addresses p forbids (unspecified, link-local, multicast), so that a name
+// cannot lead where an IP literal could not.
+func dialControl(p *endpointpolicy.Policy) func(network, address string, _ syscall.RawConn) error {
+	return func(network, address string, _ syscall.RawConn) error {
+		ap, err := netip.ParseAddrPort(address)
+		if err != nil {
+			return fmt.Errorf("scheduler: dialing %s: %w", address, err)
+		}
+		return p.CheckAddr(ap.Addr())
+	}
 }
 
 // Start recovers the live calls of the store and starts running them.
@@ -276,7 +312,7 @@ func (e *Engine) Suspended() int {
 
 // Dispatch records calls as new root calls and returns their ids in order.
 // Every call must have an endpoint and be valid (the server validates the
-// request). Either all calls are durable when Dispatch returns nil, or
+// request, and checks each call with [Engine.CheckCall]). Either all calls are durable when Dispatch returns nil, or
 // none was recorded. Once the store cannot write, Dispatch returns a
 // *[StoreError].
 func (e *Engine) Dispatch(ctx context.Context, calls []*sdkv1.Call) ([]string, error) {
@@ -397,9 +433,14 @@ func expiresAt(now time.Time, d time.Duration, parent *call) int64 {
 func (e *Engine) endpoint(url string) *endpoint {
 	ep := e.endpoints[url]
 	if ep == nil {
+		base, query := splitQuery(url)
+		var client connect.HTTPClient = e.client
+		if query != "" {
+			client = &queryClient{client: e.client, query: query}
+		}
 		ep = &endpoint{
 			url: url,
-			client: sdkv1connect.NewFunctionServiceClient(e.client, url,
+			client: sdkv1connect.NewFunctionServiceClient(client, base,
 				connect.WithReadMaxBytes(e.cfg.MaxResponseBytes),
 				// No gzip: on loopback and LANs compressing every message
 				// costs more than it saves.
@@ -410,6 +451,34 @@ func (e *Engine) endpoint(url string) *endpoint {
 		e.endpoints[url] = ep
 	}
 	return ep
+}
+
+// splitQuery splits an endpoint URL into the base of its Run requests and
+// its query (without "?"). A fragment, which the endpoint policy refuses
+// and a store made before it could hold, is dropped: it is never sent.
+func splitQuery(url string) (base, query string) {
+	url, _, _ = strings.Cut(url, "#")
+	base, query, _ = strings.Cut(url, "?")
+	return base, query
+}
+
+// queryClient sets the query of an endpoint URL on its Run requests. The
+// connect client appends the procedure to the URL it is given, so given
+// http://h/admin?x=1 it would POST to /admin with the service path in the
+// query; it is given http://h/admin instead, and queryClient makes the
+// request POST /admin/dispatch.sdk.v1.FunctionService/Run?x=1. The query
+// is not covered by the request signature (PROTOCOL.md).
+type queryClient struct {
+	client *http.Client
+	query  string
+}
+
+func (q *queryClient) Do(r *http.Request) (*http.Response, error) {
+	u := *r.URL
+	u.RawQuery = q.query
+	r2 := r.WithContext(r.Context()) // a shallow copy
+	r2.URL = &u
+	return q.client.Do(r2)
 }
 
 // makeReady queues c on its endpoint and starts what the limit allows.

@@ -149,10 +149,16 @@ func (t *signingTransport) takePresigned(r *http.Request, body []byte, now time.
 	return true
 }
 
-// runURL is the URL of the Run requests to the endpoint at base, as the
-// connect client makes it.
-func runURL(base string) string {
-	return strings.TrimRight(base, "/") + sdkv1connect.FunctionServiceRunProcedure
+// runURL is the URL of the Run requests to the endpoint at endpoint, as
+// the connect client and queryClient make it: the procedure appended to
+// the path, the query kept (it is not signed).
+func runURL(endpoint string) string {
+	base, query := splitQuery(endpoint)
+	u := strings.TrimRight(base, "/") + sdkv1connect.FunctionServiceRunProcedure
+	if query != "" {
+		u += "?" + query
+	}
+	return u
 }
 
 // presign signs c's next Run request ahead, as it will be once the change

@@ -65,6 +65,8 @@ func TestPresigned(t *testing.T) {
 		{"other URL", url, []byte("request"), time.Now(), other, []byte("request"), 0},
 		// The signature covers the escaped path: /a%2Fb is not /a/b.
 		{"other escaping of the path", runURL(srv.URL + "/a%2Fb"), []byte("request"), time.Now(), runURL(srv.URL + "/a/b"), []byte("request"), 0},
+		// The query is kept after the procedure, and not signed.
+		{"a query", runURL(srv.URL + "/admin?code=k"), []byte("request"), time.Now(), srv.URL + "/admin/dispatch.sdk.v1.FunctionService/Run?code=k", []byte("request"), 1},
 		{"too old", url, []byte("request"), time.Now().Add(-presignTTL - time.Second), url, []byte("request"), 0},
 	}
 	for _, tt := range tests {

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"fmt"
+	"time"
 
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
 	"google.golang.org/protobuf/proto"
@@ -130,6 +131,7 @@ func (e *Engine) resume() {
 		case c.state != stNew:
 		case now >= c.expires:
 			e.expire(c, now)
+		case e.refused(c, now): // failed: the policy no longer allows its endpoint
 		case c.polled && c.pollErr == nil:
 			c.state = stSuspended
 			if now >= c.deadline {
@@ -142,4 +144,21 @@ func (e *Engine) resume() {
 		}
 	}
 	e.recovered = nil
+}
+
+// refused fails a recovered call whose endpoint the policy refuses (the
+// server was restarted with a stricter one) with INVALID_ARGUMENT, and
+// reports whether it did. Called with e.mu held.
+func (e *Engine) refused(c *call, now int64) bool {
+	if e.policy == nil {
+		return false
+	}
+	err := e.policy.Check(c.ep.url)
+	if err == nil {
+		return false
+	}
+	cerr := serverError(sdkv1.Status_STATUS_INVALID_ARGUMENT, "dispatch: the call was recovered after a restart, and "+err.Error())
+	t := time.Unix(0, now)
+	e.complete(c, sdkv1.Status_STATUS_INVALID_ARGUMENT, &sdkv1.CallResult{Error: cerr}, t, &store.Batch{})
+	return true
 }

@@ -241,8 +241,11 @@ func (e *Engine) poll(c *call, p *sdkv1.Poll, now time.Time, b *store.Batch) {
 		return
 	}
 	c.pollErr = nil
-	c.minResults, c.maxResults = p.GetMinResults(), p.GetMaxResults()
-	c.deadline = after(now, p.GetMaxWait().AsDuration())
+	c.minResults, c.maxResults = pollLimits(p)
+	c.deadline = noDeadline // no max_wait: wait for the results, or the expiration
+	if w := p.GetMaxWait(); w != nil {
+		c.deadline = after(now, w.AsDuration())
+	}
 	b.Calls = append(b.Calls, c.row(nowN))
 
 	var children []*call
@@ -277,20 +280,28 @@ func (e *Engine) poll(c *call, p *sdkv1.Poll, now time.Time, b *store.Batch) {
 // rules of the protos do not bound the list.
 const maxPollCalls = 1000
 
-// validatePoll checks p against the rules of the protos and PROTOCOL.md.
-// The number of calls is checked first, so that a huge list is refused
-// without validating each call.
+// validatePoll checks p against the rules of the protos and PROTOCOL.md,
+// its missing limits taken as their defaults (validate.go). The number of
+// calls is checked first, so that a huge list is refused without
+// validating each call.
 func (e *Engine) validatePoll(p *sdkv1.Poll) error {
 	if n := len(p.GetCalls()); n > maxPollCalls {
 		return fmt.Errorf("calls: %d calls, at most %d per poll; split them over several polls", n, maxPollCalls)
 	}
-	if e.surelyValidPoll(p) { // validate.go
-		return nil
+	if !e.surelyValidPoll(p) { // validate.go
+		if err := e.validator.Validate(withDefaults(p)); err != nil {
+			return err
+		}
+		for i, c := range p.GetCalls() {
+			if err := e.CheckCall(c); err != nil {
+				return fmt.Errorf("call %d: %w", i, err)
+			}
+		}
+		e.knowEndpoints(p.GetCalls()...)
 	}
-	if err := e.validator.Validate(p); err != nil {
-		return err
+	if lo, hi := pollLimits(p); lo > hi {
+		return fmt.Errorf("min_results (%d) is above max_results (%d): a resume carries at most max_results results; lower min_results, or raise max_results or leave it out (%d)", lo, hi, DefaultMaxResults)
 	}
-	e.knowEndpoints(p.GetCalls()...)
 	return nil
 }
 
