@@ -30,6 +30,14 @@ const DefaultAPIURL = "https://api.dispatch.run"
 // DefaultMaxRequestBytes bounds the body of a Run request.
 const DefaultMaxRequestBytes = 16 << 20
 
+// DefaultBodyTimeout bounds the time the endpoint waits for the body of a
+// Run request (see [WithBodyTimeout]).
+const DefaultBodyTimeout = 30 * time.Second
+
+// DefaultReplayCacheSize is the number of signatures the endpoint
+// remembers to refuse replays (see [WithReplayCache]).
+const DefaultReplayCacheSize = signature.DefaultReplayCacheSize
+
 type config struct {
 	apiKey, apiURL, endpointURL          string
 	apiKeySet, apiURLSet, endpointURLSet bool
@@ -44,6 +52,8 @@ type config struct {
 	httpClient      *http.Client
 	now             func() time.Time
 	maxRequestBytes int64
+	bodyTimeout     time.Duration
+	replayCache     int
 	lookupEnv       func(string) (string, bool)
 	forceLocal      bool   // WithLocalServer
 	localDir        string // its dir; "" keeps the calls in memory
@@ -113,6 +123,12 @@ func loadConfig(opts []Option) (*config, error) {
 	}
 	if c.maxRequestBytes <= 0 {
 		c.maxRequestBytes = DefaultMaxRequestBytes
+	}
+	if c.bodyTimeout <= 0 {
+		c.bodyTimeout = DefaultBodyTimeout
+	}
+	if c.replayCache < 0 {
+		errs = append(errs, fmt.Errorf("dispatch: WithReplayCache(%d): the number of signatures remembered cannot be negative; pass 0 for the default of %d", c.replayCache, DefaultReplayCacheSize))
 	}
 	if c.httpClient == nil {
 		// The default transport keeps 2 idle connections per host: a

@@ -7,6 +7,8 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"buf.build/gen/go/stealthrocket/dispatch-proto/connectrpc/go/dispatch/sdk/v1/sdkv1connect"
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
@@ -35,7 +37,15 @@ type Dispatch struct {
 	mu   sync.Mutex
 	stop context.CancelFunc // ends the Serve started by Start
 	done chan error         // its result
+
+	// unverifiedWarned is when the endpoint last warned that it served a
+	// request unverified (unix nanoseconds of cfg.now; 0: never).
+	unverifiedWarned atomic.Int64
 }
+
+// unverifiedWarnEvery is how often, at most, an endpoint without a
+// verification key warns that it serves requests unverified.
+const unverifiedWarnEvery = time.Minute
 
 var defaultInstance struct {
 	sync.Mutex
@@ -51,8 +61,9 @@ var defaultInstance struct {
 // DISPATCH_API_KEY, DISPATCH_API_URL, DISPATCH_ENDPOINT_URL,
 // DISPATCH_VERIFICATION_KEY and DISPATCH_TRACE (options win). Wrong values
 // fail here, with messages naming the option or variable. Without a
-// verification key, requests are accepted unverified and New logs a
-// warning saying so.
+// verification key, requests are accepted unverified: New logs a warning
+// saying so, and the endpoint logs it again when it serves such requests,
+// at most once a minute.
 //
 // The instance becomes the default one, used by [Function.Dispatch], until
 // another is created or it is closed.
@@ -69,7 +80,7 @@ func New(opts ...Option) (*Dispatch, error) {
 	}
 	d.rt = &runtime{flowConfig: flow.Config{Trace: cfg.trace, Now: cfg.now, Logger: cfg.logger}}
 	if cfg.verificationKey != nil {
-		d.verifier = signature.NewVerifier(cfg.verificationKey, signature.WithClock(cfg.now))
+		d.verifier = signature.NewVerifier(cfg.verificationKey, signature.WithClock(cfg.now), signature.WithReplayCache(cfg.replayCache, d.replayCacheFull))
 	} else {
 		d.log.Warn().Msgf("dispatch: no verification key (%s): requests to this endpoint are accepted without checking their signature; set it to the key printed by `dispatch test` or given by the platform", EnvVerificationKey)
 	}
@@ -78,6 +89,33 @@ func New(opts ...Option) (*Dispatch, error) {
 	}
 	SetDefault(d)
 	return d, nil
+}
+
+// replayCacheFull logs, once, that the replay cache is full and the window
+// of accepted signatures shrinks.
+func (d *Dispatch) replayCacheFull(minCreated time.Time) {
+	d.log.Warn().Time("min_created", minCreated).Msgf("dispatch: the replay cache is full (%d signatures within the last 5 minutes): requests signed before %s are refused as too old; pass a larger WithReplayCache if this endpoint serves that many requests (logged once)", d.verifierCacheSize(), minCreated.UTC().Format(time.RFC3339))
+}
+
+func (d *Dispatch) verifierCacheSize() int {
+	if d.cfg.replayCache > 0 {
+		return d.cfg.replayCache
+	}
+	return DefaultReplayCacheSize
+}
+
+// warnUnverified logs that a request was served without verifying its
+// signature, at most once per unverifiedWarnEvery.
+func (d *Dispatch) warnUnverified() {
+	now := d.cfg.now().UnixNano()
+	last := d.unverifiedWarned.Load()
+	if last != 0 && now-last < int64(unverifiedWarnEvery) {
+		return
+	}
+	if !d.unverifiedWarned.CompareAndSwap(last, now) {
+		return // another request is warning
+	}
+	d.log.Warn().Msgf("dispatch: served a request without checking its signature: no verification key is set, so this endpoint accepts requests from anyone who can reach it; set %s (or WithVerificationKey) to the key printed by `dispatch test` or given by the platform (logged at most once a minute)", EnvVerificationKey)
 }
 
 // Default returns the default instance: the one last created by [New] or

@@ -97,6 +97,29 @@ func WithMaxRequestBytes(n int64) Option {
 	return optionFunc(func(c *config) { c.maxRequestBytes = n })
 }
 
+// WithBodyTimeout bounds the time the endpoint waits for the body of a Run
+// request once its headers are in (default [DefaultBodyTimeout], 30 s; zero
+// or less keeps it), so that a client that sends headers and then stalls
+// does not hold a connection and a goroutine forever. A request whose body
+// is late is answered deadline_exceeded and its connection closed. Only the
+// body is bounded: a function may run for as long as it needs. Raise it for
+// bodies of many megabytes over slow links.
+func WithBodyTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.bodyTimeout = d })
+}
+
+// WithReplayCache sets the number of signatures the endpoint remembers to
+// refuse replays (default [DefaultReplayCacheSize], 1<<20; 0 keeps it). An
+// entry takes 20 to 40 bytes; the cache holds each signature for the 306
+// seconds it could verify in, so the default covers 3,400 requests a
+// second in at most 40 MiB. Under more load the oldest signatures go first
+// and the endpoint refuses the requests signed before them as too old,
+// never accepting a replay; it logs a warning the first time. See
+// "Replays" in the package documentation.
+func WithReplayCache(n int) Option {
+	return optionFunc(func(c *config) { c.replayCache = n })
+}
+
 // withEnv replaces the process environment (tests).
 func withEnv(lookup func(string) (string, bool)) Option {
 	return optionFunc(func(c *config) { c.lookupEnv = lookup })
