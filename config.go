@@ -50,6 +50,7 @@ type config struct {
 	traceSet  bool
 
 	httpClient      *http.Client
+	protocol        Protocol
 	now             func() time.Time
 	maxRequestBytes int64
 	bodyTimeout     time.Duration
@@ -131,12 +132,7 @@ func loadConfig(opts []Option) (*config, error) {
 		errs = append(errs, fmt.Errorf("dispatch: WithReplayCache(%d): the number of signatures remembered cannot be negative; pass 0 for the default of %d", c.replayCache, DefaultReplayCacheSize))
 	}
 	if c.httpClient == nil {
-		// The default transport keeps 2 idle connections per host: a
-		// program dispatching from many goroutines would reconnect all
-		// the time.
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConns, t.MaxIdleConnsPerHost = 256, 64
-		c.httpClient = &http.Client{Timeout: time.Minute, Transport: t}
+		c.httpClient = defaultHTTPClient(c.protocol)
 	}
 	if err := errors.Join(append(c.errs, errs...)...); err != nil {
 		return nil, err

@@ -85,7 +85,8 @@ func New(opts ...Option) (*Dispatch, error) {
 		d.log.Warn().Msgf("dispatch: no verification key (%s): requests to this endpoint are accepted without checking their signature; set it to the key printed by `dispatch test` or given by the platform", EnvVerificationKey)
 	}
 	if cfg.apiURL != "" {
-		d.client = sdkv1connect.NewDispatchServiceClient(cfg.httpClient, strings.TrimSuffix(cfg.apiURL, "/"), connect.WithInterceptors(bearer(cfg.apiKey)))
+		opts := append(cfg.protocol.clientOptions(), connect.WithInterceptors(bearer(cfg.apiKey)))
+		d.client = sdkv1connect.NewDispatchServiceClient(cfg.httpClient, strings.TrimSuffix(cfg.apiURL, "/"), opts...)
 	}
 	SetDefault(d)
 	return d, nil
@@ -237,7 +238,7 @@ func (d *Dispatch) Dispatch(ctx context.Context, calls ...Caller) ([]string, err
 	}
 	res, err := d.client.Dispatch(ctx, connect.NewRequest(req))
 	if err != nil {
-		return nil, dispatchError(err)
+		return nil, dispatchError(err, d.cfg.protocol)
 	}
 	ids := res.Msg.GetDispatchIds()
 	if len(ids) != len(calls) {
@@ -247,7 +248,14 @@ func (d *Dispatch) Dispatch(ctx context.Context, calls ...Caller) ([]string, err
 }
 
 // dispatchError explains the errors a user can act on.
-func dispatchError(err error) error {
+func dispatchError(err error, p Protocol) error {
+	if mismatch(err) {
+		hint := "if it speaks only gRPC, as the mock server of dispatch-py (python -m dispatch.test) does, pass WithProtocol(dispatch.ProtocolGRPC)"
+		if p == ProtocolGRPC {
+			hint = "gRPC needs HTTP/2: a client given with WithHTTPClient must speak it (h2c for http:// URLs, see WithProtocol); if the server does not speak gRPC, leave out WithProtocol(dispatch.ProtocolGRPC)"
+		}
+		return fmt.Errorf("dispatch: the Dispatch server did not answer in the %s protocol: check %s; %s: %w", p, EnvAPIURL, hint, err)
+	}
 	switch connect.CodeOf(err) {
 	case connect.CodeUnauthenticated, connect.CodePermissionDenied:
 		return fmt.Errorf("dispatch: Dispatch refused the API key: check %s: %w", EnvAPIKey, err)
@@ -255,6 +263,34 @@ func dispatchError(err error) error {
 		return fmt.Errorf("dispatch: cannot reach Dispatch: check %s and that the server is running: %w", EnvAPIURL, err)
 	}
 	return fmt.Errorf("dispatch: %w", err)
+}
+
+// mismatch reports whether err suggests a server that speaks another
+// protocol than the client: it was reached (the error is not about dialing,
+// name resolution, or the caller's context), but did not answer in the
+// client's protocol (a connection reset or closed mid-request, an HTTP
+// status such as 415 without an error of the protocol).
+func mismatch(err error) bool {
+	if connect.IsWireError(err) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return false
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return false
+	}
+	var timeout interface{ Timeout() bool }
+	if errors.As(err, &timeout) && timeout.Timeout() {
+		return false
+	}
+	switch connect.CodeOf(err) {
+	case connect.CodeUnknown, connect.CodeInternal, connect.CodeUnavailable, connect.CodeCanceled, connect.CodeUnimplemented:
+		return true
+	}
+	return false
 }
 
 func bearer(key string) connect.UnaryInterceptorFunc {

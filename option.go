@@ -79,7 +79,8 @@ func WithTrace(w io.Writer) Option {
 	return optionFunc(func(c *config) { c.trace, c.traceSet = w, true })
 }
 
-// WithHTTPClient sets the HTTP client used to reach Dispatch.
+// WithHTTPClient sets the HTTP client used to reach Dispatch. With
+// [ProtocolGRPC] it must speak HTTP/2 (see [WithProtocol]).
 func WithHTTPClient(hc *http.Client) Option {
 	return optionFunc(func(c *config) { c.httpClient = hc })
 }
