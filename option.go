@@ -102,9 +102,11 @@ func WithMaxRequestBytes(n int64) Option {
 // request once its headers are in (default [DefaultBodyTimeout], 30 s; zero
 // or less keeps it), so that a client that sends headers and then stalls
 // does not hold a connection and a goroutine forever. A request whose body
-// is late is answered deadline_exceeded and its connection closed. Only the
-// body is bounded: a function may run for as long as it needs. Raise it for
-// bodies of many megabytes over slow links.
+// is late is answered deadline_exceeded (and an HTTP/1.x connection closed
+// after it). Only the body is bounded: a function may run for as long as it
+// needs. Raise it for bodies of many megabytes over slow links. A handler
+// mounted on a server whose ResponseWriter cannot set read deadlines (see
+// http.ResponseController) reads without one.
 func WithBodyTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.bodyTimeout = d })
 }
