@@ -25,12 +25,13 @@ const replayKeySize = 16
 type replayKey [replayKeySize]byte
 
 // WithReplayCache makes the verifier refuse replays (see "Replays" in the
-// package doc): it remembers the signature base of every request it
-// accepts until the request is too old to verify again, at most size of
-// them (0 or less: [DefaultReplayCacheSize]). full, if not nil, is called
-// once, the first time the cache is full of signatures still in their
-// window and its oldest second is dropped, with the created time from which
-// signatures are accepted from then on.
+// package doc): it remembers a digest of the signature base of every
+// request it accepts until the request is too old to verify again, at most
+// size of them (0 or less: [DefaultReplayCacheSize]). full, if not nil, is
+// called once, the first time the cache is full of signatures still in
+// their window and its oldest second is dropped, with the created time from
+// which signatures are accepted from then on; it is called with the cache
+// locked, so it must not verify requests itself.
 func WithReplayCache(size int, full func(minCreated time.Time)) VerifierOption {
 	return verifierOptionFunc(func(v *Verifier) {
 		if size <= 0 {
