@@ -30,6 +30,14 @@ const DefaultAPIURL = "https://api.dispatch.run"
 // DefaultMaxRequestBytes bounds the body of a Run request.
 const DefaultMaxRequestBytes = 16 << 20
 
+// DefaultBodyTimeout bounds the time the endpoint waits for the body of a
+// Run request (see [WithBodyTimeout]).
+const DefaultBodyTimeout = 30 * time.Second
+
+// DefaultReplayCacheSize is the number of signatures the endpoint
+// remembers to refuse replays (see [WithReplayCache]).
+const DefaultReplayCacheSize = signature.DefaultReplayCacheSize
+
 type config struct {
 	apiKey, apiURL, endpointURL          string
 	apiKeySet, apiURLSet, endpointURLSet bool
@@ -42,8 +50,11 @@ type config struct {
 	traceSet  bool
 
 	httpClient      *http.Client
+	protocol        Protocol
 	now             func() time.Time
 	maxRequestBytes int64
+	bodyTimeout     time.Duration
+	replayCache     int
 	lookupEnv       func(string) (string, bool)
 	forceLocal      bool   // WithLocalServer
 	localDir        string // its dir; "" keeps the calls in memory
@@ -114,13 +125,14 @@ func loadConfig(opts []Option) (*config, error) {
 	if c.maxRequestBytes <= 0 {
 		c.maxRequestBytes = DefaultMaxRequestBytes
 	}
+	if c.bodyTimeout <= 0 {
+		c.bodyTimeout = DefaultBodyTimeout
+	}
+	if c.replayCache < 0 {
+		errs = append(errs, fmt.Errorf("dispatch: WithReplayCache(%d): the number of signatures remembered cannot be negative; pass 0 for the default of %d", c.replayCache, DefaultReplayCacheSize))
+	}
 	if c.httpClient == nil {
-		// The default transport keeps 2 idle connections per host: a
-		// program dispatching from many goroutines would reconnect all
-		// the time.
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConns, t.MaxIdleConnsPerHost = 256, 64
-		c.httpClient = &http.Client{Timeout: time.Minute, Transport: t}
+		c.httpClient = defaultHTTPClient(c.protocol)
 	}
 	if err := errors.Join(append(c.errs, errs...)...); err != nil {
 		return nil, err

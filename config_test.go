@@ -9,7 +9,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/matryer/is"
 	"github.com/rs/zerolog"
@@ -37,6 +39,7 @@ func TestConfigErrors(t *testing.T) {
 		{name: "WithAPIURL no scheme", opts: []Option{WithAPIURL("api.dispatch.run")}, want: []string{"WithAPIURL", "not a full URL"}},
 		{name: "WithEndpointURL no host", opts: []Option{WithEndpointURL("https://")}, want: []string{"WithEndpointURL", "not a full URL"}},
 		{name: "WithPublicKey wrong size", opts: []Option{WithPublicKey(make(ed25519.PublicKey, 31))}, want: []string{"WithPublicKey", "32 bytes"}},
+		{name: "WithReplayCache negative", opts: []Option{WithReplayCache(-1)}, want: []string{"WithReplayCache(-1)", "cannot be negative", "pass 0"}},
 		{
 			name: "every error at once",
 			env:  map[string]string{EnvAPIURL: "", EnvEndpointURL: "example.com", EnvVerificationKey: "foo"},
@@ -193,45 +196,56 @@ func TestConfigSources(t *testing.T) {
 				is.Equal(any(d.rt.flowConfig.Trace), tt.trace) // trace writer
 			}
 			is.Equal(d.cfg.maxRequestBytes, int64(DefaultMaxRequestBytes))
+			is.Equal(d.cfg.bodyTimeout, DefaultBodyTimeout)
 		})
 	}
 }
 
-// TestConfigMissingVerificationKeyWarnsOnce checks that an endpoint
-// without a verification key says so once, at start-up, and not for each
-// request it accepts unverified.
-func TestConfigMissingVerificationKeyWarnsOnce(t *testing.T) {
+// TestConfigMissingVerificationKeyWarns checks that an endpoint without a
+// verification key says so at start-up, and again when it serves requests
+// unverified, at most once a minute (of its clock); with a key, it never
+// does.
+func TestConfigMissingVerificationKeyWarns(t *testing.T) {
 	t.Parallel()
 	_, key := testKeys(t)
 	tests := []struct {
 		name     string
 		opts     []Option
-		warnings int
+		requests []time.Duration // when requests are served, after testNow
+		warnings int             // about the missing key, start-up included
 	}{
-		{name: "no key", warnings: 1},
-		{name: "key", opts: []Option{WithVerificationKey(key.PublicBase64)}, warnings: 0},
+		{name: "no key, one request", requests: []time.Duration{0}, warnings: 2},
+		{
+			name:     "no key, requests over three minutes",
+			requests: []time.Duration{0, time.Second, 30 * time.Second, 59 * time.Second, time.Minute, 61 * time.Second, 119 * time.Second, 200 * time.Second},
+			warnings: 1 + 3, // at 0, 60 s and 200 s
+		},
+		{name: "no key, no request", warnings: 1},
+		{name: "key", opts: []Option{WithVerificationKey(key.PublicBase64)}, requests: []time.Duration{0, time.Minute, 2 * time.Minute}, warnings: 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			is := is.New(t)
 			var buf syncBuffer
-			d, err := New(append([]Option{env(remote(nil)), WithLogger(zerolog.New(&buf).Level(zerolog.DebugLevel))}, tt.opts...)...)
+			var now atomic.Pointer[time.Time]
+			now.Store(&testNow)
+			clock := func() time.Time { return *now.Load() }
+			d, err := New(append([]Option{env(remote(nil)), WithClock(clock), WithLogger(zerolog.New(&buf).Level(zerolog.DebugLevel))}, tt.opts...)...)
 			is.NoErr(err)
 			defer d.Close()
-			srv := httptest.NewServer(d.Handler())
-			defer srv.Close()
-			for range 3 {
-				req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+runPath, bytes.NewReader(runBody(t, "roottest.echo", "x")))
-				is.NoErr(err)
+			h := d.Handler()
+			for _, at := range tt.requests {
+				at := testNow.Add(at)
+				now.Store(&at)
+				req := httptest.NewRequest(http.MethodPost, runPath, bytes.NewReader(runBody(t, "roottest.echo", "x")))
 				req.Header.Set("Content-Type", "application/proto")
-				res, err := srv.Client().Do(req)
-				is.NoErr(err)
-				o := readOutcome(t, res)
-				if tt.warnings == 1 {
-					is.Equal(o.status, http.StatusOK) // accepted unverified
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if tt.opts == nil {
+					is.Equal(rec.Code, http.StatusOK) // accepted unverified
 				} else {
-					is.Equal(o.status, http.StatusUnauthorized) // unsigned
+					is.Equal(rec.Code, http.StatusUnauthorized) // unsigned
 				}
 			}
 			var warnings []string
@@ -241,8 +255,9 @@ func TestConfigMissingVerificationKeyWarnsOnce(t *testing.T) {
 				}
 			}
 			is.Equal(len(warnings), tt.warnings) // warnings about the missing key
-			if tt.warnings == 1 {
-				is.Equal(strings.Count(buf.String(), "\n"), 1) // and nothing else logged
+			for _, w := range warnings[min(1, len(warnings)):] {
+				is.True(strings.Contains(w, "served a request without checking its signature")) // says what happened
+				is.True(strings.Contains(w, "WithVerificationKey"))                             // and how to fix it
 			}
 		})
 	}

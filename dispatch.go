@@ -7,6 +7,8 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"buf.build/gen/go/stealthrocket/dispatch-proto/connectrpc/go/dispatch/sdk/v1/sdkv1connect"
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
@@ -35,7 +37,15 @@ type Dispatch struct {
 	mu   sync.Mutex
 	stop context.CancelFunc // ends the Serve started by Start
 	done chan error         // its result
+
+	// unverifiedWarned is when the endpoint last warned that it served a
+	// request unverified (unix nanoseconds of cfg.now; 0: never).
+	unverifiedWarned atomic.Int64
 }
+
+// unverifiedWarnEvery is how often, at most, an endpoint without a
+// verification key warns that it serves requests unverified.
+const unverifiedWarnEvery = time.Minute
 
 var defaultInstance struct {
 	sync.Mutex
@@ -51,8 +61,9 @@ var defaultInstance struct {
 // DISPATCH_API_KEY, DISPATCH_API_URL, DISPATCH_ENDPOINT_URL,
 // DISPATCH_VERIFICATION_KEY and DISPATCH_TRACE (options win). Wrong values
 // fail here, with messages naming the option or variable. Without a
-// verification key, requests are accepted unverified and New logs a
-// warning saying so.
+// verification key, requests are accepted unverified: New logs a warning
+// saying so, and the endpoint logs it again when it serves such requests,
+// at most once a minute.
 //
 // The instance becomes the default one, used by [Function.Dispatch], until
 // another is created or it is closed.
@@ -69,15 +80,43 @@ func New(opts ...Option) (*Dispatch, error) {
 	}
 	d.rt = &runtime{flowConfig: flow.Config{Trace: cfg.trace, Now: cfg.now, Logger: cfg.logger}}
 	if cfg.verificationKey != nil {
-		d.verifier = signature.NewVerifier(cfg.verificationKey, signature.WithClock(cfg.now))
+		d.verifier = signature.NewVerifier(cfg.verificationKey, signature.WithClock(cfg.now), signature.WithReplayCache(cfg.replayCache, d.replayCacheFull))
 	} else {
 		d.log.Warn().Msgf("dispatch: no verification key (%s): requests to this endpoint are accepted without checking their signature; set it to the key printed by `dispatch test` or given by the platform", EnvVerificationKey)
 	}
 	if cfg.apiURL != "" {
-		d.client = sdkv1connect.NewDispatchServiceClient(cfg.httpClient, strings.TrimSuffix(cfg.apiURL, "/"), connect.WithInterceptors(bearer(cfg.apiKey)))
+		opts := append(cfg.protocol.clientOptions(), connect.WithInterceptors(bearer(cfg.apiKey)))
+		d.client = sdkv1connect.NewDispatchServiceClient(cfg.httpClient, strings.TrimSuffix(cfg.apiURL, "/"), opts...)
 	}
 	SetDefault(d)
 	return d, nil
+}
+
+// replayCacheFull logs, once, that the replay cache is full and the window
+// of accepted signatures shrinks.
+func (d *Dispatch) replayCacheFull(minCreated time.Time) {
+	d.log.Warn().Time("min_created", minCreated).Msgf("dispatch: the replay cache is full (%d signatures within the last 5 minutes): requests signed before %s are refused as too old; pass a larger WithReplayCache if this endpoint serves that many requests (logged once)", d.verifierCacheSize(), minCreated.UTC().Format(time.RFC3339))
+}
+
+func (d *Dispatch) verifierCacheSize() int {
+	if d.cfg.replayCache > 0 {
+		return d.cfg.replayCache
+	}
+	return DefaultReplayCacheSize
+}
+
+// warnUnverified logs that a request was served without verifying its
+// signature, at most once per unverifiedWarnEvery.
+func (d *Dispatch) warnUnverified() {
+	now := d.cfg.now().UnixNano()
+	last := d.unverifiedWarned.Load()
+	if last != 0 && now-last < int64(unverifiedWarnEvery) {
+		return
+	}
+	if !d.unverifiedWarned.CompareAndSwap(last, now) {
+		return // another request is warning
+	}
+	d.log.Warn().Msgf("dispatch: served a request without checking its signature: no verification key is set, so this endpoint accepts requests from anyone who can reach it; set %s (or WithVerificationKey) to the key printed by `dispatch test` or given by the platform (logged at most once a minute)", EnvVerificationKey)
 }
 
 // Default returns the default instance: the one last created by [New] or
@@ -199,7 +238,7 @@ func (d *Dispatch) Dispatch(ctx context.Context, calls ...Caller) ([]string, err
 	}
 	res, err := d.client.Dispatch(ctx, connect.NewRequest(req))
 	if err != nil {
-		return nil, dispatchError(err)
+		return nil, dispatchError(err, d.cfg.protocol)
 	}
 	ids := res.Msg.GetDispatchIds()
 	if len(ids) != len(calls) {
@@ -209,7 +248,14 @@ func (d *Dispatch) Dispatch(ctx context.Context, calls ...Caller) ([]string, err
 }
 
 // dispatchError explains the errors a user can act on.
-func dispatchError(err error) error {
+func dispatchError(err error, p Protocol) error {
+	if mismatch(err) {
+		hint := "if it speaks only gRPC, as the mock server of dispatch-py (python -m dispatch.test) does, pass WithProtocol(dispatch.ProtocolGRPC)"
+		if p == ProtocolGRPC {
+			hint = "gRPC needs HTTP/2: a client given with WithHTTPClient must speak it (h2c for http:// URLs, see WithProtocol); if the server does not speak gRPC, leave out WithProtocol(dispatch.ProtocolGRPC)"
+		}
+		return fmt.Errorf("dispatch: the Dispatch server did not answer in the %s protocol: check %s; %s: %w", p, EnvAPIURL, hint, err)
+	}
 	switch connect.CodeOf(err) {
 	case connect.CodeUnauthenticated, connect.CodePermissionDenied:
 		return fmt.Errorf("dispatch: Dispatch refused the API key: check %s: %w", EnvAPIKey, err)
@@ -217,6 +263,34 @@ func dispatchError(err error) error {
 		return fmt.Errorf("dispatch: cannot reach Dispatch: check %s and that the server is running: %w", EnvAPIURL, err)
 	}
 	return fmt.Errorf("dispatch: %w", err)
+}
+
+// mismatch reports whether err suggests a server that speaks another
+// protocol than the client: it was reached (the error is not about dialing,
+// name resolution, or the caller's context), but did not answer in the
+// client's protocol (a connection reset or closed mid-request, an HTTP
+// status such as 415 without an error of the protocol).
+func mismatch(err error) bool {
+	if connect.IsWireError(err) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return false
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return false
+	}
+	var timeout interface{ Timeout() bool }
+	if errors.As(err, &timeout) && timeout.Timeout() {
+		return false
+	}
+	switch connect.CodeOf(err) {
+	case connect.CodeUnknown, connect.CodeInternal, connect.CodeUnavailable, connect.CodeCanceled, connect.CodeUnimplemented:
+		return true
+	}
+	return false
 }
 
 func bearer(key string) connect.UnaryInterceptorFunc {

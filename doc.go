@@ -40,7 +40,20 @@
 // [Dispatch.Handler] is the endpoint Dispatch calls (mount it on any mux,
 // under any prefix), and [Dispatch.ListenAndServe] serves it. Requests are
 // verified with HTTP Message Signatures (RFC 9421, Ed25519) against
-// DISPATCH_VERIFICATION_KEY.
+// DISPATCH_VERIFICATION_KEY, and each signed request is served once (see
+// Replays below).
+//
+// The endpoint speaks Connect, gRPC and gRPC-Web, and bare protobuf for
+// peers that send the RunRequest without framing: dispatch-py v0.5.1's
+// mock server (python -m dispatch.test) posts application/grpc+proto
+// without the gRPC message prefix, its later test server
+// application/octet-stream. Such requests are answered in kind (see
+// [Dispatch.Handler]). A request body must arrive within 30 s
+// ([WithBodyTimeout]); a run takes as long as it takes.
+//
+// The client speaks Connect to Dispatch; [WithProtocol] switches it to
+// gRPC (HTTP/2), for servers that speak only gRPC such as that mock, or
+// to gRPC-Web.
 //
 // # Configuration
 //
@@ -53,6 +66,50 @@
 //
 // Options win over the environment. A wrong value fails [New] with a
 // message naming the option or variable and what a right value looks like.
+// Without a verification key, New logs a warning, and the endpoint logs it
+// again while it serves requests unverified, at most once a minute.
+//
+// Options without a variable, which belong to the code rather than the
+// deployment:
+//
+//	option                 default
+//	WithProtocol           ProtocolConnect (also ProtocolGRPC, ProtocolGRPCWeb)
+//	WithHTTPClient         a client of this package, 1 min timeout; HTTP/2 only for ProtocolGRPC
+//	WithReplayCache        1<<20 signatures (DefaultReplayCacheSize)
+//	WithBodyTimeout        30 s (DefaultBodyTimeout)
+//	WithMaxRequestBytes    16 MiB (DefaultMaxRequestBytes)
+//
+// # Replays
+//
+// A signed request is served once. The endpoint remembers a digest of the
+// signature base of every request it verified (the base covers the method,
+// the path, the authority, the Content-Type, the Content-Digest of the
+// body and the signature parameters, created and nonce among them) until
+// it is too old to verify, 5 minutes after it was signed, and answers a
+// request with the same base permission_denied (403) with a message that
+// says it is a replay; the function does not run again. Only requests
+// that verify are remembered, so a forged one cannot make the endpoint
+// refuse the genuine one.
+//
+// What is protected: a request captured on its way (in a log, by a proxy,
+// on a network without TLS) and sent again to the same process while its
+// signature is fresh. Older ones are refused as too old anyway.
+//
+// What is not: the cache is in the memory of one process. Replicas of an
+// endpoint each have their own, so a captured request could be played once
+// against each of them, and a restart forgets it; TLS between Dispatch and
+// the endpoint is what prevents the capture in the first place. Signatures
+// made without a nonce are deterministic: the local server puts a random
+// nonce in each, so that two attempts of one call in the same second differ,
+// but a signer without one (dispatch-py's mock server) that sends the same
+// body twice within a second gets the second refused; that mock retries it,
+// and the retry of a later second is served.
+//
+// Memory is bounded by [WithReplayCache]: 20 to 40 bytes a signature, at
+// most 40 MiB by default, enough for 3,400 requests a second over the
+// whole window. Beyond it, the signatures of the oldest second are
+// dropped and the requests signed before it are refused as too old, never
+// accepted; the window shrinks, and the endpoint logs it once.
 //
 // # Errors and retries
 //

@@ -36,6 +36,9 @@ var functions registry.Registry[entry]
 
 func register(e entry) error {
 	name := e.Name()
+	if len(name) > registry.MaxNameBytes {
+		return fmt.Errorf("dispatch: function name %q is %d bytes, at most %d: choose a shorter name", registry.Short(name), len(name), registry.MaxNameBytes)
+	}
 	if !registry.ValidName(name) {
 		return fmt.Errorf("dispatch: invalid function name %q: names match %s (letters, digits, '_', '.', '<', '>'; not starting with a digit)", name, registry.Pattern)
 	}
@@ -57,7 +60,8 @@ func Functions() []string { return functions.Names() }
 //
 // The name, not the Go identifier, is what Dispatch records and what other
 // services call: keep it stable across builds, so that calls made by one
-// build still run after a deployment even if the Go code was renamed. Func
+// build still run after a deployment even if the Go code was renamed. A
+// name matches ^[a-zA-Z_][a-zA-Z0-9_<>.]*$ and has at most 256 bytes. Func
 // panics if the name is invalid or already taken, so declare functions as
 // package-level variables; [FuncSafely] returns the error instead.
 //

@@ -14,6 +14,7 @@ import (
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
 	"connectrpc.com/connect"
 	"github.com/dispatchkit/dispatch/flow"
+	"github.com/dispatchkit/dispatch/internal/registry"
 	"github.com/dispatchkit/dispatch/serde"
 	"github.com/matryer/is"
 	"google.golang.org/protobuf/proto"
@@ -42,6 +43,9 @@ func TestRegisterNames(t *testing.T) {
 		{name: "taken", fn: "roottest.echo", want: "registered twice"},
 		{name: "taken by a flow", fn: "roottest.pipeline", want: "registered twice"},
 		{name: "dots, underscores, angle brackets", fn: uniqueName("_roottest.Box<int>.v")},
+		{name: "256 bytes", fn: nameOfLength(256)},
+		{name: "257 bytes", fn: nameOfLength(257), want: "is 257 bytes, at most 256"},
+		{name: "long and invalid", fn: nameOfLength(1000) + "-", want: "is 1001 bytes, at most 256"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -61,11 +65,17 @@ func TestRegisterNames(t *testing.T) {
 			is.True(f == nil)
 			is.True(strings.HasPrefix(err.Error(), "dispatch: "))
 			is.True(strings.Contains(err.Error(), tt.want))
-			is.True(strings.Contains(err.Error(), fmt.Sprintf("%q", tt.fn))) // names the function
+			is.True(strings.Contains(err.Error(), fmt.Sprintf("%q", registry.Short(tt.fn)))) // names the function
 			is.True(err2 != nil)
 			is.Equal(err2.Error(), err.Error())
 		})
 	}
+}
+
+// nameOfLength returns a function name not registered yet, of n bytes.
+func nameOfLength(n int) string {
+	s := uniqueName("roottest.len") + "."
+	return s + strings.Repeat("x", n-len(s))
 }
 
 func TestFuncPanicsOnError(t *testing.T) {
@@ -77,6 +87,12 @@ func TestFuncPanicsOnError(t *testing.T) {
 		{"Func", func() { Func("roottest.echo", func(ctx context.Context, s string) (string, error) { return s, nil }) }},
 		{"Flow", func() {
 			Flow("roottest.bad name", func(ctx *flow.Ctx, s string) flow.Step[string] { return flow.Done(s) })
+		}},
+		{"Func, a name too long", func() {
+			Func(nameOfLength(257), func(ctx context.Context, s string) (string, error) { return s, nil })
+		}},
+		{"Flow, a name too long", func() {
+			Flow(nameOfLength(300), func(ctx *flow.Ctx, s string) flow.Step[string] { return flow.Done(s) })
 		}},
 	}
 	for _, tt := range tests {

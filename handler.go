@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
+	"time"
 
 	"buf.build/gen/go/stealthrocket/dispatch-proto/connectrpc/go/dispatch/sdk/v1/sdkv1connect"
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
@@ -26,8 +28,27 @@ import (
 // unauthenticated (401) for missing or malformed signature headers,
 // permission_denied (403) for a signature that does not verify,
 // not_found (404) for a function that is not registered, and
-// resource_exhausted (413) for a body over the size limit. A function's own
-// failure is not one of them: it is a 200 with a non-OK status.
+// resource_exhausted (413) for a body over the size limit, and
+// deadline_exceeded for a body that does not arrive within the body
+// timeout (30 s, [WithBodyTimeout]: only reading the body is bounded, not
+// the run). A function's own failure is not one of them: it is a 200 with a
+// non-OK status.
+//
+// Raw protobuf is served too, for peers that send the RunRequest without
+// Connect or gRPC framing (dispatch-py's mock servers): a body with
+// Content-Type application/grpc or application/grpc+proto that does not
+// start with a gRPC message prefix, or one with Content-Type
+// application/octet-stream or none. They are answered in kind: 200, the
+// request's Content-Type (application/octet-stream for none) and the bare
+// RunResponse, whose poll state is in the untyped coroutine_state bytes
+// (the peers that send raw requests predate typed_coroutine_state); errors
+// have the HTTP status of their code and a Connect JSON body. The
+// signature covers the body as sent, and the Content-Type field, so a
+// signed request has one (it may be empty).
+//
+// Signed requests are accepted once: a replay of one already served is
+// refused with permission_denied (see "Replays" in the package
+// documentation).
 func (d *Dispatch) Handler() http.Handler {
 	svc := &functionService{rt: d.rt}
 	_, h := sdkv1connect.NewFunctionServiceHandler(svc, connect.WithReadMaxBytes(int(d.cfg.maxRequestBytes)))
@@ -45,19 +66,24 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	contentType := r.Header.Get("Content-Type")
 	limit := e.d.cfg.maxRequestBytes
 	if r.ContentLength > limit {
-		e.tooLarge(w, r, limit)
+		e.tooLarge(w, r, limit, e.rawTooLarge(w, r, contentType))
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := e.readBody(w, r, limit)
+	raw := rawStyle(contentType, body, int64(len(body)))
 	if err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			e.tooLarge(w, r, limit)
-			return
+		switch {
+		case errors.As(err, &mbe):
+			e.tooLarge(w, r, limit, rawStyle(contentType, body, -1))
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			e.fail(w, r, raw, connect.NewError(connect.CodeDeadlineExceeded, fmt.Errorf("dispatch: the request body did not arrive within %v (WithBodyTimeout)", e.d.cfg.bodyTimeout)))
+		default:
+			e.fail(w, r, raw, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("dispatch: reading the request body: %w", err)))
 		}
-		e.fail(w, r, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("dispatch: reading the request body: %w", err)))
 		return
 	}
 	if v := e.d.verifier; v != nil {
@@ -67,16 +93,22 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				code = connect.CodeUnauthenticated
 			}
 			e.d.log.Warn().Err(err).Str("path", r.URL.Path).Msg("dispatch: rejected a request")
-			e.fail(w, r, connect.NewError(code, err))
+			e.fail(w, r, raw, connect.NewError(code, err))
 			return
 		}
+	} else {
+		e.d.warnUnverified()
 	}
 	if len(body) == 0 {
 		// Connect unary reads no body as an empty RunRequest (which names no
 		// function: invalid_argument), but gRPC and gRPC-Web read it as no
 		// message at all (unimplemented). PROTOCOL.md wants invalid_argument
 		// for every protocol.
-		e.fail(w, r, connect.NewError(connect.CodeInvalidArgument, errors.New("dispatch: the request has no body: want a RunRequest")))
+		e.fail(w, r, raw, connect.NewError(connect.CodeInvalidArgument, errors.New("dispatch: the request has no body: want a RunRequest")))
+		return
+	}
+	if raw {
+		e.serveRaw(w, r, contentType, body)
 		return
 	}
 	// A shallow copy with its own URL routes the request to the connect
@@ -92,22 +124,68 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e.next.ServeHTTP(w, r2)
 }
 
-func (e *endpoint) fail(w http.ResponseWriter, r *http.Request, err *connect.Error) {
+// readBody reads the body of r, up to limit bytes, within the body
+// timeout. The read deadline is set for the body only (per stream on
+// HTTP/2), and cleared once it is read, so that it does not cut the run
+// short (http.Server.ReadTimeout, connection-wide, would); net/http clears
+// it too once an HTTP/1.x body is read, other servers may not. A
+// ResponseWriter that cannot set one (a test recorder, some middleware)
+// reads without.
+//
+// When the body cannot be read, the deadline stays and an HTTP/1.x
+// connection is closed after the answer: net/http would otherwise read
+// what is left of the body before answering, and wait for it.
+func (e *endpoint) readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	deadline := setReadDeadline(w, time.Now().Add(e.d.cfg.bodyTimeout))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		if r.ProtoMajor == 1 {
+			w.Header().Set("Connection", "close")
+		}
+		return body, err
+	}
+	if deadline {
+		setReadDeadline(w, time.Time{})
+	}
+	return body, nil
+}
+
+// setReadDeadline sets the read deadline of the connection of w, as
+// http.ResponseController does (through Unwrap methods), and reports
+// whether it could. It does not use ResponseController because that
+// allocates an error wrapping http.ErrNotSupported on every call for a
+// writer that cannot.
+func setReadDeadline(w http.ResponseWriter, t time.Time) bool {
+	for {
+		switch x := w.(type) {
+		case interface{ SetReadDeadline(time.Time) error }:
+			return x.SetReadDeadline(t) == nil
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = x.Unwrap()
+		default:
+			return false
+		}
+	}
+}
+
+func (e *endpoint) fail(w http.ResponseWriter, r *http.Request, raw bool, err *connect.Error) {
+	if raw {
+		writeRawError(w, err)
+		return
+	}
 	_ = e.errw.Write(w, r, err)
 }
 
-// tooLarge answers 413 to a Connect unary request (its error body is JSON),
-// and resource_exhausted in the protocol's own framing otherwise.
-func (e *endpoint) tooLarge(w http.ResponseWriter, r *http.Request, limit int64) {
-	msg := fmt.Sprintf("dispatch: request body over the limit of %d bytes (WithMaxRequestBytes)", limit)
+// tooLarge answers 413 to a Connect unary or raw request (its error body is
+// JSON), and resource_exhausted in the protocol's own framing otherwise.
+func (e *endpoint) tooLarge(w http.ResponseWriter, r *http.Request, limit int64, raw bool) {
+	err := connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("dispatch: request body over the limit of %d bytes (WithMaxRequestBytes)", limit))
 	ct := r.Header.Get("Content-Type")
-	if strings.HasPrefix(ct, "application/proto") || strings.HasPrefix(ct, "application/json") {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusRequestEntityTooLarge)
-		fmt.Fprintf(w, `{"code":"resource_exhausted","message":%q}`, msg)
+	if raw || strings.HasPrefix(ct, "application/proto") || strings.HasPrefix(ct, "application/json") {
+		writeRawError(w, err)
 		return
 	}
-	e.fail(w, r, connect.NewError(connect.CodeResourceExhausted, errors.New(msg)))
+	_ = e.errw.Write(w, r, err)
 }
 
 // functionService implements FunctionService.Run over the registry.
@@ -117,7 +195,17 @@ type functionService struct {
 }
 
 func (s *functionService) Run(ctx context.Context, req *connect.Request[sdkv1.RunRequest]) (*connect.Response[sdkv1.RunResponse], error) {
-	name := req.Msg.GetFunction()
+	res, err := s.rt.run(ctx, req.Msg)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(res), nil
+}
+
+// run runs the function req names; the error is that of the request (no
+// function named, or not registered here), whatever the protocol.
+func (rt *runtime) run(ctx context.Context, req *sdkv1.RunRequest) (*sdkv1.RunResponse, *connect.Error) {
+	name := req.GetFunction()
 	if name == "" {
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("dispatch: the RunRequest names no function"))
 	}
@@ -125,5 +213,5 @@ func (s *functionService) Run(ctx context.Context, req *connect.Request[sdkv1.Ru
 	if !ok {
 		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("dispatch: no function %q is registered here (registered: %s)", name, strings.Join(Functions(), ", ")))
 	}
-	return connect.NewResponse(fn.serve(ctx, s.rt, req.Msg)), nil
+	return fn.serve(ctx, rt, req), nil
 }

@@ -208,15 +208,16 @@ func endpointCases(t *testing.T) []endpointCase {
 		{
 			name: "body does not match the digest", function: "roottest.echo", input: "x",
 			after: func(r *http.Request, body []byte) []byte {
-				return otherBody
+				return replacePayload(body, otherBody)
 			},
 			status: http.StatusForbidden, code: connect.CodePermissionDenied, msg: "Content-Digest",
 		},
 		{
 			name: "digest replaced", function: "roottest.echo", input: "x",
 			after: func(r *http.Request, body []byte) []byte {
-				r.Header.Set("Content-Digest", signature.ContentDigest(otherBody))
-				return otherBody
+				sent := replacePayload(body, otherBody)
+				r.Header.Set("Content-Digest", signature.ContentDigest(sent))
+				return sent
 			},
 			status: http.StatusForbidden, code: connect.CodePermissionDenied,
 		},
@@ -446,12 +447,14 @@ func TestEndpointKeepsServingAfterPanics(t *testing.T) {
 
 // FuzzRunHandler sends arbitrary bodies to an endpoint without a
 // verification key, as Connect (binary and JSON), gRPC-Web and gRPC
-// requests: whatever the body, the handler answers one of the protocol's
-// codes and never panics; a 200 of Connect carries a RunResponse.
+// requests, and as raw protobuf (unframed gRPC, octet-stream, no
+// Content-Type): whatever the body, the handler answers one of the
+// protocol's codes and never panics; a 200 of Connect or raw protobuf
+// carries a RunResponse.
 func FuzzRunHandler(f *testing.F) {
 	d := newTest(f, WithMaxRequestBytes(testLimit))
 	h := d.Handler()
-	contentTypes := []string{"application/proto", "application/json", "application/grpc-web+proto", "application/grpc"}
+	contentTypes := []string{"application/proto", "application/json", "application/grpc-web+proto", "application/grpc", "raw application/grpc+proto", "application/octet-stream", ""}
 	seeds := [][]byte{
 		nil,
 		{0xff},
@@ -478,8 +481,12 @@ func FuzzRunHandler(f *testing.F) {
 		if strings.HasPrefix(contentType, "application/grpc") {
 			body = append(binary.BigEndian.AppendUint32([]byte{0}, uint32(len(body))), body...)
 		}
+		contentType = strings.TrimPrefix(contentType, "raw ")
+		raw := rawStyle(contentType, body, int64(len(body)))
 		req := httptest.NewRequest(http.MethodPost, runPath, bytes.NewReader(body))
-		req.Header.Set("Content-Type", contentType)
+		if contentType != "" {
+			req.Header.Set("Content-Type", contentType)
+		}
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		switch rec.Code {
@@ -487,7 +494,7 @@ func FuzzRunHandler(f *testing.F) {
 		default:
 			t.Fatalf("%s body %q: HTTP %d: %s", contentType, body, rec.Code, rec.Body)
 		}
-		if rec.Code == http.StatusOK && contentType == "application/proto" {
+		if rec.Code == http.StatusOK && (contentType == "application/proto" || raw && len(body) > 0) {
 			var res sdkv1.RunResponse
 			if err := proto.Unmarshal(rec.Body.Bytes(), &res); err != nil {
 				t.Fatalf("body %q: the answer is not a RunResponse: %v", body, err)

@@ -79,7 +79,8 @@ func WithTrace(w io.Writer) Option {
 	return optionFunc(func(c *config) { c.trace, c.traceSet = w, true })
 }
 
-// WithHTTPClient sets the HTTP client used to reach Dispatch.
+// WithHTTPClient sets the HTTP client used to reach Dispatch. With
+// [ProtocolGRPC] it must speak HTTP/2 (see [WithProtocol]).
 func WithHTTPClient(hc *http.Client) Option {
 	return optionFunc(func(c *config) { c.httpClient = hc })
 }
@@ -95,6 +96,31 @@ func WithClock(now func() time.Time) Option {
 // resource_exhausted (HTTP 413).
 func WithMaxRequestBytes(n int64) Option {
 	return optionFunc(func(c *config) { c.maxRequestBytes = n })
+}
+
+// WithBodyTimeout bounds the time the endpoint waits for the body of a Run
+// request once its headers are in (default [DefaultBodyTimeout], 30 s; zero
+// or less keeps it), so that a client that sends headers and then stalls
+// does not hold a connection and a goroutine forever. A request whose body
+// is late is answered deadline_exceeded (and an HTTP/1.x connection closed
+// after it). Only the body is bounded: a function may run for as long as it
+// needs. Raise it for bodies of many megabytes over slow links. A handler
+// mounted on a server whose ResponseWriter cannot set read deadlines (see
+// http.ResponseController) reads without one.
+func WithBodyTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.bodyTimeout = d })
+}
+
+// WithReplayCache sets the number of signatures the endpoint remembers to
+// refuse replays (default [DefaultReplayCacheSize], 1<<20; 0 keeps it). An
+// entry takes 20 to 40 bytes; the cache holds each signature for the 306
+// seconds it could verify in, so the default covers 3,400 requests a
+// second in at most 40 MiB. Under more load the oldest signatures go first
+// and the endpoint refuses the requests signed before them as too old,
+// never accepting a replay; it logs a warning the first time. See
+// "Replays" in the package documentation.
+func WithReplayCache(n int) Option {
+	return optionFunc(func(c *config) { c.replayCache = n })
 }
 
 // withEnv replaces the process environment (tests).

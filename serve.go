@@ -15,6 +15,14 @@ import (
 // addr listens on the host and port of the endpoint URL
 // (DISPATCH_ENDPOINT_URL). It speaks HTTP/1.1 and cleartext HTTP/2, so
 // Connect, gRPC and gRPC-Web clients are all served.
+//
+// Timeouts: request headers must arrive within 10 s, and the body within
+// the body timeout of [Dispatch.Handler] (30 s, [WithBodyTimeout]); an
+// idle keep-alive connection is closed after 2 minutes. Nothing bounds
+// the time a function runs or its answer takes to write: there is no
+// http.Server ReadTimeout or WriteTimeout, which would cut long runs
+// short. To serve with other settings, mount the handler on a server of
+// your own.
 func (d *Dispatch) ListenAndServe(ctx context.Context, addr string) error {
 	ln, err := d.listen(addr)
 	if err != nil {
@@ -93,10 +101,16 @@ func (d *Dispatch) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
+// Timeouts of the server of ListenAndServe, Serve and Start.
+const (
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = 2 * time.Minute
+)
+
 func (d *Dispatch) newServer() *http.Server {
 	p := new(http.Protocols)
 	p.SetHTTP1(true)
 	p.SetUnencryptedHTTP2(true)
 	p.SetHTTP2(true)
-	return &http.Server{Handler: d.Handler(), Protocols: p, ReadHeaderTimeout: 10 * time.Second}
+	return &http.Server{Handler: d.Handler(), Protocols: p, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout}
 }

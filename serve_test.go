@@ -1,7 +1,12 @@
 package dispatch
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -10,9 +15,11 @@ import (
 	"time"
 
 	"buf.build/gen/go/stealthrocket/dispatch-proto/connectrpc/go/dispatch/sdk/v1/sdkv1connect"
+	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
 	"connectrpc.com/connect"
 	"github.com/dispatchkit/dispatch/serde"
 	"github.com/matryer/is"
+	"google.golang.org/protobuf/proto"
 )
 
 // TestServe serves the endpoint on a listener, calls it with Connect over
@@ -171,4 +178,158 @@ func TestStartCloseConcurrently(t *testing.T) {
 	<-started // may fail: the listener was closed first
 	is.NoErr(closed)
 	is.NoErr(d.Close())
+}
+
+// TestServeSlowBody serves the endpoint with a small body timeout and
+// sends, over HTTP/1.1 and h2c, a request whose body stalls after a few
+// bytes: it is answered deadline_exceeded, or its connection closed,
+// instead of holding the server. Meanwhile a run that started before it
+// and lasts longer than the body timeout is answered, its context not
+// cancelled: the deadline covers the body only (a connection-wide read
+// deadline, such as http.Server.ReadTimeout sets on HTTP/2, would cut it
+// short).
+func TestServeSlowBody(t *testing.T) {
+	t.Parallel()
+	h2c := &http.Transport{Protocols: new(http.Protocols)}
+	h2c.Protocols.SetUnencryptedHTTP2(true)
+	h1 := &http.Transport{}
+	closeIdle(t, h1)
+	closeIdle(t, h2c)
+	body := runBody(t, "roottest.echo", "slow")
+	// The guards only keep a broken endpoint from hanging the test.
+	const guard = 20 * time.Second
+	tests := []struct {
+		name string
+		tr   *http.Transport
+		// stall sends the headers of a request for body to addr, and a
+		// few bytes of it, then waits. It returns the answer, or nil if
+		// the connection was closed.
+		stall func(t *testing.T, addr string) *outcome
+	}{
+		{
+			name: "HTTP/1.1", tr: h1,
+			// By hand: net/http's client waits for the whole body to be
+			// written before it returns, even once answered.
+			stall: func(t *testing.T, addr string) *outcome {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/proto\r\nContent-Length: %d\r\n\r\n", runPath, addr, len(body))
+				c.Write(body[:4])
+				c.SetReadDeadline(time.Now().Add(guard))
+				res, err := http.ReadResponse(bufio.NewReader(c), nil)
+				var ne net.Error
+				switch {
+				case errors.As(err, &ne) && ne.Timeout():
+					t.Fatalf("no answer to a stalled body %v after it stalled, with a body timeout of 50 ms", guard)
+				case err != nil:
+					return nil // closed
+				}
+				o := readOutcome(t, res)
+				return &o
+			},
+		},
+		{
+			name: "h2c", tr: h2c,
+			stall: func(t *testing.T, addr string) *outcome {
+				pr, pw := io.Pipe()
+				defer pw.Close()
+				go func() { _, _ = pw.Write(body[:4]) }()
+				ctx, stop := context.WithTimeout(t.Context(), guard)
+				defer stop()
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+runPath, pr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.ContentLength = int64(len(body))
+				req.Header.Set("Content-Type", "application/proto")
+				res, err := h2c.RoundTrip(req)
+				switch {
+				case ctx.Err() != nil:
+					t.Fatalf("no answer to a stalled body %v after it stalled, with a body timeout of 50 ms", guard)
+				case err != nil:
+					return nil // closed
+				}
+				o := readOutcome(t, res)
+				return &o
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			is := is.New(t)
+			started, release := make(chan struct{}), make(chan struct{})
+			hold, err := FuncSafely(uniqueName("roottest.hold"), func(ctx context.Context, s string) (string, error) {
+				close(started)
+				select {
+				case <-release:
+					return s, nil
+				case <-ctx.Done():
+					return "", fmt.Errorf("roottest: the run was cancelled: %w", context.Cause(ctx))
+				}
+			})
+			is.NoErr(err)
+			d := newTest(t, WithBodyTimeout(50*time.Millisecond))
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			is.NoErr(err)
+			ctx, cancel := context.WithCancel(t.Context())
+			served := make(chan error, 1)
+			go func() { served <- d.Serve(ctx, ln) }()
+			defer func() {
+				tt.tr.CloseIdleConnections() // so that the shutdown need not wait for them
+				cancel()
+				is.NoErr(<-served)
+			}()
+
+			// A long run, whose body arrived in full.
+			long := make(chan outcome, 1)
+			go func() {
+				req, _ := http.NewRequest(http.MethodPost, "http://"+ln.Addr().String()+runPath, bytes.NewReader(runBody(t, hold.Name(), "held")))
+				req.Header.Set("Content-Type", "application/proto")
+				res, err := (&http.Client{Transport: tt.tr}).Do(req)
+				if err != nil {
+					long <- outcome{message: err.Error()}
+					return
+				}
+				long <- readOutcome(t, res)
+			}()
+			<-started
+
+			if o := tt.stall(t, ln.Addr().String()); o != nil { // answered rather than closed
+				is.Equal(o.code, connect.CodeDeadlineExceeded)
+				is.True(strings.Contains(o.message, "WithBodyTimeout"))
+			}
+
+			close(release)
+			o := <-long
+			is.Equal(o.status, http.StatusOK) // the long run was answered
+			var msg sdkv1.RunResponse
+			is.NoErr(proto.Unmarshal(o.body, &msg))
+			is.Equal(output[string](t, &msg), "held") // and not cancelled
+		})
+	}
+}
+
+// TestServerTimeouts checks the timeouts of the server ListenAndServe and
+// Start build: headers and idle connections are bounded, runs are not.
+func TestServerTimeouts(t *testing.T) {
+	t.Parallel()
+	srv := newTest(t).newServer()
+	tests := []struct {
+		name      string
+		got, want time.Duration
+	}{
+		{"ReadHeaderTimeout", srv.ReadHeaderTimeout, 10 * time.Second},
+		{"IdleTimeout", srv.IdleTimeout, 2 * time.Minute},
+		{"ReadTimeout", srv.ReadTimeout, 0},   // would cut long runs short
+		{"WriteTimeout", srv.WriteTimeout, 0}, // likewise
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			is.New(t).Equal(tt.got, tt.want)
+		})
+	}
 }

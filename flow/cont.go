@@ -80,6 +80,9 @@ func register(d *contDef) {
 }
 
 func registerSafely(d *contDef) error {
+	if len(d.name) > registry.MaxNameBytes {
+		return fmt.Errorf("flow: continuation name %q is %d bytes, at most %d: choose a shorter name", registry.Short(d.name), len(d.name), registry.MaxNameBytes)
+	}
 	if !registry.ValidName(d.name) {
 		return fmt.Errorf("flow: invalid continuation name %q: names match %s (letters, digits, '_', '.', '<', '>'; not starting with a digit)", d.name, registry.Pattern)
 	}

@@ -12,10 +12,27 @@ import (
 // Pattern is the protocol's pattern for names.
 const Pattern = `^[a-zA-Z_][a-zA-Z0-9_<>.]*$`
 
+// MaxNameBytes is the length of the longest name, in bytes. A function's
+// name travels with every call and every resume, and a continuation's is
+// in every state that suspends in it; the server refuses longer function
+// names.
+const MaxNameBytes = 256
+
 var pattern = regexp.MustCompile(Pattern)
 
-// ValidName reports whether name matches [Pattern].
-func ValidName(name string) bool { return pattern.MatchString(name) }
+// ValidName reports whether name matches [Pattern] and has at most
+// [MaxNameBytes] bytes. Callers check the length first (see [Short]) to
+// say which of the two is wrong.
+func ValidName(name string) bool { return len(name) <= MaxNameBytes && pattern.MatchString(name) }
+
+// Short returns name for a message: itself if it is short, else its first
+// 32 bytes followed by "...".
+func Short(name string) string {
+	if len(name) <= 40 {
+		return name
+	}
+	return name[:32] + "..."
+}
 
 // Registry maps names to values. The zero value is empty and ready; it is
 // safe for concurrent use.

@@ -1,6 +1,7 @@
 package registry_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/dispatchkit/dispatch/internal/registry"
@@ -14,6 +15,7 @@ func TestValidName(t *testing.T) {
 	}{
 		{"publish", true}, {"order.charged", true}, {"_x1", true}, {"List<int>", true},
 		{"", false}, {"1st", false}, {"has space", false}, {"a-b", false}, {"é", false},
+		{strings.Repeat("x", registry.MaxNameBytes), true}, {strings.Repeat("x", registry.MaxNameBytes+1), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -35,4 +37,17 @@ func TestRegistry(t *testing.T) {
 	_, ok = r.Get("c")
 	is.True(!ok)
 	is.Equal(r.Names(), []string{"a", "b"})
+}
+
+func TestShort(t *testing.T) {
+	tests := []struct{ name, want string }{
+		{"publish", "publish"},
+		{strings.Repeat("x", 40), strings.Repeat("x", 40)},
+		{strings.Repeat("x", 41), strings.Repeat("x", 32) + "..."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			is.New(t).Equal(registry.Short(tt.name), tt.want)
+		})
+	}
 }

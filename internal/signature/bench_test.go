@@ -58,3 +58,30 @@ func BenchmarkParseSignatureInput(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkReplayCheck is the replay cache's part of a verification: the
+// digest of a signature base (of a typical size), the look-up and the
+// insertion, into a cache that holds up to 64Ki entries.
+func BenchmarkReplayCheck(b *testing.B) {
+	const perCache = 1 << 16
+	base := bytes.Repeat([]byte("x"), 400)
+	now := time.Unix(vecCreated, 0)
+	newCache := func() *replayCache {
+		c := &replayCache{size: DefaultReplayCacheSize}
+		c.init(defaultMaxAge, defaultMaxFutureSkew)
+		return c
+	}
+	c := newCache()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if i%perCache == 0 {
+			c = newCache()
+		}
+		i++
+		base[0], base[1], base[2] = byte(i), byte(i>>8), byte(i>>16)
+		if err := c.check(vecCreated-int64(i%300), base, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -16,13 +16,21 @@
 //	"@authority": example.com:8000
 //	"content-type": application/proto
 //	"content-digest": sha-512=:...:
-//	"@signature-params": ("@method" "@path" "@authority" "content-type" "content-digest");created=1700000000;keyid="default";alg="ed25519"
+//	"@signature-params": ("@method" "@path" "@authority" "content-type" "content-digest");created=1700000000;keyid="default";alg="ed25519";nonce="..."
 //
 // and sends the parameters and the Ed25519 signature under the label
 // "dispatch":
 //
-//	Signature-Input: dispatch=("@method" "@path" "@authority" "content-type" "content-digest");created=1700000000;keyid="default";alg="ed25519"
+//	Signature-Input: dispatch=("@method" "@path" "@authority" "content-type" "content-digest");created=1700000000;keyid="default";alg="ed25519";nonce="<base64 of 16 random bytes>"
 //	Signature: dispatch=:<standard base64 of 64 bytes>:
+//
+// The nonce (RFC 9421 section 2.3) makes every signature unique: without
+// it, two attempts of one call sent in the same second (retries back off
+// from 100 ms) would have the same body and created time, so the same
+// signature base and, Ed25519 being deterministic, the same signature, and
+// a verifier that refuses replays would refuse the second attempt.
+// [WithoutNonce] leaves it out. Verifiers treat it as optional: other
+// signers (dispatch-py's) do not send one.
 //
 // The query string and the scheme are not covered: a proxy that ends TLS
 // or adds query parameters does not break the signature. "@path" is the
@@ -57,6 +65,45 @@
 // RFC 8941 dictionary but keeps duplicate keys instead of letting the last
 // one win, so that an ambiguous signature is refused rather than resolved.
 //
+// # Replays
+//
+// With [WithReplayCache], a Verifier refuses a request it has already
+// accepted, with [ErrReplay] (403 permission_denied). After a request
+// verifies (its signature and its digest), the verifier remembers the
+// SHA-256 of its signature base, truncated to 16 bytes, until its created
+// time leaves the window (5 minutes old). The base covers the method, the
+// path, the authority, the Content-Type, the Content-Digest (so the body)
+// and the signature parameters, created and nonce included: a request
+// that verifies with the same base is a replay, whatever its label, its
+// query string or the header fields the signature does not cover. Only
+// requests that verify are remembered, so a forged request cannot make
+// the verifier refuse the genuine one.
+//
+// What is protected: a request captured on the way (a log, a proxy, a
+// network without TLS) and sent again to the same endpoint process while
+// its signature is still young enough is refused, and the function does
+// not run again. A request older than the window is refused as too old,
+// cache or not.
+//
+// What is not: the cache lives in one process. Replicas of an endpoint
+// each have their own, so a request captured on its way to one replica
+// can be sent once to each of the others; a restart forgets the cache.
+// TLS between Dispatch and the endpoint is what prevents the capture in
+// the first place. A signer without a nonce (dispatch-py's mock server)
+// that sends the same body twice within one second gets the second
+// refused as a replay; that mock retries such requests, and the retry of
+// a later second is accepted.
+//
+// Memory is bounded: the cache keeps at most the number of entries given
+// (default [DefaultReplayCacheSize]), in buckets of one created second.
+// When it is full of entries still in the window, it drops the bucket of
+// the oldest second and from then on refuses signatures created up to that
+// second as too old, so that a replay of a dropped entry is refused, never
+// accepted: under pressure the window shrinks (the full callback of
+// WithReplayCache is called the first time). Requests Dispatch sends are
+// signed just before they are sent (or up to 30 seconds before, when
+// signed ahead), so a window shrunk to a minute still accepts them all.
+//
 // # Errors
 //
 // Every error from [Verifier.Verify], but for a misconfigured key, wraps one
@@ -68,8 +115,9 @@
 //     not a byte sequence). Answer 401 unauthenticated.
 //   - [ErrInvalid]: a signature is there but is refused: more than one, a
 //     required component not covered or absent from the request, a bad
-//     parameter, too old, in the future, expired, a digest mismatch, or a
-//     signature that does not verify. Answer 403 permission_denied.
+//     parameter, too old, in the future, expired, a digest mismatch, a
+//     signature that does not verify, or a replay ([ErrReplay], which
+//     wraps ErrInvalid). Answer 403 permission_denied.
 //
 // A verification key of the wrong size gives an error that wraps neither: a
 // configuration mistake (500). Messages start with "signature: " and say

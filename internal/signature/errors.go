@@ -17,6 +17,12 @@ var ErrMissing = errors.New("signature: missing or malformed signature headers")
 // such requests with 403 permission_denied.
 var ErrInvalid = errors.New("signature: invalid signature")
 
+// ErrReplay is wrapped by the verification error of a request whose
+// signature was already accepted by the same [Verifier] (see "Replays" in
+// the package doc). It wraps [ErrInvalid]: the endpoint answers 403
+// permission_denied.
+var ErrReplay = fmt.Errorf("%w: replayed request", ErrInvalid)
+
 // sigError is a verification error: its own message, and the sentinel it
 // wraps.
 type sigError struct {

@@ -2,6 +2,7 @@ package signature
 
 import (
 	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -21,11 +22,15 @@ const keyID = "default"
 // sends, serialized.
 const signerComponentList = `("@method" "@path" "@authority" "content-type" "content-digest")`
 
+// nonceSize is the number of random bytes of the nonce parameter.
+const nonceSize = 16
+
 // A Signer signs requests the way Dispatch does (see the package doc).
 // It is safe for concurrent use.
 type Signer struct {
-	key ed25519.PrivateKey
-	now func() time.Time
+	key     ed25519.PrivateKey
+	now     func() time.Time
+	noNonce bool // WithoutNonce
 }
 
 // A SignerOption configures a [Signer].
@@ -47,6 +52,15 @@ func WithSignerClock(now func() time.Time) SignerOption {
 	})
 }
 
+// WithoutNonce makes the signer leave out the nonce parameter, as signers
+// of other SDKs do (dispatch-py's mock server, for one). Its signatures are
+// then deterministic: two requests with the same body, path and created
+// second get the same signature, and a [Verifier] with a replay cache
+// accepts only the first. Tests use it to reproduce fixed signatures.
+func WithoutNonce() SignerOption {
+	return signerOptionFunc(func(s *Signer) { s.noNonce = true })
+}
+
 // NewSigner returns a signer that signs with key. A key that is not an
 // Ed25519 private key (64 bytes) makes Sign fail.
 func NewSigner(key ed25519.PrivateKey, opts ...SignerOption) *Signer {
@@ -59,7 +73,10 @@ func NewSigner(key ed25519.PrivateKey, opts ...SignerOption) *Signer {
 
 // Sign signs r, whose body must be exactly body: it sets Content-Digest
 // (the SHA-512 of body), Signature-Input and Signature, replacing any
-// previous values. r must have a Content-Type header, which is covered.
+// previous values. Unless [WithoutNonce] was given, the signature
+// parameters end with a nonce of 16 random bytes, so that each signature
+// is unique even for two attempts of one call made in the same second
+// (see "Replays" in the package doc). r must have a Content-Type header, which is covered.
 // "@authority" is r.Host, or r.URL.Host when r.Host is empty; "@path" is
 // r.URL's escaped path. Set the Host and URL the request is sent with
 // before signing, and change neither afterwards (a query may be added: it
@@ -77,7 +94,13 @@ func (s *Signer) Sign(r *http.Request, body []byte) error {
 	}
 	r.Header["Content-Digest"] = []string{ContentDigest(body)}
 
-	params := signatureParams(s.now().Unix())
+	var buf [nonceSize]byte
+	var nonce []byte
+	if !s.noNonce {
+		nonce = buf[:]
+		_, _ = rand.Read(nonce) // crypto/rand.Read never fails
+	}
+	params := signatureParams(s.now().Unix(), nonce)
 	base, err := appendSignatureBase(make([]byte, 0, 256+len(params)), r, signerComponents, params)
 	if err != nil {
 		return fmt.Errorf("signature: cannot sign: %w", err)
@@ -94,12 +117,19 @@ func (s *Signer) Sign(r *http.Request, body []byte) error {
 	return nil
 }
 
-// signatureParams serializes the signer's signature parameters.
-func signatureParams(created int64) string {
-	b := make([]byte, 0, 128)
+// signatureParams serializes the signer's signature parameters, with
+// nonce as a string of standard base64 (RFC 8941 strings may hold every
+// character of it) when there is one.
+func signatureParams(created int64, nonce []byte) string {
+	b := make([]byte, 0, 160)
 	b = append(b, signerComponentList...)
 	b = append(b, ";created="...)
 	b = strconv.AppendInt(b, created, 10)
 	b = append(b, `;keyid="`+keyID+`";alg="ed25519"`...)
+	if nonce != nil {
+		b = append(b, `;nonce="`...)
+		b = base64.StdEncoding.AppendEncode(b, nonce)
+		b = append(b, '"')
+	}
 	return string(b)
 }

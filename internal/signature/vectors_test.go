@@ -129,7 +129,9 @@ func TestVectorSignatureBase(t *testing.T) {
 }
 
 // TestSignerReproducesVectors signs each Dispatch-style vector's request
-// again: Ed25519 is deterministic, so the headers must come out the same.
+// again: Ed25519 is deterministic, so without the nonce the headers must
+// come out the same; with it (the default), Signature-Input is the
+// vector's followed by the nonce, and the request verifies.
 func TestSignerReproducesVectors(t *testing.T) {
 	t.Parallel()
 	vf := loadVectors(t)
@@ -150,11 +152,19 @@ func TestSignerReproducesVectors(t *testing.T) {
 			}
 			r := s.Request(t, false, false)
 			r.Header.Del("Content-Digest") // the signer computes it
-			signer := NewSigner(vf.PrivateKey(t, s.Key), WithSignerClock(unix(created)))
+			signer := NewSigner(vf.PrivateKey(t, s.Key), WithSignerClock(unix(created)), WithoutNonce())
 			is.NoErr(signer.Sign(r, []byte(s.Body)))
 			is.Equal(r.Header.Get("Content-Digest"), s.Headers["Content-Digest"])
 			is.Equal(r.Header.Get("Signature-Input"), s.SignatureInput)
 			is.Equal(r.Header.Get("Signature"), s.Signature)
+
+			withNonce := NewSigner(vf.PrivateKey(t, s.Key), WithSignerClock(unix(created)))
+			is.NoErr(withNonce.Sign(r, []byte(s.Body)))
+			input := r.Header.Get("Signature-Input")
+			is.True(strings.HasPrefix(input, s.SignatureInput+`;nonce="`))
+			is.True(r.Header.Get("Signature") != s.Signature)
+			pub := vf.PrivateKey(t, s.Key).Public().(ed25519.PublicKey)
+			is.NoErr(NewVerifier(pub, WithClock(unix(created+1))).Verify(r, []byte(s.Body)))
 		})
 	}
 }

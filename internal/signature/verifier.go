@@ -17,7 +17,9 @@ const (
 )
 
 // A Verifier checks the signatures of requests Dispatch sends (see the
-// package doc for the rules). It is immutable and safe for concurrent use.
+// package doc for the rules). It is safe for concurrent use. Its settings
+// are fixed by [NewVerifier]; with [WithReplayCache], it also remembers the
+// signatures it accepted.
 type Verifier struct {
 	key ed25519.PublicKey
 	// expanded is key decompressed, with the precomputed tables of
@@ -27,6 +29,7 @@ type Verifier struct {
 	now      func() time.Time
 	maxAge   time.Duration
 	maxSkew  time.Duration
+	replay   *replayCache // nil: replays are not detected
 }
 
 // A VerifierOption configures a [Verifier].
@@ -78,6 +81,9 @@ func NewVerifier(key ed25519.PublicKey, opts ...VerifierOption) *Verifier {
 		o.applyVerifier(v)
 	}
 	v.expanded = expandKey(key)
+	if v.replay != nil {
+		v.replay.init(v.maxAge, v.maxSkew)
+	}
 	return v
 }
 
@@ -85,8 +91,9 @@ func NewVerifier(key ed25519.PublicKey, opts ...VerifierOption) *Verifier {
 // caller). It returns nil if the request is signed as the package doc
 // describes; otherwise an error that wraps [ErrMissing] (no signature, or
 // malformed signature headers) or [ErrInvalid] (a signature that is
-// refused), or, when the verifier's key is not an Ed25519 public key (not
-// 32 bytes, or not a point of the curve), neither.
+// refused; [ErrReplay], which wraps ErrInvalid, for a replay), or, when the
+// verifier's key is not an Ed25519 public key (not 32 bytes, or not a point
+// of the curve), neither.
 func (v *Verifier) Verify(r *http.Request, body []byte) error {
 	if len(v.key) != ed25519.PublicKeySize {
 		return fmt.Errorf("signature: verification key is %d bytes, want an Ed25519 public key of %d bytes", len(v.key), ed25519.PublicKeySize)
@@ -136,7 +143,8 @@ func (v *Verifier) Verify(r *http.Request, body []byte) error {
 		return missingf("Signature %q is a %s, want a byte sequence (:base64:)", sg.key, memberKind(sg))
 	}
 
-	if err := v.checkParams(in.params); err != nil {
+	created, now, err := v.checkParams(in.params)
+	if err != nil {
 		return err
 	}
 	if err := checkComponents(in.list); err != nil {
@@ -157,13 +165,22 @@ func (v *Verifier) Verify(r *http.Request, body []byte) error {
 	}
 	// Content-Digest is covered, so appendSignatureBase found it.
 	digest, _ := fieldValue(r.Header, "Content-Digest")
-	return checkContentDigest(digest, body)
+	if err := checkContentDigest(digest, body); err != nil {
+		return err
+	}
+	// Last, once the request is known to be genuine: a forged request
+	// must not make the cache refuse the genuine one.
+	if v.replay != nil {
+		return v.replay.check(created, base, now)
+	}
+	return nil
 }
 
 // checkParams checks the signature parameters: keyid, alg, created and
 // expires, each at most once. Other parameters (nonce, tag, extensions)
-// are allowed and ignored.
-func (v *Verifier) checkParams(params []param) error {
+// are allowed and ignored. It returns created, and the time it was checked
+// against.
+func (v *Verifier) checkParams(params []param) (int64, time.Time, error) {
 	var created, expires, alg, keyid *bareItem
 	for i := range params {
 		p := &params[i]
@@ -181,42 +198,42 @@ func (v *Verifier) checkParams(params []param) error {
 			continue
 		}
 		if *slot != nil {
-			return invalidf("signature parameter %s appears more than once", p.key)
+			return 0, time.Time{}, invalidf("signature parameter %s appears more than once", p.key)
 		}
 		*slot = &p.val
 	}
 	if keyid == nil {
-		return invalidf("signature has no keyid parameter, want keyid=%q", keyID)
+		return 0, time.Time{}, invalidf("signature has no keyid parameter, want keyid=%q", keyID)
 	}
 	if keyid.kind != kindString || keyid.str != keyID {
-		return invalidf("keyid is %s, want %q", describe(keyid), keyID)
+		return 0, time.Time{}, invalidf("keyid is %s, want %q", describe(keyid), keyID)
 	}
 	if alg != nil && (alg.kind != kindString || alg.str != "ed25519") {
-		return invalidf("alg is %s, want \"ed25519\"", describe(alg))
+		return 0, time.Time{}, invalidf("alg is %s, want \"ed25519\"", describe(alg))
 	}
 	if created == nil {
-		return invalidf("signature has no created parameter")
+		return 0, time.Time{}, invalidf("signature has no created parameter")
 	}
 	if created.kind != kindInteger {
-		return invalidf("created is %s, want an integer (unix seconds)", describe(created))
+		return 0, time.Time{}, invalidf("created is %s, want an integer (unix seconds)", describe(created))
 	}
 	now := v.now()
 	createdAt := time.Unix(created.num, 0)
 	if age := now.Sub(createdAt); age > v.maxAge {
-		return invalidf("created %d is %v old (limit %v)", created.num, age, v.maxAge)
+		return 0, now, invalidf("created %d is %v old (limit %v)", created.num, age, v.maxAge)
 	}
 	if ahead := createdAt.Sub(now); ahead > v.maxSkew {
-		return invalidf("created %d is %v in the future (limit %v)", created.num, ahead, v.maxSkew)
+		return 0, now, invalidf("created %d is %v in the future (limit %v)", created.num, ahead, v.maxSkew)
 	}
 	if expires != nil {
 		if expires.kind != kindInteger {
-			return invalidf("expires is %s, want an integer (unix seconds)", describe(expires))
+			return 0, now, invalidf("expires is %s, want an integer (unix seconds)", describe(expires))
 		}
 		if expiresAt := time.Unix(expires.num, 0); now.After(expiresAt) {
-			return invalidf("signature expired at %d (%v ago)", expires.num, now.Sub(expiresAt))
+			return 0, now, invalidf("signature expired at %d (%v ago)", expires.num, now.Sub(expiresAt))
 		}
 	}
-	return nil
+	return created.num, now, nil
 }
 
 // checkComponents checks that the covered components, all strings, are

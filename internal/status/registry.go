@@ -91,6 +91,9 @@ func RegisterErrorSafely[E error](name string) error {
 
 func register[E error](name string) error {
 	typ := reflect.TypeFor[E]()
+	if len(name) > naming.MaxNameBytes {
+		return fmt.Errorf("dispatch: error type name %q is %d bytes, at most %d: choose a shorter name", naming.Short(name), len(name), naming.MaxNameBytes)
+	}
 	if !naming.ValidName(name) { // the protocol's pattern, as for functions
 		return fmt.Errorf("dispatch: error type name %q is not valid: it must start with a letter or '_' and hold only letters, digits, '_', '.', '<' and '>', such as \"myapp.NotReady\"", name)
 	}
