@@ -16,7 +16,7 @@ import (
 // A three-step flow: double n, double the result plus one, add what was
 // captured. roottest.pipeline(3) = 2*(2*3+1) + 3 = 17.
 var (
-	rtPipeline = Flow("roottest.pipeline", func(ctx *flow.Ctx, n int) flow.Step[int] {
+	_ = Flow("roottest.pipeline", func(ctx *flow.Ctx, n int) flow.Step[int] {
 		return Await(rtDouble, n, rtPipelineDoubled.With(n))
 	})
 	rtPipelineDoubled = flow.ThenWith("roottest.pipeline.doubled", func(ctx *flow.Ctx, n, doubled int) flow.Step[int] {
@@ -30,7 +30,7 @@ var (
 // roottest.careful awaits a call that fails and handles the error, which
 // keeps the status and message of the child's failure.
 var (
-	rtCareful = Flow("roottest.careful", func(ctx *flow.Ctx, s string) flow.Step[string] {
+	_ = Flow("roottest.careful", func(ctx *flow.Ctx, s string) flow.Step[string] {
 		return Await(rtFlaky, s, rtCarefulHandled)
 	})
 	rtCarefulHandled = flow.Handle("roottest.careful.handled", func(ctx *flow.Ctx, v string, err error) flow.Step[string] {

@@ -56,7 +56,7 @@ func signingKey(cfg *Config) (ed25519.PrivateKey, error) {
 		return nil, fmt.Errorf("server: writing the signing key in Config.StateDir: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err == nil {
+	if err = tmp.Chmod(0o600); err == nil {
 		_, err = tmp.WriteString(signature.EncodePrivateKey(key) + "\n")
 	}
 	if err == nil {
