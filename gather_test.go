@@ -10,7 +10,7 @@ import (
 // roottest.sum doubles each input concurrently (fan-out) and returns the
 // doubles, in input order, followed by their sum (fan-in).
 var (
-	_ = Flow("roottest.sum", func(ctx *flow.Ctx, ns []int) flow.Step[[]int] {
+	rtSum = Flow("roottest.sum", func(ctx *flow.Ctx, ns []int) flow.Step[[]int] {
 		return Gather(rtDouble, ns, rtSummed)
 	})
 	rtSummed = flow.Then("roottest.sum.summed", func(ctx *flow.Ctx, doubles []int) flow.Step[[]int] {
