@@ -134,39 +134,39 @@ func TestFlowsThroughHandler(t *testing.T) {
 		check    func(is *is.I, t *testing.T, res *sdkv1.RunResponse)
 	}{
 		{
-			name: "pipeline", function: "roottest.pipeline", input: 3, calls: []int{1, 1},
+			name: "pipeline", function: rtPipeline.Name(), input: 3, calls: []int{1, 1},
 			check: func(is *is.I, t *testing.T, res *sdkv1.RunResponse) { is.Equal(output[int](t, res), 17) },
 		},
 		{
-			name: "gather, all at once", function: "roottest.sum", input: []int{1, 2, 3, 4}, calls: []int{4},
+			name: "gather, all at once", function: rtSum.Name(), input: []int{1, 2, 3, 4}, calls: []int{4},
 			check: func(is *is.I, t *testing.T, res *sdkv1.RunResponse) {
 				is.Equal(output[[]int](t, res), []int{2, 4, 6, 8, 20})
 			},
 		},
 		{
-			name: "gather, reversed", function: "roottest.sum", input: []int{1, 2, 3}, calls: []int{3}, deliver: reversed,
+			name: "gather, reversed", function: rtSum.Name(), input: []int{1, 2, 3}, calls: []int{3}, deliver: reversed,
 			check: func(is *is.I, t *testing.T, res *sdkv1.RunResponse) {
 				is.Equal(output[[]int](t, res), []int{2, 4, 6, 12})
 			},
 		},
 		{
-			name: "gather, one at a time", function: "roottest.sum", input: []int{5, 6}, calls: []int{2}, deliver: oneAtATime,
+			name: "gather, one at a time", function: rtSum.Name(), input: []int{5, 6}, calls: []int{2}, deliver: oneAtATime,
 			check: func(is *is.I, t *testing.T, res *sdkv1.RunResponse) {
 				is.Equal(output[[]int](t, res), []int{10, 12, 22})
 			},
 		},
 		{
-			name: "gather of nothing", function: "roottest.sum", input: []int{}, calls: nil,
+			name: "gather of nothing", function: rtSum.Name(), input: []int{}, calls: nil,
 			check: func(is *is.I, t *testing.T, res *sdkv1.RunResponse) { is.Equal(output[[]int](t, res), []int{0}) },
 		},
 		{
-			name: "a child's error reaches a handler with its status", function: "roottest.careful", input: "c", calls: []int{1},
+			name: "a child's error reaches a handler with its status", function: rtCareful.Name(), input: "c", calls: []int{1},
 			check: func(is *is.I, t *testing.T, res *sdkv1.RunResponse) {
 				is.Equal(output[string](t, res), "TEMPORARY_ERROR roottest: flaky c")
 			},
 		},
 		{
-			name: "an unhandled child error fails the flow", function: "roottest.pipeline", input: 1, calls: []int{1},
+			name: "an unhandled child error fails the flow", function: rtPipeline.Name(), input: 1, calls: []int{1},
 			fail: func(c *sdkv1.Call) *sdkv1.Error {
 				return &sdkv1.Error{Type: "roottest.Refused", Message: "roottest: refused"}
 			},
@@ -180,7 +180,7 @@ func TestFlowsThroughHandler(t *testing.T) {
 			},
 		},
 		{
-			name: "a failed gather", function: "roottest.sum", input: []int{1, 2, 3}, calls: []int{3},
+			name: "a failed gather", function: rtSum.Name(), input: []int{1, 2, 3}, calls: []int{3},
 			fail: func(c *sdkv1.Call) *sdkv1.Error {
 				var n int
 				if err := serde.Unmarshal(c.GetInput(), &n); err != nil || n != 2 {

@@ -53,7 +53,7 @@ func TestMarshalCBORVectors(t *testing.T) {
 		// Choices of this SDK.
 		{"keys sorted by encoding", map[string]int{"bb": 2, "a": 1, "c": 3}, "a3616101616303626262" + "02"},
 		{"int keys sorted", map[int]bool{10: true, -1: false, 1: true}, "a3" + "01f5" + "0af5" + "20f4"},
-		{"struct fields by encoding", fields{Long: 1, B: "x", A: true, JSON: 2}, "a4" + "6161f5" + "61626178" + "616a02" + "646c6f6e6701"},
+		{"struct fields by encoding", fields{Long: 1, B: "x", A: true, JSON: 2, inner: 3}, "a4" + "6161f5" + "61626178" + "616a02" + "646c6f6e6701"},
 		{"nil slice is null", []int(nil), "f6"},
 		{"empty slice", []int{}, "80"},
 		{"nil map is null", map[string]int(nil), "f6"},

@@ -41,7 +41,7 @@ type (
 		Name     string
 		Tagged   func()     `cbor:"-"`
 		JSONOnly chan int   `json:"-"`
-		private  func()     //nolint:unused // unexported: not encoded
+		private  func()     // unexported: not encoded
 		Renamed  complex128 `cbor:"-" json:"renamed"`
 	}
 	cborTagWins struct {
@@ -86,7 +86,7 @@ func TestEncodable(t *testing.T) {
 	}{
 		{"nil", nil, "-", nil, false},
 		{"plain struct", Order{Items: []Item{{}}}, "-", nil, false},
-		{"skipped fields", skipsFields{}, "-", nil, false},
+		{"skipped fields", skipsFields{Tagged: func() {}, JSONOnly: make(chan int), private: func() {}, Renamed: 1i}, "-", nil, false},
 		{"time and big int", withTime{At: when, Big: big.NewInt(1)}, "-", nil, false},
 		{"type with MarshalCBOR", selfMarshaling{Fn: func() {}}, "-", nil, false},
 		{"shadowed field", shadowsBase{}, "-", nil, false},
@@ -245,7 +245,7 @@ func TestEncodableAgreesWithEncoder(t *testing.T) {
 	}
 	for _, v := range []any{
 		twoEmbedded{}, sameNameSameDepth{}, ambiguous{}, taggedWins{}, unexportedEmbedded{},
-		unexportedNonStruct{}, duplicateEmbedded{}, named{}, embeddedTagged{}, keyAsInt{},
+		unexportedNonStruct{int: 1}, duplicateEmbedded{}, named{}, embeddedTagged{}, keyAsInt{},
 		skipsFields{}, shadowsBase{}, cborTagWins{}, embedsBasePointer{}, embedsBasePointer{Base: &Base{}},
 		[]any{inner{}}, map[string]innerOK{}, [0]inner{}, struct{ P **inner }{}, struct{ I any }{I: inner{}},
 	} {

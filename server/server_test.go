@@ -631,6 +631,11 @@ func TestIncompatibleState(t *testing.T) {
 	}
 }
 
+// TestFairness checks that the ready queue of an endpoint serves roots in
+// turn: a root with one call does not wait behind the 300 ready calls of
+// another. The endpoint runs one call at a time, and the first call of the
+// big root is held until the small root's call is queued, so the order in
+// which the calls start does not depend on timing.
 func TestFairness(t *testing.T) {
 	is := is.New(t)
 	b := setup(t, func(c *server.Config) {
@@ -641,23 +646,33 @@ func TestFairness(t *testing.T) {
 	for i := range fanout {
 		calls = append(calls, child(uint64(i), "work", "big"))
 	}
-	smallRan := make(chan int, 1)
-	b.ep.handle("work", func(req *sdkv1.RunRequest) (*sdkv1.RunResponse, error) {
-		if strOf(req.GetInput()) == "small" {
-			smallRan <- b.ep.count("work")
-		}
+	hold := newGate(t)
+	b.ep.handle("work", hold.gated(func(*sdkv1.RunRequest) (*sdkv1.RunResponse, error) {
 		return output("ok"), nil
-	})
+	}))
 	bigOut := make(chan *sdkv1.RunRequest, 1)
 	b.ep.handle("big", gather(bigOut, fanout, 1000, time.Hour, 1, calls...))
 	b.dispatch(t, call("big", ""))
-	waitFor(t, "fan-out started", func() bool { return b.ep.count("work") > 5 })
+	// The first call of the big root is in flight, held; its 299 others
+	// are queued behind it.
+	waitFor(t, "the first call of the fan-out", func() bool { return b.ep.count("work") == 1 })
+	// Dispatch returns once the call is queued.
 	b.dispatch(t, call("work", "small"))
-	n := recv(t, smallRan)
-	// Round-robin by root: the small root waits for about one call of
-	// the big one, not for all of them.
-	is.True(n < 20)
+	hold.open()
 	is.Equal(len(recv(t, bigOut).GetPollResult().GetResults()), fanout)
+
+	reqs := b.ep.requests("work") // in the order they started
+	is.Equal(len(reqs), fanout+1)
+	small := -1
+	for i, r := range reqs {
+		if strOf(r.GetInput()) == "small" {
+			small = i
+		}
+	}
+	// Round-robin by root: the small root waits for the call in flight
+	// and at most one more turn of the big root, not for all its calls.
+	t.Logf("the small root's call started after %d calls of the big one", small)
+	is.True(small >= 1 && small <= 2)
 }
 
 func TestMalformedRequests(t *testing.T) {

@@ -92,6 +92,14 @@ func TestStoreFailure(t *testing.T) {
 			ep := newTestEndpoint(t, "")
 			logs := &syncBuffer{}
 			var fs *failingStore
+			// How long a failed commit is retried. A persistent failure
+			// is waited out, so briefly; a transient one must never
+			// outlast it, however slowly the retries come on a loaded
+			// machine (two failures took more than 100 ms there).
+			retry := 100 * time.Millisecond
+			if tt.n > 0 {
+				retry = time.Minute
+			}
 			start := func(failing bool) *bundle {
 				cfg := server.Config{
 					Endpoint:   ep.URL(),
@@ -104,7 +112,7 @@ func TestStoreFailure(t *testing.T) {
 					server.WithStore(&cfg, func(st store.Store) store.Store {
 						fs = &failingStore{Store: st}
 						return fs
-					}, 100*time.Millisecond)
+					}, retry)
 				}
 				return startServer(t, ep, cfg)
 			}

@@ -86,6 +86,7 @@ func TestTestCommandMemory(t *testing.T) {
 	}
 
 	out, errOut, code := run(t, "calls", "--api-url", "http://"+addr, "--json")
+	is.Equal(errOut, "")
 	is.Equal(code, 0)
 	var calls []*inspect.Call
 	is.NoErr(json.Unmarshal([]byte(out), &calls))
@@ -106,6 +107,7 @@ func TestTestCommandMemory(t *testing.T) {
 	is.Equal(len(fromEnv), 3)
 
 	out, errOut, code = run(t, "call", ids[0], "--api-url", "http://"+addr)
+	is.Equal(errOut, "")
 	is.Equal(code, 0)
 	is.True(strings.Contains(out, ids[0]))
 	is.True(strings.Contains(out, `output: "done"`))

@@ -86,7 +86,7 @@ func newWorkflowEndpoint(t *testing.T, steps int, stepTime time.Duration) *workf
 				w.mu.Lock()
 				w.sigErrs++
 				w.mu.Unlock()
-				http.Error(rw, err.Error(), 401)
+				http.Error(rw, err.Error(), http.StatusUnauthorized)
 				return
 			}
 		}

@@ -1,10 +1,17 @@
 // Package vectors loads the signature test vectors shared with the other
-// SDKs (shared/vectors/signatures.json, beside the repository clone), for
-// the tests of the packages that sign and verify requests.
+// SDKs, for the tests of the packages that sign and verify requests.
+//
+// The vectors are maintained in shared/vectors/signatures.json, outside
+// this repository. A byte-for-byte copy lives in testdata/signatures.json
+// and is embedded in the package, so the tests of every package read the
+// same vectors whatever their working directory, and pass on a bare clone
+// (in CI, where shared/ is absent). When shared/ is beside the clone, a
+// test of this package checks that the copy has not drifted from it.
 package vectors
 
 import (
 	"crypto/ed25519"
+	_ "embed"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -14,14 +21,26 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
-// Path is where the vectors are, relative to a parent of the package
-// directory (shared/ sits beside the repository clone, locally and in CI).
-const Path = "shared/vectors/signatures.json"
+// SharedPath is where the maintained vectors are, relative to a parent of
+// the repository clone (shared/ sits beside it on a development machine;
+// it is absent in CI). The tests use the embedded copy, [Data].
+const SharedPath = "shared/vectors/signatures.json"
 
-// File is shared/vectors/signatures.json.
+// CopyPath is the embedded copy of the vectors, relative to this package's
+// directory.
+const CopyPath = "testdata/signatures.json"
+
+// Data is the embedded copy of shared/vectors/signatures.json, byte for
+// byte. Copy the file again when the shared vectors change.
+//
+//go:embed testdata/signatures.json
+var Data []byte
+
+// File is the content of the vectors file.
 type File struct {
 	Keys                    map[string]Key `json:"keys"`
 	InvalidVerificationKeys []string       `json:"invalid_verification_keys"`
@@ -61,34 +80,41 @@ type Signature struct {
 	Expect         string            `json:"expect"`
 }
 
-// Load reads the vectors from the first parent of the working directory
-// (the package directory) that has them. They are part of the contract with
-// the other SDKs, so their absence fails the test rather than skipping it.
+// Load decodes the embedded copy of the vectors ([Data]). Each call
+// returns a fresh File, so a test may modify what it gets.
 func Load(tb testing.TB) *File {
 	tb.Helper()
-	dir, err := os.Getwd()
+	var f File
+	if err := json.Unmarshal(Data, &f); err != nil {
+		tb.Fatalf("vectors: decoding the embedded %s: %v", CopyPath, err)
+	}
+	if len(f.Signatures) == 0 || len(f.Keys) == 0 || len(f.Digests) == 0 || len(f.InvalidVerificationKeys) == 0 {
+		tb.Fatalf("vectors: the embedded %s has no signatures, keys, digests or invalid keys; copy %s again", CopyPath, SharedPath)
+	}
+	return &f
+}
+
+// FindShared looks for [SharedPath] in dir and each of its parents and
+// returns the path of the first one that exists. It returns "" and no
+// error when no parent has it (a bare clone, in CI), and an error when a
+// candidate exists but cannot be examined.
+func FindShared(dir string) (string, error) {
+	dir, err := filepath.Abs(dir)
 	if err != nil {
-		tb.Fatalf("cannot get the working directory: %v", err)
+		return "", err
 	}
 	for {
-		path := filepath.Join(dir, Path)
-		data, err := os.ReadFile(path)
+		path := filepath.Join(dir, SharedPath)
+		_, err := os.Stat(path)
 		if err == nil {
-			var f File
-			if err := json.Unmarshal(data, &f); err != nil {
-				tb.Fatalf("decoding %s: %v", path, err)
-			}
-			if len(f.Signatures) == 0 || len(f.Keys) == 0 || len(f.Digests) == 0 || len(f.InvalidVerificationKeys) == 0 {
-				tb.Fatalf("%s has no signatures, keys, digests or invalid keys", path)
-			}
-			return &f
+			return path, nil
 		}
-		if !errors.Is(err, os.ErrNotExist) {
-			tb.Fatalf("%s: %v", path, err)
+		if !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+			return "", err
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			tb.Fatalf("cannot find %s in any parent of the package directory: the signature test vectors live in shared/ beside the repository clone; put shared/ there", Path)
+			return "", nil
 		}
 		dir = parent
 	}

@@ -17,6 +17,13 @@ import (
 // pages, for when the background one falls behind (a checkpoint that runs
 // while commits keep coming never catches up with the end of the log, and
 // only a checkpoint that does lets the next commit start the log over).
+//
+// The log may pass walBackstop pages by what the writer commits while a
+// background checkpoint runs: the writer's checkpoint is PASSIVE too, and
+// SQLite skips it while another connection holds the checkpoint lock. The
+// first commit after the background checkpoint ends checkpoints the rest,
+// and the next one starts the log over. (Without -race, a quiet machine
+// saw up to about 4,800 pages, a loaded one up to about 12,000.)
 
 const (
 	// checkpointEvery is the number of commits between background
@@ -34,15 +41,20 @@ type checkpointer struct {
 	wake chan struct{}
 	done chan struct{}
 	n    int // commits since the last wake, counted by the writer
+
+	// hook, when set (by tests, see Options.checkpointHook), is called at
+	// each wake in place of the checkpoint, with the function that makes
+	// it: the hook decides whether and when it runs.
+	hook func(checkpoint func() error)
 }
 
-func newCheckpointer(path string) (*checkpointer, error) {
+func newCheckpointer(path string, hook func(checkpoint func() error)) (*checkpointer, error) {
 	db, err := sql.Open("sqlite", dsn(path, "busy_timeout(10000)"))
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: %w", err)
 	}
 	db.SetMaxOpenConns(1)
-	c := &checkpointer{db: db, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	c := &checkpointer{db: db, wake: make(chan struct{}, 1), done: make(chan struct{}), hook: hook}
 	go c.run()
 	return c, nil
 }
@@ -63,10 +75,21 @@ func (c *checkpointer) committed() {
 func (c *checkpointer) run() {
 	defer close(c.done)
 	for range c.wake {
+		if c.hook != nil {
+			c.hook(c.checkpoint)
+			continue
+		}
 		// An error (the database busy, say) only delays the checkpoint:
 		// the next wake or the writer's backstop does it.
-		c.db.ExecContext(context.Background(), `PRAGMA wal_checkpoint(PASSIVE)`)
+		c.checkpoint()
 	}
+}
+
+// checkpoint copies what it can of the log into the database, waiting for
+// no one.
+func (c *checkpointer) checkpoint() error {
+	_, err := c.db.ExecContext(context.Background(), `PRAGMA wal_checkpoint(PASSIVE)`)
+	return err
 }
 
 func (c *checkpointer) close() error {

@@ -2,3 +2,13 @@ package sqlitestore
 
 // WALBackstop is walBackstop, for tests.
 const WALBackstop = walBackstop
+
+// CheckpointEvery is checkpointEvery, for tests.
+const CheckpointEvery = checkpointEvery
+
+// SetCheckpointHook makes the store opened with o call hook at each wake of
+// its background checkpointer, in place of the checkpoint, which hook may
+// run (checkpoint) or not.
+func SetCheckpointHook(o *Options, hook func(checkpoint func() error)) {
+	o.checkpointHook = hook
+}

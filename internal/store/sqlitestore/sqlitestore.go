@@ -209,6 +209,11 @@ func dsn(path string, pragmas ...string) string {
 type Options struct {
 	// FullSync syncs the disk at every commit (synchronous=FULL).
 	FullSync bool
+
+	// checkpointHook replaces each background checkpoint (checkpoint.go):
+	// tests set it (export_test.go) to hold the checkpointer or to run its
+	// checkpoints between two commits rather than beside them.
+	checkpointHook func(checkpoint func() error)
 }
 
 // Open opens (making it if needed, mode 0600: it holds inputs and
@@ -249,7 +254,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if s.r, err = openReader(path); err != nil {
 		return fail(err)
 	}
-	if s.ck, err = newCheckpointer(path); err != nil {
+	if s.ck, err = newCheckpointer(path, opts.checkpointHook); err != nil {
 		return fail(err)
 	}
 	return newStore(s, "recent_attempts"), nil
