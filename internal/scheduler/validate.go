@@ -5,6 +5,7 @@ import (
 	"time"
 
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
+	"github.com/dispatchkit/dispatch/internal/registry"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -54,9 +55,9 @@ const (
 // results and its expiration.
 const noDeadline = int64(1<<63 - 1)
 
-// MaxFunctionName is the longest function name of a call, in bytes; the
-// SDK refuses to register longer names.
-const MaxFunctionName = 256
+// MaxFunctionName is the longest function name of a call, in bytes: the
+// longest name the SDK registers.
+const MaxFunctionName = registry.MaxNameBytes
 
 // minMaxWait is the smallest max_wait of the protos' rules; it stands for a
 // missing max_wait when a Poll is handed to protovalidate.
