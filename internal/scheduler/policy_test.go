@@ -87,8 +87,12 @@ func runOnce(t *testing.T, e *Engine, c *sdkv1.Call) *store.Call {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w == nil {
-		t.Fatal("the call finished before it was watched")
+	if w == nil { // finished already: its outcome is in the store
+		row, err := e.cfg.Store.GetCall(context.Background(), ids[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return row
 	}
 	defer w.Stop()
 	select {
