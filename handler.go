@@ -73,12 +73,16 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, err := e.readBody(w, r, limit)
-	raw := rawStyle(contentType, body, int64(len(body)))
 	if err != nil {
+		// body is what arrived of the request's body, not all of it: its
+		// style is judged with its length unknown (-1), so that a gRPC
+		// request cut short (its prefix announces more) is answered in
+		// gRPC's style.
+		raw := rawStyle(contentType, body, -1)
 		var mbe *http.MaxBytesError
 		switch {
 		case errors.As(err, &mbe):
-			e.tooLarge(w, r, limit, rawStyle(contentType, body, -1))
+			e.tooLarge(w, r, limit, raw)
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			e.fail(w, r, raw, connect.NewError(connect.CodeDeadlineExceeded, fmt.Errorf("dispatch: the request body did not arrive within %v (WithBodyTimeout)", e.d.cfg.bodyTimeout)))
 		default:
@@ -86,6 +90,7 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	raw := rawStyle(contentType, body, int64(len(body)))
 	if v := e.d.verifier; v != nil {
 		if err := v.Verify(r, body); err != nil {
 			code := connect.CodePermissionDenied
