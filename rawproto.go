@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"time"
 
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
 	"connectrpc.com/connect"
@@ -81,20 +80,17 @@ func grpcFramed(body []byte, total int64) bool {
 }
 
 // rawTooLarge tells the style of a request whose Content-Length is over the
-// limit: for application/grpc, its first five bytes are read to see whether
+// limit: for application/grpc, its first five bytes are read (within the
+// body timeout ServeHTTP set, which stays for what is left) to see whether
 // they are a gRPC prefix.
-func (e *endpoint) rawTooLarge(w http.ResponseWriter, r *http.Request, contentType string) bool {
+func rawTooLarge(r *http.Request, contentType string) bool {
 	switch mediaType(contentType) {
 	case "application/grpc", "application/grpc+proto":
 	default:
 		return rawStyle(contentType, nil, 0)
 	}
-	deadline := setReadDeadline(w, time.Now().Add(e.d.cfg.bodyTimeout))
 	var head [5]byte
 	n, _ := io.ReadFull(r.Body, head[:])
-	if deadline {
-		setReadDeadline(w, time.Time{})
-	}
 	return !grpcFramed(head[:n], r.ContentLength)
 }
 
