@@ -62,6 +62,13 @@ type endpoint struct {
 }
 
 func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// A body must arrive within the body timeout whoever reads it: this
+	// handler, or net/http, which reads what is left of an HTTP/1.x body
+	// after the answer (up to 256 KB, to keep the connection) and would
+	// otherwise wait for a client that stalls for as long as it likes, a
+	// goroutine and a connection held (another path, a body over a small
+	// limit). readBody clears the deadline once the body is read.
+	deadline := r.Body != nil && r.Body != http.NoBody && setReadDeadline(w, time.Now().Add(e.d.cfg.bodyTimeout))
 	if !strings.HasSuffix(r.URL.Path, sdkv1connect.FunctionServiceRunProcedure) {
 		http.NotFound(w, r)
 		return
@@ -69,16 +76,20 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	contentType := r.Header.Get("Content-Type")
 	limit := e.d.cfg.maxRequestBytes
 	if r.ContentLength > limit {
-		e.tooLarge(w, r, limit, e.rawTooLarge(w, r, contentType))
+		e.tooLarge(w, r, limit, rawTooLarge(r, contentType))
 		return
 	}
-	body, err := e.readBody(w, r, limit)
-	raw := rawStyle(contentType, body, int64(len(body)))
+	body, err := e.readBody(w, r, limit, deadline)
 	if err != nil {
+		// body is what arrived of the request's body, not all of it: its
+		// style is judged with its length unknown (-1), so that a gRPC
+		// request cut short (its prefix announces more) is answered in
+		// gRPC's style.
+		raw := rawStyle(contentType, body, -1)
 		var mbe *http.MaxBytesError
 		switch {
 		case errors.As(err, &mbe):
-			e.tooLarge(w, r, limit, rawStyle(contentType, body, -1))
+			e.tooLarge(w, r, limit, raw)
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			e.fail(w, r, raw, connect.NewError(connect.CodeDeadlineExceeded, fmt.Errorf("dispatch: the request body did not arrive within %v (WithBodyTimeout)", e.d.cfg.bodyTimeout)))
 		default:
@@ -86,6 +97,7 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	raw := rawStyle(contentType, body, int64(len(body)))
 	if v := e.d.verifier; v != nil {
 		if err := v.Verify(r, body); err != nil {
 			code := connect.CodePermissionDenied
@@ -125,18 +137,18 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // readBody reads the body of r, up to limit bytes, within the body
-// timeout. The read deadline is set for the body only (per stream on
-// HTTP/2), and cleared once it is read, so that it does not cut the run
-// short (http.Server.ReadTimeout, connection-wide, would); net/http clears
-// it too once an HTTP/1.x body is read, other servers may not. A
+// timeout, whose read deadline ServeHTTP set (deadline reports whether it
+// could). The deadline is set for the body only (per stream on HTTP/2),
+// and cleared once it is read, so that it does not cut the run short
+// (http.Server.ReadTimeout, connection-wide, would); net/http clears it
+// too once an HTTP/1.x body is read, other servers may not. A
 // ResponseWriter that cannot set one (a test recorder, some middleware)
 // reads without.
 //
 // When the body cannot be read, the deadline stays and an HTTP/1.x
 // connection is closed after the answer: net/http would otherwise read
 // what is left of the body before answering, and wait for it.
-func (e *endpoint) readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	deadline := setReadDeadline(w, time.Now().Add(e.d.cfg.bodyTimeout))
+func (e *endpoint) readBody(w http.ResponseWriter, r *http.Request, limit int64, deadline bool) ([]byte, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		if r.ProtoMajor == 1 {

@@ -19,6 +19,11 @@ import (
 // [StateDir]), so a program that is killed finishes its workflows when it
 // runs again.
 //
+// The embedded server sends calls only to the program's endpoint and to
+// loopback endpoints (server.Config.AllowEndpoints "loopback"), and local
+// mode has no option for more: a program whose calls name endpoints
+// elsewhere runs against `dispatch test --allow-endpoint ...` instead.
+//
 // With DISPATCH_API_URL and DISPATCH_API_KEY set (from the banner of
 // `dispatch test`, or for the hosted platform) the program uses that
 // server instead.

@@ -98,12 +98,14 @@ func WithMaxRequestBytes(n int64) Option {
 	return optionFunc(func(c *config) { c.maxRequestBytes = n })
 }
 
-// WithBodyTimeout bounds the time the endpoint waits for the body of a Run
+// WithBodyTimeout bounds the time the endpoint waits for the body of a
 // request once its headers are in (default [DefaultBodyTimeout], 30 s; zero
 // or less keeps it), so that a client that sends headers and then stalls
-// does not hold a connection and a goroutine forever. A request whose body
-// is late is answered deadline_exceeded (and an HTTP/1.x connection closed
-// after it). Only the body is bounded: a function may run for as long as it
+// does not hold a connection and a goroutine forever. A Run request whose
+// body is late is answered deadline_exceeded (and an HTTP/1.x connection
+// closed after it); it also bounds the reading of what is left of a body
+// the endpoint refuses without reading it all (another path, a body over
+// the limit), which net/http does after the answer. Only the body is bounded: a function may run for as long as it
 // needs. Raise it for bodies of many megabytes over slow links. A handler
 // mounted on a server whose ResponseWriter cannot set read deadlines (see
 // http.ResponseController) reads without one.

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"time"
 
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
 	"connectrpc.com/connect"
@@ -29,7 +28,8 @@ import (
 
 // rawStyle reports whether a request with contentType and body is a raw
 // protobuf request. total is the length of the whole body, or -1 when body
-// holds only its first bytes (it was over the limit).
+// holds only its first bytes (it was over the limit, or its reading failed:
+// it came too slowly, or the connection broke).
 //
 // An application/grpc body is raw when its first five bytes are not the
 // gRPC prefix of a message of the body's length: a flag byte of 0 or 1
@@ -62,10 +62,15 @@ func mediaType(contentType string) string {
 }
 
 // grpcFramed reports whether body starts with the prefix of a gRPC message
-// that makes up the whole body (total bytes; -1: more than len(body)).
+// that makes up the whole body (total bytes; -1: more than len(body)). A
+// body cut short within the prefix (total -1) is taken for gRPC unless its
+// first byte is no flag: no byte, or a flag byte, says nothing else.
 func grpcFramed(body []byte, total int64) bool {
-	if len(body) < 5 || body[0] > 1 {
+	if len(body) > 0 && body[0] > 1 {
 		return false
+	}
+	if len(body) < 5 {
+		return total < 0
 	}
 	n := int64(binary.BigEndian.Uint32(body[1:5])) + 5
 	if total < 0 {
@@ -75,20 +80,17 @@ func grpcFramed(body []byte, total int64) bool {
 }
 
 // rawTooLarge tells the style of a request whose Content-Length is over the
-// limit: for application/grpc, its first five bytes are read to see whether
+// limit: for application/grpc, its first five bytes are read (within the
+// body timeout ServeHTTP set, which stays for what is left) to see whether
 // they are a gRPC prefix.
-func (e *endpoint) rawTooLarge(w http.ResponseWriter, r *http.Request, contentType string) bool {
+func rawTooLarge(r *http.Request, contentType string) bool {
 	switch mediaType(contentType) {
 	case "application/grpc", "application/grpc+proto":
 	default:
 		return rawStyle(contentType, nil, 0)
 	}
-	deadline := setReadDeadline(w, time.Now().Add(e.d.cfg.bodyTimeout))
 	var head [5]byte
 	n, _ := io.ReadFull(r.Body, head[:])
-	if deadline {
-		setReadDeadline(w, time.Time{})
-	}
 	return !grpcFramed(head[:n], r.ContentLength)
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 
@@ -313,6 +314,10 @@ func TestRawStyle(t *testing.T) {
 		{name: "gRPC, empty", contentType: "application/grpc"},
 		{name: "gRPC, truncated over the limit, framed", contentType: "application/grpc", body: append(binary.BigEndian.AppendUint32([]byte{0}, 1<<20), body...), total: -1},
 		{name: "gRPC, truncated over the limit, unframed", contentType: "application/grpc", body: body, total: -1, raw: true},
+		{name: "gRPC, cut short before its first byte", contentType: "application/grpc", total: -1},
+		{name: "gRPC, cut short within the prefix", contentType: "application/grpc", body: framed[:3], total: -1},
+		{name: "gRPC, cut short within the message", contentType: "application/grpc", body: framed[:len(framed)-1], total: -1},
+		{name: "gRPC+proto, unframed, cut short", contentType: "application/grpc+proto", body: body[:3], total: -1, raw: true},
 		{name: "gRPC-Web is left to connect", contentType: "application/grpc-web+proto", body: body},
 		{name: "Connect", contentType: "application/proto", body: body},
 		{name: "JSON", contentType: "application/json", body: []byte(`{}`)},
@@ -347,4 +352,67 @@ func TestEndpointRawUnverified(t *testing.T) {
 	var res sdkv1.RunResponse
 	is.NoErr(proto.Unmarshal(rec.Body.Bytes(), &res))
 	is.Equal(output[int](t, &res), 42)
+}
+
+// failingBody yields data, then fails with err: a body that stalled past
+// the body timeout (os.ErrDeadlineExceeded) or whose connection broke.
+type failingBody struct {
+	data []byte
+	err  error
+}
+
+func (b *failingBody) Read(p []byte) (int, error) {
+	if len(b.data) == 0 {
+		return 0, b.err
+	}
+	n := copy(p, b.data)
+	b.data = b.data[n:]
+	return n, nil
+}
+
+// TestEndpointIncompleteBody sends bodies whose reading fails part way:
+// each is answered in the style of its request, judged on what arrived.
+// A gRPC request cut short, even before its first byte or within its
+// prefix, is answered with grpc-status under HTTP 200, not as raw
+// protobuf; an unframed one is answered raw.
+func TestEndpointIncompleteBody(t *testing.T) {
+	t.Parallel()
+	payload := runBody(t, "roottest.echo", "x")
+	framed := append(binary.BigEndian.AppendUint32([]byte{0}, uint32(len(payload))), payload...)
+	tests := []struct {
+		name        string
+		contentType string
+		sent        []byte // what arrives before the failure
+		err         error
+		status      int
+		code        connect.Code
+		grpc        bool // answered with grpc-status
+	}{
+		{"gRPC, stalled in the message", "application/grpc", framed[:len(framed)/2], os.ErrDeadlineExceeded, http.StatusOK, connect.CodeDeadlineExceeded, true},
+		{"gRPC, stalled within the prefix", "application/grpc", framed[:3], os.ErrDeadlineExceeded, http.StatusOK, connect.CodeDeadlineExceeded, true},
+		{"gRPC, stalled before any byte", "application/grpc", nil, os.ErrDeadlineExceeded, http.StatusOK, connect.CodeDeadlineExceeded, true},
+		{"gRPC, connection broken", "application/grpc", framed[:len(framed)/2], io.ErrUnexpectedEOF, http.StatusOK, connect.CodeInvalidArgument, true},
+		{"gRPC-Web, stalled", "application/grpc-web+proto", framed[:len(framed)/2], os.ErrDeadlineExceeded, http.StatusOK, connect.CodeDeadlineExceeded, true},
+		{"unframed gRPC+proto, stalled", "application/grpc+proto", payload[:len(payload)/2], os.ErrDeadlineExceeded, http.StatusGatewayTimeout, connect.CodeDeadlineExceeded, false},
+		{"octet-stream, stalled", "application/octet-stream", payload[:len(payload)/2], os.ErrDeadlineExceeded, http.StatusGatewayTimeout, connect.CodeDeadlineExceeded, false},
+		{"Connect, stalled", "application/proto", payload[:len(payload)/2], os.ErrDeadlineExceeded, http.StatusGatewayTimeout, connect.CodeDeadlineExceeded, false},
+	}
+	h := newTest(t).Handler()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			is := is.New(t)
+			req := httptest.NewRequest(http.MethodPost, runPath, &failingBody{data: tt.sent, err: tt.err})
+			req.ContentLength = int64(len(framed)) // announced in full
+			req.Header.Set("Content-Type", tt.contentType)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			res := rec.Result()
+			grpc := res.Header.Get("Grpc-Status") != "" || res.Trailer.Get("Grpc-Status") != ""
+			o := readOutcome(t, res)
+			is.Equal(grpc, tt.grpc)       // the request's style
+			is.Equal(o.status, tt.status) // HTTP status
+			is.Equal(o.code, tt.code)     // connect code
+		})
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -309,6 +310,61 @@ func TestServeSlowBody(t *testing.T) {
 			var msg sdkv1.RunResponse
 			is.NoErr(proto.Unmarshal(o.body, &msg))
 			is.Equal(output[string](t, &msg), "held") // and not cancelled
+		})
+	}
+}
+
+// TestServeUnreadBody sends, over HTTP/1.1, requests whose body the
+// handler does not read to its end (another path, a body over the limit)
+// and which stall after a few bytes: net/http reads what is left of such a
+// body after the answer, and the body timeout bounds that read too, so the
+// request is answered and its connection closed instead of held.
+func TestServeUnreadBody(t *testing.T) {
+	t.Parallel()
+	d := newTest(t, WithBodyTimeout(50*time.Millisecond), WithMaxRequestBytes(1000))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	served := make(chan error, 1)
+	go func() { served <- d.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Error(err)
+		}
+	})
+	// A gRPC prefix announcing the 1,995 bytes that follow it.
+	grpcHead := string(binary.BigEndian.AppendUint32([]byte{0}, 1995))
+	tests := []struct {
+		name        string
+		path        string
+		contentType string
+		sent        string // of a body of 2,000 bytes
+		status      string // of the answer
+	}{
+		{"another path", "/other", "application/proto", "0123456789", "404"},
+		{"over the limit, Connect", runPath, "application/proto", "0123456789", "413"},
+		{"over the limit, gRPC", runPath, "application/grpc", grpcHead + "01234", "200"}, // grpc-status 8
+		{"over the limit, unframed gRPC", runPath, "application/grpc+proto", "0123456789", "413"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			is := is.New(t)
+			c, err := net.Dial("tcp", ln.Addr().String())
+			is.NoErr(err)
+			defer c.Close()
+			fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nContent-Length: 2000\r\n\r\n%s", tt.path, tt.contentType, tt.sent)
+			// The guard only keeps a broken endpoint from hanging the test.
+			c.SetReadDeadline(time.Now().Add(20 * time.Second))
+			out, err := io.ReadAll(c)
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatalf("the endpoint kept the connection open, a body timeout of 50 ms notwithstanding; read so far: %q", out)
+			}
+			is.True(strings.HasPrefix(string(out), "HTTP/1.1 "+tt.status)) // an answer, then the connection closed
 		})
 	}
 }

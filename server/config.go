@@ -225,7 +225,7 @@ func (c *Config) endpointPolicy() (*endpointpolicy.Policy, error) {
 	if c.Endpoint != "" {
 		p, err := endpointpolicy.EndpointPattern(c.Endpoint)
 		if err != nil {
-			return nil, fmt.Errorf("server: Config.Endpoint %q is refused: %v", redacted(c.Endpoint), err)
+			return nil, fmt.Errorf("server: Config.Endpoint %q is refused: %v", endpointpolicy.Redact(c.Endpoint), err)
 		}
 		patterns = append(slices.Clip(patterns), p)
 	}
@@ -242,25 +242,23 @@ func (c *Config) endpointPolicy() (*endpointpolicy.Policy, error) {
 	return pol, nil
 }
 
-// redacted hides the password of a URL that has one, for messages.
-func redacted(s string) string {
-	if u, err := url.Parse(s); err == nil && u.User != nil {
-		return u.Redacted()
-	}
-	return s
-}
-
-// checkEndpoint checks that s is a full http or https URL.
+// checkEndpoint checks that s is a full http or https URL. Its errors
+// show s without its password.
 func checkEndpoint(s string) error {
+	shown := endpointpolicy.Redact(s)
 	u, err := url.Parse(s)
 	if err != nil {
-		return fmt.Errorf("%q is not a URL: %v", s, err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the URL, which it repeats
+		}
+		return fmt.Errorf("%q is not a URL: %v", shown, err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("%q must be an http or https URL, like \"http://127.0.0.1:8000\"", s)
+		return fmt.Errorf("%q must be an http or https URL, like \"http://127.0.0.1:8000\"", shown)
 	}
 	if u.Host == "" {
-		return fmt.Errorf("%q has no host; want a full URL like \"http://127.0.0.1:8000\"", s)
+		return fmt.Errorf("%q has no host; want a full URL like \"http://127.0.0.1:8000\"", shown)
 	}
 	return nil
 }

@@ -42,6 +42,8 @@ func TestConfigValidate(t *testing.T) {
 		{"negative idle timeout", server.Config{Memory: true, IdleTimeout: -1}, "Config.IdleTimeout"},
 		{"endpoint with credentials", server.Config{Memory: true, Endpoint: "http://user:secret@127.0.0.1:8000"}, "Config.Endpoint"},
 		{"endpoint with a user", server.Config{Memory: true, Endpoint: "http://user@127.0.0.1:8000"}, "credentials"},
+		{"endpoint with credentials, not http", server.Config{Memory: true, Endpoint: "ftp://user:secret@127.0.0.1:8000"}, "Config.Endpoint"},
+		{"endpoint with credentials, not a URL", server.Config{Memory: true, Endpoint: "http://user:secret@127.0.0.1:bad"}, "Config.Endpoint"},
 		{"endpoint with a fragment", server.Config{Memory: true, Endpoint: "http://127.0.0.1:8000/#x"}, "fragment"},
 		{"invalid allow pattern", server.Config{Memory: true, AllowEndpoints: []string{"loopback", "ftp://x"}}, "Config.AllowEndpoints[1]"},
 		{"allow pattern with a query", server.Config{Memory: true, AllowEndpoints: []string{"https://h/?x=1"}}, "--allow-endpoint"},

@@ -53,7 +53,7 @@ more:
 URLs with credentials (user:password@) or a fragment are always refused, and
 so are unspecified (0.0.0.0), link-local (169.254.169.254, the cloud
 metadata service) and multicast addresses that a host name resolves to,
-unless a pattern names that IP literal.`,
+unless a pattern names that IP literal or is '*'.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usageError{fmt.Errorf("test takes the endpoint URL, as in \"dispatch test http://127.0.0.1:8000\"")}

@@ -291,7 +291,7 @@ func (p *Policy) Check(endpoint string) error {
 	}
 	u, reason := parseURL(endpoint)
 	if reason != "" {
-		return fmt.Errorf("endpoint %q is refused: %s", redact(endpoint), reason)
+		return fmt.Errorf("endpoint %q is refused: %s", Redact(endpoint), reason)
 	}
 	if !p.matches(u) {
 		return fmt.Errorf("endpoint %q is not allowed by the server's endpoint policy (%s): allow it with --allow-endpoint (dispatch test) or server.Config.AllowEndpoints", endpoint, p.describe())
@@ -318,12 +318,32 @@ func (p *Policy) describe() string {
 	return "it allows " + strings.Join(list, ", ") + more
 }
 
-// redact hides the password of a URL that has one, for messages.
-func redact(s string) string {
-	if u, err := url.Parse(s); err == nil && u.User != nil {
-		return u.Redacted()
+// Redact returns s as messages may show it: the password of a URL hidden,
+// as [url.URL.Redacted] does, and, in a string that does not parse as a
+// URL (whose user information cannot be told apart from the rest), all
+// that stands between "//" and the last "@" before the path.
+func Redact(s string) string {
+	u, err := url.Parse(s)
+	if err == nil {
+		if u.User != nil {
+			return u.Redacted()
+		}
+		return s
 	}
-	return s
+	_, rest, ok := strings.Cut(s, "//")
+	if !ok {
+		return s
+	}
+	authority := rest
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority = rest[:i]
+	}
+	at := strings.LastIndexByte(authority, '@')
+	if at < 0 {
+		return s
+	}
+	start := len(s) - len(rest)
+	return s[:start] + "xxxxx" + s[start+at:]
 }
 
 // matches reports whether a checked URL matches a pattern.

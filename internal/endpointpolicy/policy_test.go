@@ -42,6 +42,9 @@ func TestCheck(t *testing.T) {
 		{"any: still a host", []string{"*"}, "http:///x", false, "no host"},
 		{"any: still a port in range", []string{"*"}, "http://h:99999", false, "port"},
 		{"any: opaque", []string{"*"}, "http:foo", false, "no host"},
+		// A URI Go does not parse (an IPvFuture literal): its credentials
+		// are hidden all the same.
+		{"any: not parsed, with credentials", []string{"*"}, "http://user:secret@[v1.x]/", false, "not a URL"},
 		// URL patterns
 		{"exact", []string{"https://api.example.com"}, "https://api.example.com", true, ""},
 		{"host case", []string{"https://API.example.com"}, "https://api.EXAMPLE.com/run", true, ""},
@@ -202,6 +205,24 @@ func TestEndpointPattern(t *testing.T) {
 	}
 	_, err := EndpointPattern("http://u:p@h")
 	is.New(t).True(err != nil)
+}
+
+func TestRedact(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"http://h/x", "http://h/x"},
+		{"http://user:secret@h/x", "http://user:xxxxx@h/x"},
+		{"http://user@h/x", "http://user@h/x"},
+		{"http://user:secret@h:bad/x", "http://xxxxx@h:bad/x"},
+		{"http://user:secret@[v1.x]/a@b", "http://xxxxx@[v1.x]/a@b"},
+		{"http://u:p@q:secret@h /x?y=@z", "http://xxxxx@h /x?y=@z"},
+		{"http://h:bad/a@b", "http://h:bad/a@b"},
+		{"not a url at all: %zz", "not a url at all: %zz"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			is.New(t).Equal(Redact(tt.in), tt.want)
+		})
+	}
 }
 
 func BenchmarkCheck(b *testing.B) {
