@@ -76,8 +76,19 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	contentType := r.Header.Get("Content-Type")
 	limit := e.d.cfg.maxRequestBytes
 	if r.ContentLength > limit {
-		e.tooLarge(w, r, limit, rawTooLarge(r, contentType))
+		e.tooLarge(w, r, limit, rawUnread(r, contentType))
 		return
+	}
+	// The signature covers the headers and the digest of the body, not the
+	// body itself: a request that is not signed by the verification key is
+	// refused before its body is read (up to the limit, 16 MB by default).
+	var signed signature.Signed
+	if v := e.d.verifier; v != nil {
+		var err error
+		if signed, err = v.VerifyHeaders(r); err != nil {
+			e.refuse(w, r, rawUnread(r, contentType), err)
+			return
+		}
 	}
 	body, err := e.readBody(w, r, limit, deadline)
 	if err != nil {
@@ -98,14 +109,9 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	raw := rawStyle(contentType, body, int64(len(body)))
-	if v := e.d.verifier; v != nil {
-		if err := v.Verify(r, body); err != nil {
-			code := connect.CodePermissionDenied
-			if errors.Is(err, signature.ErrMissing) {
-				code = connect.CodeUnauthenticated
-			}
-			e.d.log.Warn().Err(err).Str("path", r.URL.Path).Msg("dispatch: rejected a request")
-			e.fail(w, r, raw, connect.NewError(code, err))
+	if e.d.verifier != nil {
+		if err := signed.CheckBody(body); err != nil {
+			e.refuse(w, r, raw, err)
 			return
 		}
 	} else {
@@ -178,6 +184,18 @@ func setReadDeadline(w http.ResponseWriter, t time.Time) bool {
 			return false
 		}
 	}
+}
+
+// refuse answers a request whose signature does not verify:
+// unauthenticated for a missing or malformed signature, permission_denied
+// for one that is refused (a replay among them).
+func (e *endpoint) refuse(w http.ResponseWriter, r *http.Request, raw bool, err error) {
+	code := connect.CodePermissionDenied
+	if errors.Is(err, signature.ErrMissing) {
+		code = connect.CodeUnauthenticated
+	}
+	e.d.log.Warn().Err(err).Str("path", r.URL.Path).Msg("dispatch: rejected a request")
+	e.fail(w, r, raw, connect.NewError(code, err))
 }
 
 func (e *endpoint) fail(w http.ResponseWriter, r *http.Request, raw bool, err *connect.Error) {

@@ -505,3 +505,75 @@ func FuzzRunHandler(f *testing.F) {
 		}
 	})
 }
+
+// countingBody is a request body of n bytes, a gRPC message prefix then
+// zeros, that counts what is read of it.
+type countingBody struct {
+	n, read int
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	if b.read >= b.n {
+		return 0, io.EOF
+	}
+	k := min(len(p), b.n-b.read)
+	clear(p[:k])
+	var prefix [5]byte
+	binary.BigEndian.PutUint32(prefix[1:], uint32(b.n-5))
+	if b.read < len(prefix) {
+		copy(p[:k], prefix[b.read:])
+	}
+	b.read += k
+	return k, nil
+}
+
+func (b *countingBody) Close() error { return nil }
+
+// TestEndpointRefusesBeforeBody checks that a request that is not signed by
+// the verification key is refused from its headers, before its body is
+// read: a caller without the key must not make the endpoint read up to its
+// limit first. Only the first five bytes of a gRPC body are read, to tell
+// a framed request from a bare one (rawproto.go).
+func TestEndpointRefusesBeforeBody(t *testing.T) {
+	t.Parallel()
+	const size = 8 << 20
+	other, err := signature.ParsePrivateKey(loadVectors(t).Keys["static_dev_key"].PrivateSeedBase64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name        string
+		contentType string
+		signer      *signature.Signer // nil: unsigned
+		status      int
+		code        connect.Code
+		read        int // the most bytes of the body read
+	}{
+		{"unsigned, Connect", "application/proto", nil, http.StatusUnauthorized, connect.CodeUnauthenticated, 0},
+		{"unsigned, gRPC", "application/grpc", nil, http.StatusOK, connect.CodeUnauthenticated, 5},
+		{"another key, Connect", "application/proto", signature.NewSigner(other, signature.WithSignerClock(fixedClock(testNow))), http.StatusForbidden, connect.CodePermissionDenied, 0},
+		{"another key, gRPC", "application/grpc+proto", signature.NewSigner(other, signature.WithSignerClock(fixedClock(testNow))), http.StatusOK, connect.CodePermissionDenied, 5},
+	}
+	b := setupEndpoint(t, WithMaxRequestBytes(16<<20))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			is := is.New(t)
+			body := &countingBody{n: size}
+			r := httptest.NewRequest(http.MethodPost, runPath, body)
+			r.ContentLength = size
+			r.Header.Set("Content-Type", tt.contentType)
+			if tt.signer != nil {
+				// Signed over an empty body: the digest is in a header,
+				// the body is never read to check it.
+				is.NoErr(tt.signer.Sign(r, nil))
+			}
+			w := httptest.NewRecorder()
+			b.d.Handler().ServeHTTP(w, r)
+			o := readOutcome(t, w.Result())
+			is.Equal(o.status, tt.status)
+			is.Equal(o.code, tt.code)
+			is.True(body.read <= tt.read) // the body was not read
+		})
+	}
+}

@@ -3,6 +3,7 @@ package dispatch
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -79,19 +80,24 @@ func grpcFramed(body []byte, total int64) bool {
 	return n == total
 }
 
-// rawTooLarge tells the style of a request whose Content-Length is over the
-// limit: for application/grpc, its first five bytes are read (within the
-// body timeout ServeHTTP set, which stays for what is left) to see whether
-// they are a gRPC prefix.
-func rawTooLarge(r *http.Request, contentType string) bool {
+// rawUnread tells the style of a request refused before its body is read
+// (over the limit, or not signed by the verification key): for
+// application/grpc, its first five bytes are read (within the body timeout
+// ServeHTTP set, which stays for what is left) to see whether they are a
+// gRPC prefix.
+func rawUnread(r *http.Request, contentType string) bool {
 	switch mediaType(contentType) {
 	case "application/grpc", "application/grpc+proto":
 	default:
 		return rawStyle(contentType, nil, 0)
 	}
 	var head [5]byte
-	n, _ := io.ReadFull(r.Body, head[:])
-	return !grpcFramed(head[:n], r.ContentLength)
+	n, err := io.ReadFull(r.Body, head[:])
+	total := r.ContentLength // -1 when unknown
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		total = int64(n) // the whole body
+	}
+	return rawStyle(contentType, head[:n], total)
 }
 
 // serveRaw serves a raw protobuf Run request, verified and not empty.

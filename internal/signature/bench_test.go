@@ -80,7 +80,7 @@ func BenchmarkReplayCheck(b *testing.B) {
 		}
 		i++
 		base[0], base[1], base[2] = byte(i), byte(i>>8), byte(i>>16)
-		if err := c.check(vecCreated-int64(i%300), base, now); err != nil {
+		if err := c.check(vecCreated-int64(i%300), keyOf(base), now); err != nil {
 			b.Fatal(err)
 		}
 	}

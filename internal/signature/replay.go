@@ -70,13 +70,17 @@ func (c *replayCache) init(maxAge, maxSkew time.Duration) {
 	c.slots = make([]replaySlot, c.maxAge+skew+3)
 }
 
-// check refuses base if it was seen, and remembers it otherwise. created
-// is the signature's created parameter, already checked against now and
-// the verifier's window; base is the whole signature base, which covers
-// created.
-func (c *replayCache) check(created int64, base []byte, now time.Time) error {
+// keyOf is the key of a signature base in a replay cache.
+func keyOf(base []byte) replayKey {
 	sum := sha256.Sum256(base)
-	key := replayKey(sum[:replayKeySize])
+	return replayKey(sum[:replayKeySize])
+}
+
+// check refuses key if it was seen, and remembers it otherwise. created
+// is the signature's created parameter, already checked against now and
+// the verifier's window; key is the key of the whole signature base
+// (keyOf), which covers created.
+func (c *replayCache) check(created int64, key replayKey, now time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.sweep(now.Unix() - c.maxAge - 1)

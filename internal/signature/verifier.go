@@ -95,85 +95,122 @@ func NewVerifier(key ed25519.PublicKey, opts ...VerifierOption) *Verifier {
 // verifier's key is not an Ed25519 public key (not 32 bytes, or not a point
 // of the curve), neither.
 func (v *Verifier) Verify(r *http.Request, body []byte) error {
+	s, err := v.VerifyHeaders(r)
+	if err != nil {
+		return err
+	}
+	return s.CheckBody(body)
+}
+
+// Signed is a request whose signature verified, pending the check of its
+// body against the Content-Digest the signature covers: see
+// [Verifier.VerifyHeaders].
+type Signed struct {
+	v       *Verifier
+	digest  string    // the Content-Digest field
+	key     replayKey // of the signature base, for the replay cache
+	created int64     // the created parameter
+	now     time.Time // when it was checked
+}
+
+// CheckBody checks body against the Content-Digest of the signed request,
+// and then, with a replay cache, that the request was not accepted before.
+// Call it once per request.
+func (s Signed) CheckBody(body []byte) error {
+	if err := checkContentDigest(s.digest, body); err != nil {
+		return err
+	}
+	// Last, once the request is known to be genuine: a forged request
+	// must not make the cache refuse the genuine one.
+	if s.v.replay != nil {
+		return s.v.replay.check(s.created, s.key, s.now)
+	}
+	return nil
+}
+
+// VerifyHeaders is the first half of [Verifier.Verify]: it checks
+// everything the signature covers, which is in the request's headers
+// (the Content-Digest field, not the body), so that a request that is not
+// signed, or not by the verification key, is refused before its body is
+// read. [Signed.CheckBody] then checks the body read in full; only then
+// is the request genuine (and remembered by the replay cache). The errors
+// are those of Verify.
+func (v *Verifier) VerifyHeaders(r *http.Request) (Signed, error) {
 	if len(v.key) != ed25519.PublicKeySize {
-		return fmt.Errorf("signature: verification key is %d bytes, want an Ed25519 public key of %d bytes", len(v.key), ed25519.PublicKeySize)
+		return Signed{}, fmt.Errorf("signature: verification key is %d bytes, want an Ed25519 public key of %d bytes", len(v.key), ed25519.PublicKeySize)
 	}
 	if v.expanded == nil {
-		return fmt.Errorf("signature: verification key %x is not an Ed25519 public key (not a point of the curve); copy the key Dispatch prints again", []byte(v.key))
+		return Signed{}, fmt.Errorf("signature: verification key %x is not an Ed25519 public key (not a point of the curve); copy the key Dispatch prints again", []byte(v.key))
 	}
 	inputField, ok := fieldValue(r.Header, "Signature-Input")
 	if !ok {
-		return missingf("request has no Signature-Input header")
+		return Signed{}, missingf("request has no Signature-Input header")
 	}
 	sigField, ok := fieldValue(r.Header, "Signature")
 	if !ok {
-		return missingf("request has no Signature header")
+		return Signed{}, missingf("request has no Signature header")
 	}
 	inputs, err := parseDictionary(inputField)
 	if err != nil {
-		return missingf("Signature-Input is not an RFC 8941 dictionary: %v", err)
+		return Signed{}, missingf("Signature-Input is not an RFC 8941 dictionary: %v", err)
 	}
 	sigs, err := parseDictionary(sigField)
 	if err != nil {
-		return missingf("Signature is not an RFC 8941 dictionary: %v", err)
+		return Signed{}, missingf("Signature is not an RFC 8941 dictionary: %v", err)
 	}
 	switch {
 	case len(inputs) == 0:
-		return missingf("Signature-Input header is empty")
+		return Signed{}, missingf("Signature-Input header is empty")
 	case len(sigs) == 0:
-		return missingf("Signature header is empty")
+		return Signed{}, missingf("Signature header is empty")
 	case len(inputs) > 1:
-		return invalidf("Signature-Input has %d signatures (%s), want exactly one", len(inputs), labels(inputs))
+		return Signed{}, invalidf("Signature-Input has %d signatures (%s), want exactly one", len(inputs), labels(inputs))
 	case len(sigs) > 1:
-		return invalidf("Signature has %d signatures (%s), want exactly one", len(sigs), labels(sigs))
+		return Signed{}, invalidf("Signature has %d signatures (%s), want exactly one", len(sigs), labels(sigs))
 	}
 	in, sg := &inputs[0], &sigs[0]
 	if in.key != sg.key {
-		return missingf("Signature has label %q but Signature-Input has %q", sg.key, in.key)
+		return Signed{}, missingf("Signature has label %q but Signature-Input has %q", sg.key, in.key)
 	}
 	if !in.isList {
-		return missingf("Signature-Input %q is a %s, want an inner list of covered components", in.key, memberKind(in))
+		return Signed{}, missingf("Signature-Input %q is a %s, want an inner list of covered components", in.key, memberKind(in))
 	}
 	for i := range in.list {
 		if k := in.list[i].val.kind; k != kindString {
-			return missingf("covered component %d of Signature-Input %q is a %s, want a string", i+1, in.key, k)
+			return Signed{}, missingf("covered component %d of Signature-Input %q is a %s, want a string", i+1, in.key, k)
 		}
 	}
 	if sg.isList || sg.val.kind != kindByteSeq {
-		return missingf("Signature %q is a %s, want a byte sequence (:base64:)", sg.key, memberKind(sg))
+		return Signed{}, missingf("Signature %q is a %s, want a byte sequence (:base64:)", sg.key, memberKind(sg))
 	}
 
 	created, now, err := v.checkParams(in.params)
 	if err != nil {
-		return err
+		return Signed{}, err
 	}
 	if err := checkComponents(in.list); err != nil {
-		return err
+		return Signed{}, err
 	}
 	var sig [ed25519.SignatureSize]byte
 	if !decodeByteSeq(sig[:], sg.val.str) {
-		return invalidf("Signature %q is %d bytes, want %d", sg.key, byteSeqLen(sg.val.str), ed25519.SignatureSize)
+		return Signed{}, invalidf("Signature %q is %d bytes, want %d", sg.key, byteSeqLen(sg.val.str), ed25519.SignatureSize)
 	}
 	// The "@signature-params" line is the member's own text: RFC 9421 signs
 	// the serialization the signer sent, and the parser checked it.
 	base, err := appendSignatureBase(make([]byte, 0, 512), r, in.list, in.raw)
 	if err != nil {
-		return invalidf("%v", err)
+		return Signed{}, invalidf("%v", err)
 	}
 	if !verifyEd25519(v.expanded, base, sig[:]) {
-		return invalidf("signature %q does not verify with the verification key", in.key)
+		return Signed{}, invalidf("signature %q does not verify with the verification key", in.key)
 	}
 	// Content-Digest is covered, so appendSignatureBase found it.
 	digest, _ := fieldValue(r.Header, "Content-Digest")
-	if err := checkContentDigest(digest, body); err != nil {
-		return err
-	}
-	// Last, once the request is known to be genuine: a forged request
-	// must not make the cache refuse the genuine one.
+	s := Signed{v: v, digest: digest, created: created, now: now}
 	if v.replay != nil {
-		return v.replay.check(created, base, now)
+		s.key = keyOf(base)
 	}
-	return nil
+	return s, nil
 }
 
 // checkParams checks the signature parameters: keyid, alg, created and
