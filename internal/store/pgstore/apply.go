@@ -9,17 +9,23 @@ import (
 	"github.com/dispatchkit/dispatch/internal/store"
 )
 
-// The statements of Apply, each writing all its rows at once from arrays.
-// Columns set when a call is made (parent, root, parent_gen,
-// correlation_id, created_at) are not updated, as in the SQLite store.
+// arrayRows is the number of rows from which Apply writes a kind of row
+// with one statement taking arrays (INSERT ... SELECT FROM unnest) rather
+// than one statement per row: a statement on 27 arrays costs more than a
+// few single-row statements in the same batch. Measured here on
+// PostgreSQL 15 (synchronous_commit off, to see the statements alone):
+// one call upserted in 90 µs alone, 220 to 370 µs through unnest; 8 calls
+// 0.36 ms one by one, 0.65 ms through unnest; 32 calls 1.6 ms one by one,
+// 0.9 ms through unnest. With it, an Apply of one workflow step
+// (BenchmarkWorkflowBatches, group=1) went from about 380 to 250 µs.
+const arrayRows = 12
+
+// The statements of Apply: for each kind of row, one that writes all its
+// rows at once from arrays, and one that writes one row. Columns set when
+// a call is made (parent, root, parent_gen, correlation_id, created_at)
+// are not updated, as in the SQLite store.
 const (
-	sqlUpsertCalls = `INSERT INTO calls (` + callColumns + `)
-	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
-		$7::text[], $8::text[], $9::text[], $10::text[], $11::bytea[], $12::bigint[], $13::bigint[],
-		$14::bigint[], $15::integer[], $16::integer[], $17::integer[], $18::text[], $19::bytea[],
-		$20::integer[], $21::integer[], $22::bigint[], $23::bytea[], $24::integer[], $25::bytea[],
-		$26::bytea[], $27::bytea[])
-	ON CONFLICT (id) DO UPDATE SET
+	callsUpdate = `ON CONFLICT (id) DO UPDATE SET
 	endpoint = excluded.endpoint, function = excluded.function, version = excluded.version,
 	gen = excluded.gen, input_type = excluded.input_type, input = excluded.input,
 	expires_at = excluded.expires_at, updated_at = excluded.updated_at, state = excluded.state,
@@ -28,6 +34,24 @@ const (
 	max_results = excluded.max_results, poll_deadline = excluded.poll_deadline,
 	poll_error = excluded.poll_error, status = excluded.status, output = excluded.output,
 	error = excluded.error, recent_attempts = excluded.recent_attempts`
+	sqlUpsertCall = `INSERT INTO calls (` + callColumns + `)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+		$20, $21, $22, $23, $24, $25, $26, $27) ` + callsUpdate
+	sqlDelResult = `DELETE FROM results WHERE parent_id = $1 AND child_id = $2`
+	sqlAddResult = `INSERT INTO results (parent_id, child_id, parent_gen, seq, data) VALUES ($1, $2, $3, $4, $5)
+	ON CONFLICT (parent_id, child_id) DO UPDATE SET
+	parent_gen = excluded.parent_gen, seq = excluded.seq, data = excluded.data`
+	sqlAddAttempt = `INSERT INTO attempts (call_id, n, start, duration, status, outcome) VALUES ($1, $2, $3, $4, $5, $6)
+	ON CONFLICT (call_id, n) DO UPDATE SET
+	start = excluded.start, duration = excluded.duration, status = excluded.status, outcome = excluded.outcome`
+	sqlSetMetaOne = `INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`
+
+	sqlUpsertCalls = `INSERT INTO calls (` + callColumns + `)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
+		$7::text[], $8::text[], $9::text[], $10::text[], $11::bytea[], $12::bigint[], $13::bigint[],
+		$14::bigint[], $15::integer[], $16::integer[], $17::integer[], $18::text[], $19::bytea[],
+		$20::integer[], $21::integer[], $22::bigint[], $23::bytea[], $24::integer[], $25::bytea[],
+		$26::bytea[], $27::bytea[]) ` + callsUpdate
 	sqlClearInboxes = `DELETE FROM results WHERE parent_id = ANY($1::text[])`
 	sqlDelResults   = `DELETE FROM results r USING unnest($1::text[], $2::text[]) AS d (parent_id, child_id)
 	WHERE r.parent_id = d.parent_id AND r.child_id = d.child_id`
@@ -127,7 +151,13 @@ func (a *applyBuf) build(batches []*store.Batch) *pgx.Batch {
 			ids = append(ids, id)
 		}
 		slices.Sort(ids) // one lock order for all writers
-		out.Queue(sqlUpsertCalls, callArrays(a.calls, ids)...)
+		if len(ids) < arrayRows {
+			for _, id := range ids {
+				out.Queue(sqlUpsertCall, callRow(a.calls[id])...)
+			}
+		} else {
+			out.Queue(sqlUpsertCalls, callArrays(a.calls, ids)...)
+		}
 	}
 	if len(a.cleared) > 0 {
 		ps := make([]string, 0, len(a.cleared))
@@ -148,7 +178,12 @@ func (a *applyBuf) build(batches []*store.Batch) *pgx.Batch {
 	cmpKey := func(x, y store.ResultKey) int {
 		return cmp.Or(cmp.Compare(x.ParentID, y.ParentID), cmp.Compare(x.ChildID, y.ChildID))
 	}
-	if len(del) > 0 {
+	if len(del) > 0 && len(del) < arrayRows {
+		slices.SortFunc(del, cmpKey)
+		for _, k := range del {
+			out.Queue(sqlDelResult, k.ParentID, k.ChildID)
+		}
+	} else if len(del) > 0 {
 		slices.SortFunc(del, cmpKey)
 		ps, cs := make([]string, len(del)), make([]string, len(del))
 		for i, k := range del {
@@ -156,7 +191,13 @@ func (a *applyBuf) build(batches []*store.Batch) *pgx.Batch {
 		}
 		out.Queue(sqlDelResults, ps, cs)
 	}
-	if len(add) > 0 {
+	if len(add) > 0 && len(add) < arrayRows {
+		slices.SortFunc(add, cmpKey)
+		for _, k := range add {
+			r := a.results[k].r
+			out.Queue(sqlAddResult, r.ParentID, r.ChildID, int64(r.ParentGen), r.Seq, nonNil(r.Data))
+		}
+	} else if len(add) > 0 {
 		slices.SortFunc(add, cmpKey)
 		n := len(add)
 		ps, cs, gens, seqs, data := make([]string, n), make([]string, n), make([]int64, n), make([]int64, n), make([][]byte, n)
@@ -172,13 +213,19 @@ func (a *applyBuf) build(batches []*store.Batch) *pgx.Batch {
 			keys = append(keys, k)
 		}
 		slices.SortFunc(keys, func(x, y attemptKey) int { return cmp.Or(cmp.Compare(x.id, y.id), cmp.Compare(x.n, y.n)) })
-		n := len(keys)
-		ids, ns_, starts, durs, sts, outs := make([]string, n), make([]int32, n), make([]int64, n), make([]int64, n), make([]int32, n), make([]string, n)
-		for i, k := range keys {
-			at := a.attempts[k]
-			ids[i], ns_[i], starts[i], durs[i], sts[i], outs[i] = at.CallID, int32(at.N), ns(at.Start), int64(at.Duration), at.Status, at.Outcome
+		if n := len(keys); n < arrayRows {
+			for _, k := range keys {
+				at := a.attempts[k]
+				out.Queue(sqlAddAttempt, at.CallID, int32(at.N), ns(at.Start), int64(at.Duration), at.Status, at.Outcome)
+			}
+		} else {
+			ids, ns_, starts, durs, sts, outs := make([]string, n), make([]int32, n), make([]int64, n), make([]int64, n), make([]int32, n), make([]string, n)
+			for i, k := range keys {
+				at := a.attempts[k]
+				ids[i], ns_[i], starts[i], durs[i], sts[i], outs[i] = at.CallID, int32(at.N), ns(at.Start), int64(at.Duration), at.Status, at.Outcome
+			}
+			out.Queue(sqlAddAttempts, ids, ns_, starts, durs, sts, outs)
 		}
-		out.Queue(sqlAddAttempts, ids, ns_, starts, durs, sts, outs)
 	}
 	if len(a.meta) > 0 {
 		keys := make([]string, 0, len(a.meta))
@@ -186,13 +233,27 @@ func (a *applyBuf) build(batches []*store.Batch) *pgx.Batch {
 			keys = append(keys, k)
 		}
 		slices.Sort(keys)
-		vals := make([]string, len(keys))
-		for i, k := range keys {
-			vals[i] = a.meta[k]
+		if len(keys) < arrayRows {
+			for _, k := range keys {
+				out.Queue(sqlSetMetaOne, k, a.meta[k])
+			}
+		} else {
+			vals := make([]string, len(keys))
+			for i, k := range keys {
+				vals[i] = a.meta[k]
+			}
+			out.Queue(sqlSetMeta, keys, vals)
 		}
-		out.Queue(sqlSetMeta, keys, vals)
 	}
 	return out
+}
+
+// callRow returns the arguments of sqlUpsertCall for c.
+func callRow(c *store.Call) []any {
+	return []any{c.ID, c.ParentID, c.RootID, int64(c.ParentGen), int64(c.Gen), int64(c.CorrelationID),
+		c.Endpoint, c.Function, c.Version, c.InputType, c.Input, ns(c.CreatedAt), ns(c.ExpiresAt),
+		ns(c.UpdatedAt), int32(c.State), int32(c.Attempts), int32(c.Restarts), c.StateType, c.CoroutineState,
+		c.MinResults, c.MaxResults, ns(c.PollDeadline), c.PollError, c.Status, c.Output, c.Error, c.RecentAttempts}
 }
 
 // callArrays returns the arguments of sqlUpsertCalls: one array per

@@ -17,13 +17,14 @@
 // store; every statement is idempotent, so a retry after a commit whose
 // answer was lost is harmless).
 //
-// However many batches the committer groups into one Apply, the
-// transaction has at most six statements: the net effect of the batches,
-// in their order, is computed first (the last row of each call, the
-// results still there at the end, the inbox entries removed, the last
-// value of each attempt and meta key) and written with one statement per
-// kind, rows passed as arrays (INSERT ... SELECT FROM unnest(...)). Rows are
-// whole-row upserts (INSERT ... ON CONFLICT DO UPDATE), as the store
+// The net effect of the batches, in their order, is computed first (the
+// last row of each call, the results still there at the end, the inbox
+// entries removed, the last value of each attempt and meta key), and
+// written with one statement per row for a few rows of a kind, or one
+// statement for all the rows of a kind, passed as arrays (INSERT ...
+// SELECT FROM unnest(...)), from a dozen on (see arrayRows): however many
+// batches the committer groups into one Apply, the transaction has at
+// most six statements then. Rows are whole-row upserts (INSERT ... ON CONFLICT DO UPDATE), as the store
 // interface is designed for, and calls are written in the order of their
 // ids, so that two transactions that touch the same calls lock them in the
 // same order. Statements are prepared once per connection (pgx's

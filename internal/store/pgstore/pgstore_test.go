@@ -335,40 +335,88 @@ func TestApplyNetEffect(t *testing.T) {
 			{Results: []store.Result{r("c", 3, "c")}},
 		}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			is := is.New(t)
-			pg := open(t, pgtest.URL(t))
-			mem := memstore.New()
-			defer mem.Close()
-			for _, s := range []store.Store{pg, mem} {
-				is.NoErr(s.Apply(t.Context(), &store.Batch{Calls: []*store.Call{p(store.Suspended, "v0")}, Results: tt.before}))
-				batches := append([]*store.Batch{
-					{
-						Calls:    []*store.Call{p(store.Pending, "v1")},
-						Attempts: []store.Attempt{{CallID: "p", N: 1, Outcome: "first"}},
-						Meta:     map[string]string{"k": "1"},
-					},
-				}, tt.batches...)
-				batches = append(batches, &store.Batch{
-					Calls:    []*store.Call{p(store.Suspended, "v2")}, // the last row wins
-					Attempts: []store.Attempt{{CallID: "p", N: 1, Outcome: "last"}},
-					Meta:     map[string]string{"k": "2"},
-				})
-				is.NoErr(s.Apply(t.Context(), batches...))
+	// many gives enough rows of each kind that each is written from
+	// arrays rather than row by row: calls, results to add and to remove
+	// (of another parent q, some already in the database: setup), attempts
+	// and meta keys.
+	many := func() (setup, first, last *store.Batch) {
+		setup = &store.Batch{Calls: []*store.Call{{ID: "q", RootID: "q", State: store.Suspended}}}
+		first, last = &store.Batch{Meta: map[string]string{}}, &store.Batch{}
+		for i := range 30 {
+			id := fmt.Sprintf("c%02d", i)
+			r := store.Result{ParentID: "q", ChildID: id, Seq: int64(100 + i), Data: []byte(id)}
+			if i < 20 {
+				setup.Results = append(setup.Results, r)
+			} else {
+				first.Results = append(first.Results, r)
 			}
-			is.Equal(inboxOf(t, pg, "p"), inboxOf(t, mem, "p"))
-			c, err := pg.GetCall(t.Context(), "p")
-			is.NoErr(err)
-			is.Equal(c.Function, "v2")
-			is.Equal(c.State, store.Suspended)
-			atts, err := pg.Attempts(t.Context(), "p")
-			is.NoErr(err)
-			is.Equal(len(atts), 1)
-			is.Equal(atts[0].Outcome, "last")
-			v, err := pg.Meta(t.Context(), "k")
-			is.NoErr(err)
-			is.Equal(v, "2")
-		})
+			first.Calls = append(first.Calls, &store.Call{ID: id, ParentID: "q", RootID: "q", State: store.Pending})
+			first.Attempts = append(first.Attempts, store.Attempt{CallID: "q", N: 10 + i, Outcome: id})
+			first.Meta[id] = id
+			if i%2 == 0 {
+				last.Delivered = append(last.Delivered, store.ResultKey{ParentID: "q", ChildID: id})
+			}
+		}
+		return setup, first, last
+	}
+	for _, tt := range tests {
+		for _, size := range []string{"few rows", "many rows"} {
+			t.Run(tt.name+", "+size, func(t *testing.T) {
+				is := is.New(t)
+				pg := open(t, pgtest.URL(t))
+				mem := memstore.New()
+				defer mem.Close()
+				for _, s := range []store.Store{pg, mem} {
+					setup, first, last := many()
+					if size == "many rows" {
+						is.NoErr(s.Apply(t.Context(), setup))
+					}
+					is.NoErr(s.Apply(t.Context(), &store.Batch{Calls: []*store.Call{p(store.Suspended, "v0")}, Results: tt.before}))
+					batches := append([]*store.Batch{
+						{
+							Calls:    []*store.Call{p(store.Pending, "v1")},
+							Attempts: []store.Attempt{{CallID: "p", N: 1, Outcome: "first"}},
+							Meta:     map[string]string{"k": "1"},
+						},
+					}, tt.batches...)
+					batches = append(batches, &store.Batch{
+						Calls:    []*store.Call{p(store.Suspended, "v2")}, // the last row wins
+						Attempts: []store.Attempt{{CallID: "p", N: 1, Outcome: "last"}},
+						Meta:     map[string]string{"k": "2"},
+					})
+					if size == "many rows" {
+						batches = append(append([]*store.Batch{first}, batches...), last)
+					}
+					is.NoErr(s.Apply(t.Context(), batches...))
+				}
+				is.Equal(inboxOf(t, pg, "p"), inboxOf(t, mem, "p"))
+				is.Equal(inboxOf(t, pg, "q"), inboxOf(t, mem, "q"))
+				if size == "many rows" {
+					is.Equal(len(inboxOf(t, pg, "q")), 15) // the odd ones
+				}
+				c, err := pg.GetCall(t.Context(), "p")
+				is.NoErr(err)
+				is.Equal(c.Function, "v2")
+				is.Equal(c.State, store.Suspended)
+				atts, err := pg.Attempts(t.Context(), "p")
+				is.NoErr(err)
+				is.Equal(len(atts), 1)
+				is.Equal(atts[0].Outcome, "last")
+				v, err := pg.Meta(t.Context(), "k")
+				is.NoErr(err)
+				is.Equal(v, "2")
+				if size == "many rows" {
+					kids, err := pg.Children(t.Context(), "q")
+					is.NoErr(err)
+					is.Equal(len(kids), 30)
+					atts, err := pg.Attempts(t.Context(), "q")
+					is.NoErr(err)
+					is.Equal(len(atts), 30)
+					v, err := pg.Meta(t.Context(), "c29")
+					is.NoErr(err)
+					is.Equal(v, "c29")
+				}
+			})
+		}
 	}
 }
