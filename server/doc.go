@@ -104,6 +104,17 @@
 // (times are Unix nanoseconds). Autovacuum then reuses the space; the
 // tables' settings are chosen for their churn (internal/store/pgstore).
 //
+// Speed, measured with `dispatch bench --postgres URL` on a shared 2-CPU
+// machine with PostgreSQL 15 beside the server, fsync and
+// synchronous_commit on (medians of 3 rounds; SQLite in the same run in
+// brackets): an await step of a sequential workflow takes 2.1 ms at p50
+// (0.44 ms), 8.5 ms at p99 (3.0 ms); 32 clients run 548 three-step
+// workflows/s (979). A step is two commits in sequence, and a commit on
+// PostgreSQL takes 0.7 ms at the median (a WAL flush, the statements, a
+// round trip); under load the one writer commits about 15 steps per
+// transaction and is busy all the time, with PostgreSQL's processes
+// taking CPU on the same cores.
+//
 // # Results
 //
 // [Server.Result] blocks until a call (root or child) is final (done,

@@ -72,7 +72,7 @@ type throwaway struct {
 // start makes a cluster in a temporary directory and starts its server on
 // a free loopback port.
 func start(bin string) (*throwaway, error) {
-	dir, err := os.MkdirTemp("", "dispatch-pgtest-")
+	dir, err := os.MkdirTemp(tmpBase(), "dispatch-pgtest-")
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: %w", err)
 	}
@@ -119,6 +119,25 @@ func start(bin string) (*throwaway, error) {
 		lastErr = err
 	}
 	return fail(lastErr)
+}
+
+// tmpBase is where the server's directory is made: the system's temporary
+// directory, unless this process is root and the postgres user could not
+// reach into it (a $TMPDIR under /root, say); then /tmp.
+func tmpBase() string {
+	base := os.TempDir()
+	if os.Geteuid() != 0 {
+		return base
+	}
+	for d := base; ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil || fi.Mode().Perm()&0o001 == 0 {
+			return "/tmp"
+		}
+		if d == filepath.Dir(d) {
+			return base
+		}
+	}
 }
 
 func freePort() (int, error) {
