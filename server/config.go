@@ -14,6 +14,7 @@ import (
 
 	"github.com/dispatchkit/dispatch/internal/endpointpolicy"
 	"github.com/dispatchkit/dispatch/internal/store"
+	"github.com/dispatchkit/dispatch/internal/store/pgstore"
 )
 
 // Config configures a [Server]. The zero value, with Memory set, is a
@@ -73,13 +74,25 @@ type Config struct {
 
 	// StateDir is the directory of the call database (dispatch.db, SQLite
 	// in WAL mode) and of the signing key (signing.key, mode 0600), both
-	// made on first start. Required unless Memory is set.
+	// made on first start. Required unless Memory or Postgres is set.
 	StateDir string
 
 	// Memory keeps calls in memory only: nothing is written to disk and
 	// nothing survives the process. With Memory, StateDir is still used
 	// for the signing key if set.
 	Memory bool
+
+	// Postgres is the URL of a PostgreSQL database (13 or later) that
+	// keeps the calls, in place of StateDir's SQLite file:
+	// postgres://user:password@host:5432/dbname, with any parameter pgx
+	// takes (sslmode=verify-full, search_path=...). The tables are made on
+	// first start, in the URL's schema (search_path). The signing key is
+	// kept in the database too (table keys), made by the first server and
+	// read by the next, unless SigningKey is set. One server per database
+	// (per schema) for now: a second is refused while the first runs (see
+	// "PostgreSQL" in the package documentation). Exclusive with Memory,
+	// StateDir and FullSync.
+	Postgres string
 
 	// FullSync makes every commit of the file store sync the disk, so
 	// that accepted calls survive a crash of the machine, not only of the
@@ -174,8 +187,21 @@ func (c *Config) validate() error {
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		return fmt.Errorf("server: Config.Addr %q is not host:port (for example \"127.0.0.1:4450\" or \":0\"): %v", c.Addr, err)
 	}
-	if !c.Memory && c.StateDir == "" {
-		return errors.New("server: Config.StateDir is required unless Config.Memory is set: give a directory for the call database and signing key")
+	if c.Postgres != "" {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"Memory", c.Memory}, {"StateDir", c.StateDir != ""}, {"FullSync", c.FullSync}} {
+			if f.set {
+				return fmt.Errorf("server: Config.Postgres and Config.%s are exclusive: the calls and the signing key are kept in PostgreSQL, whose own settings (synchronous_commit) decide durability; leave Config.%s unset", f.name, f.name)
+			}
+		}
+		if err := pgstore.CheckURL(c.Postgres); err != nil {
+			return fmt.Errorf("server: Config.Postgres (--postgres of dispatch test): %w", err)
+		}
+	}
+	if !c.Memory && c.StateDir == "" && c.Postgres == "" {
+		return errors.New("server: Config.StateDir is required unless Config.Memory or Config.Postgres is set: give a directory for the call database and signing key")
 	}
 	if c.SigningKey != nil && len(c.SigningKey) != ed25519.PrivateKeySize {
 		return fmt.Errorf("server: Config.SigningKey has %d bytes, want an ed25519.PrivateKey of %d", len(c.SigningKey), ed25519.PrivateKeySize)

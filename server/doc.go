@@ -6,7 +6,7 @@
 //	srv, err := server.New(server.Config{
 //		Endpoint:       "http://127.0.0.1:8000", // where calls go by default
 //		AllowEndpoints: []string{"loopback"},    // other endpoints calls may name
-//		Memory:         true,                    // or StateDir: dir, to survive restarts
+//		Memory:         true,                    // or StateDir: dir, or Postgres: url, to survive restarts
 //	})
 //	if err != nil { ... }
 //	if err := srv.Start(ctx); err != nil { ... }
@@ -61,6 +61,59 @@
 // completes and results are delivered at least once; the log says how
 // many calls were recovered. The signing key is made on first start and
 // kept in the state directory, so DISPATCH_VERIFICATION_KEY stays valid.
+//
+// # PostgreSQL
+//
+// With Config.Postgres (`dispatch test --postgres postgres://...`), calls
+// live in a PostgreSQL database (13 or later; tested on 15) instead of
+// SQLite, for a server whose calls must outlive its machine. The tables
+// are made on first start, in the URL's schema; the signing key is kept in
+// the database (table keys), made by the first server and read by every
+// later one, so DISPATCH_VERIFICATION_KEY stays valid across machines.
+// Each group commit is one READ COMMITTED transaction in one round trip;
+// a commit is acknowledged once PostgreSQL has it durable (with its
+// defaults, fsync and synchronous_commit on, flushed to its write-ahead
+// log). The store holds at most 9 connections: a pool of 8 and one for
+// its lock. It needs a direct connection or a session-mode pooler (its
+// lock is a session's, and it prepares statements), and no LISTEN/NOTIFY.
+//
+// One server per database for now: a server takes a session-level
+// advisory lock on the database (per schema) and a second is refused
+// while the first runs ("another Dispatch server (pid N on HOST) uses the
+// database ..."). The lock goes with the first server's session, so one
+// killed by kill -9 frees it at once, and one whose machine vanished
+// frees it once PostgreSQL's keepalives find the connection dead (about
+// 25 s). A server whose lock's connection fails stops writing until it
+// has taken the lock back; if another server took the database meanwhile,
+// it stops for good and reports unhealthy. Several servers sharing one
+// database, with partitions leased by epoch and failover, is the next
+// step (see the package documentation of internal/store/pgstore for the
+// fencing it will use).
+//
+// Retention: nothing is pruned yet, on PostgreSQL as on SQLite. Every
+// call stays in calls once done (its input, output, error and attempts),
+// and its attempts in attempts; inboxes (results) are emptied as parents
+// resume. To delete the done calls older than a week, with their
+// attempts, while the server runs:
+//
+//	DELETE FROM attempts a USING calls c WHERE a.call_id = c.id AND c.done
+//	  AND c.updated_at < (extract(epoch FROM now() - interval '7 days') * 1e9)::bigint;
+//	DELETE FROM calls WHERE done
+//	  AND updated_at < (extract(epoch FROM now() - interval '7 days') * 1e9)::bigint;
+//
+// (times are Unix nanoseconds). Autovacuum then reuses the space; the
+// tables' settings are chosen for their churn (internal/store/pgstore).
+//
+// Speed, measured with `dispatch bench --postgres URL` on a shared 2-CPU
+// machine with PostgreSQL 15 beside the server, fsync and
+// synchronous_commit on (medians of 3 rounds; SQLite in the same run in
+// brackets): an await step of a sequential workflow takes 2.1 ms at p50
+// (0.44 ms), 8.5 ms at p99 (3.0 ms); 32 clients run 548 three-step
+// workflows/s (979). A step is two commits in sequence, and a commit on
+// PostgreSQL takes 0.7 ms at the median (a WAL flush, the statements, a
+// round trip); under load the one writer commits about 15 steps per
+// transaction and is busy all the time, with PostgreSQL's processes
+// taking CPU on the same cores.
 //
 // # Results
 //
@@ -151,13 +204,14 @@
 //     method, path, authority, Content-Type and body digest; not the
 //     query nor the scheme. Replays within the signature's window are
 //     the endpoint's to refuse. The signing key is kept in the state
-//     directory, mode 0600; the API key is a shared secret sent in clear
-//     over plain HTTP.
+//     directory, mode 0600, or in the database of Config.Postgres (table
+//     keys: grant it to the server's role only); the API key is a shared
+//     secret sent in clear over plain HTTP.
 //   - Not protected: the server speaks plain HTTP (put TLS in front of
 //     it beyond a trusted network); there is one API key, which grants
 //     everything (dispatching to any allowed endpoint, reading every
 //     call's input and output); calls and results are stored unencrypted
-//     in the state directory; there is no rate limit beyond the
+//     in the state directory or the database; there is no rate limit beyond the
 //     concurrency limit of each endpoint. "*" turns the endpoint policy
 //     off.
 //

@@ -55,7 +55,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	unlock := func() error { return nil }
-	if !cfg.Memory {
+	if !cfg.Memory && cfg.Postgres == "" { // the PostgreSQL store locks its database itself
 		var err error
 		if unlock, err = lockDir(cfg.StateDir); err != nil {
 			return nil, err
@@ -70,16 +70,37 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// openTimeout bounds the connection to PostgreSQL, its migration and the
+// reading of the signing key, in New.
+const openTimeout = 30 * time.Second
+
 // newLocked is New once the state directory is locked.
 func newLocked(cfg Config) (*Server, error) {
-	key, err := signingKey(&cfg)
-	if err != nil {
-		return nil, err
-	}
 	var st store.Store
-	if cfg.Memory {
+	var key ed25519.PrivateKey
+	var err error
+	switch {
+	case cfg.Postgres != "":
+		ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
+		defer cancel()
+		pg, err := openPostgres(ctx, cfg.Postgres)
+		if err != nil {
+			return nil, err
+		}
+		if key, err = postgresKey(ctx, &cfg, pg); err != nil {
+			pg.Close()
+			return nil, err
+		}
+		st = pg
+	case cfg.Memory:
+		if key, err = signingKey(&cfg); err != nil {
+			return nil, err
+		}
 		st = memstore.New()
-	} else {
+	default:
+		if key, err = signingKey(&cfg); err != nil {
+			return nil, err
+		}
 		st, err = sqlitestore.Open(filepath.Join(cfg.StateDir, "dispatch.db"), sqlitestore.Options{FullSync: cfg.FullSync})
 		if err != nil {
 			return nil, fmt.Errorf("server: opening the store in Config.StateDir %q: %w", cfg.StateDir, err)

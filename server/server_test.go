@@ -16,12 +16,13 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/dispatchkit/dispatch/internal/pgtest"
 	"github.com/dispatchkit/dispatch/internal/store"
 	"github.com/dispatchkit/dispatch/server"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(pgtest.Main(m))
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -47,6 +48,10 @@ func TestConfigValidate(t *testing.T) {
 		{"endpoint with a fragment", server.Config{Memory: true, Endpoint: "http://127.0.0.1:8000/#x"}, "fragment"},
 		{"invalid allow pattern", server.Config{Memory: true, AllowEndpoints: []string{"loopback", "ftp://x"}}, "Config.AllowEndpoints[1]"},
 		{"allow pattern with a query", server.Config{Memory: true, AllowEndpoints: []string{"https://h/?x=1"}}, "--allow-endpoint"},
+		{"postgres and memory", server.Config{Postgres: "postgres://h/db", Memory: true}, "Config.Postgres and Config.Memory are exclusive"},
+		{"postgres and a state dir", server.Config{Postgres: "postgres://h/db", StateDir: "/tmp/x"}, "Config.Postgres and Config.StateDir are exclusive"},
+		{"postgres and full sync", server.Config{Postgres: "postgres://h/db", FullSync: true}, "Config.Postgres and Config.FullSync are exclusive"},
+		{"postgres URL invalid", server.Config{Postgres: "postgres://u:secret@h:99999/db"}, "Config.Postgres (--postgres of dispatch test): pgstore: postgres://u:xxxxx@h:99999/db is not a PostgreSQL connection URL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

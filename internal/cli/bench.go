@@ -48,8 +48,11 @@ reach beside the goals:
       and finished
 
 The server keeps its calls in SQLite in a temporary directory (--memory
-for the memory store; (e) needs SQLite). --only picks workloads and the
-other flags scale them down. On a shared or noisy machine, --rounds 3
+for the memory store; (e) needs SQLite). With --postgres URL, each workload
+runs on SQLite (or memory), then again on PostgreSQL, side by side: the
+bench makes a database for each workload on that server and drops it
+afterwards, so the URL's user needs CREATEDB. --only picks workloads and
+the other flags scale them down. On a shared or noisy machine, --rounds 3
 runs each workload three times and prints the median of each figure with
 its range.`,
 		Args: cobra.NoArgs,
@@ -63,6 +66,7 @@ its range.`,
 	f := cmd.Flags()
 	f.StringVar(&o.only, "only", "a,b,c,d,e", "workloads to run, comma-separated, from a,b,c,d,e")
 	f.BoolVar(&o.memory, "memory", false, "use the memory store instead of SQLite")
+	f.StringVar(&o.postgres, "postgres", "", "also run each workload on PostgreSQL, in databases made on the server of this URL (postgres://user:password@host:5432/postgres)")
 	f.StringVar(&o.dir, "dir", "", "where to make the temporary directory of the SQLite databases (default the system's)")
 	f.IntVar(&o.steps, "steps", 20, "(a) steps of the sequential workflow")
 	f.IntVar(&o.runs, "runs", 50, "(a) sequential workflows measured, one at a time")
@@ -80,6 +84,9 @@ its range.`,
 type benchOptions struct {
 	only               string
 	memory             bool
+	postgres           string // --postgres
+	pg                 bool   // the workload running is on PostgreSQL
+	pgDBs              map[string]string
 	dir                string
 	steps, runs        int
 	clients, workflows int
@@ -138,6 +145,7 @@ func (o *benchOptions) check() error {
 // benchRow is one line of the table.
 type benchRow struct {
 	what  string
+	store string // with --postgres: which store the row is of
 	value string
 	goal  string
 	met   string // "yes", "no" or "" when there is no goal
@@ -253,30 +261,50 @@ func runBench(ctx context.Context, o benchOptions, stdout, stderr io.Writer) err
 		defer pprof.StopCPUProfile()
 	}
 
+	store := "SQLite store"
+	if o.memory {
+		store = "memory store"
+	}
+	stores := []string{""} // the default store
+	if o.postgres != "" {
+		stores[0] = strings.TrimSuffix(store, " store")
+		stores = append(stores, "PostgreSQL")
+		defer o.dropDatabases(stderr)
+	}
 	var rows []benchRow
 	for _, w := range workloads {
 		if !o.selected[w.key] {
 			continue
 		}
-		var rounds [][]benchRow
-		for o.round = 1; o.round <= o.rounds; o.round++ {
-			fmt.Fprintf(stderr, "bench: running (%s)%s...\n", w.key, o.roundName())
-			start := time.Now()
-			wctx, cancel := context.WithTimeout(ctx, benchTimeout)
-			r, err := w.run(wctx, &o)
-			cancel()
-			if err != nil {
-				return fmt.Errorf("bench: workload (%s)%s: %w", w.key, o.roundName(), err)
+		for _, st := range stores {
+			o.pg = st == "PostgreSQL"
+			on := ""
+			if st != "" {
+				on = " on " + st
 			}
-			fmt.Fprintf(stderr, "bench: (%s)%s took %v\n", w.key, o.roundName(), time.Since(start).Round(time.Millisecond))
-			rounds = append(rounds, r)
+			var rounds [][]benchRow
+			for o.round = 1; o.round <= o.rounds; o.round++ {
+				fmt.Fprintf(stderr, "bench: running (%s)%s%s...\n", w.key, on, o.roundName())
+				start := time.Now()
+				wctx, cancel := context.WithTimeout(ctx, benchTimeout)
+				r, err := w.run(wctx, &o)
+				cancel()
+				if err != nil {
+					return fmt.Errorf("bench: workload (%s)%s%s: %w", w.key, on, o.roundName(), err)
+				}
+				fmt.Fprintf(stderr, "bench: (%s)%s%s took %v\n", w.key, on, o.roundName(), time.Since(start).Round(time.Millisecond))
+				rounds = append(rounds, r)
+			}
+			for _, r := range summarize(rounds) {
+				r.store = st
+				rows = append(rows, r)
+			}
 		}
-		rows = append(rows, summarize(rounds)...)
 	}
+	o.pg = false
 
-	store := "SQLite store"
-	if o.memory {
-		store = "memory store"
+	if o.postgres != "" {
+		store += ", then PostgreSQL at " + redactURL(o.postgres)
 	}
 	fmt.Fprintf(stdout, "dispatch bench: in-process server (%s) and SDK endpoint over loopback HTTP\n", store)
 	gogc := debug.SetGCPercent(100)
@@ -287,20 +315,29 @@ func runBench(ctx context.Context, o benchOptions, stdout, stderr io.Writer) err
 	}
 	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "workload\tresult\tgoal\tmet")
+	storeCol := func(r benchRow) string { return "" }
+	if o.postgres != "" {
+		storeCol = func(r benchRow) string { return r.store + "\t" }
+	}
+	fmt.Fprintf(tw, "workload\t%sresult\tgoal\tmet\n", storeCol(benchRow{store: "store"}))
 	for _, r := range rows {
 		goal, met := r.goal, r.met
 		if goal == "" {
 			goal, met = "-", "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.what, r.value, goal, met)
+		fmt.Fprintf(tw, "%s\t%s%s\t%s\t%s\n", r.what, storeCol(r), r.value, goal, met)
 	}
 	return tw.Flush()
 }
 
 // open starts an SDK instance in local mode, serving its endpoint, with a
-// server of its own: in memory, or in SQLite in the directory named name.
-func (o *benchOptions) open(name string) (*dispatch.Dispatch, error) {
+// server of its own: in memory, or in SQLite in the directory named name;
+// or, for a workload on PostgreSQL, an SDK instance and a server on the
+// database named name (see openPostgres).
+func (o *benchOptions) open(name string) (*benchApp, error) {
+	if o.pg {
+		return o.openPostgres(name)
+	}
 	dir := ""
 	if !o.memory {
 		dir = filepath.Join(o.rootDir, fmt.Sprintf("%s-%d", name, o.round))
@@ -319,11 +356,11 @@ func (o *benchOptions) open(name string) (*dispatch.Dispatch, error) {
 		d.Close()
 		return nil, err
 	}
-	return d, nil
+	return &benchApp{d: d}, nil
 }
 
 // runOK dispatches c and waits for its outcome, which must be OK.
-func runOK(ctx context.Context, d *dispatch.Dispatch, c dispatch.Caller) error {
+func runOK(ctx context.Context, d *benchApp, c dispatch.Caller) error {
 	ids, err := d.Dispatch(ctx, c)
 	if err != nil {
 		return err
@@ -331,7 +368,7 @@ func runOK(ctx context.Context, d *dispatch.Dispatch, c dispatch.Caller) error {
 	return waitOK(ctx, d, ids[0])
 }
 
-func waitOK(ctx context.Context, d *dispatch.Dispatch, id string) error {
+func waitOK(ctx context.Context, d *benchApp, id string) error {
 	out, err := d.Local().Result(ctx, id)
 	if err != nil {
 		return err
@@ -344,7 +381,7 @@ func waitOK(ctx context.Context, d *dispatch.Dispatch, id string) error {
 
 // dispatchAll dispatches n calls made by mk, 1,000 per request, and
 // returns their ids.
-func dispatchAll(ctx context.Context, d *dispatch.Dispatch, n int, mk func(i int) dispatch.Caller) ([]string, error) {
+func dispatchAll(ctx context.Context, d *benchApp, n int, mk func(i int) dispatch.Caller) ([]string, error) {
 	ids := make([]string, 0, n)
 	batch := make([]dispatch.Caller, 0, 1000)
 	for i := 0; i < n; {
@@ -537,7 +574,7 @@ func liveHeap() uint64 {
 // state directory, and the time runs until every workflow has finished.
 func benchRestart(ctx context.Context, o *benchOptions) ([]benchRow, error) {
 	what := fmt.Sprintf("(e) restart with %s calls in flight: all resumed and done", fmtInt(int64(o.inflight/2*2)))
-	if o.memory {
+	if o.memory && !o.pg {
 		return []benchRow{{what: what, value: "skipped: needs the SQLite store", goal: "< 2 s", met: "-"}}, nil
 	}
 	hold := make(chan struct{})

@@ -1,10 +1,13 @@
 package cli_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/matryer/is"
+
+	"github.com/dispatchkit/dispatch/internal/pgtest"
 )
 
 // tiny scales every workload down so that the bench runs in a test; the
@@ -14,12 +17,16 @@ var tiny = []string{"--steps", "3", "--runs", "2", "--clients", "2", "--workflow
 
 func TestBench(t *testing.T) {
 	tests := []struct {
-		name    string
-		args    []string
-		rows    []string
-		notRows []string
-		code    int
-		stderr  string
+		name string
+		args []string
+		pg   bool // with --postgres
+		rows []string
+		// storeRows are rows that must be there for each store, with
+		// --postgres.
+		storeRows []string
+		notRows   []string
+		code      int
+		stderr    string
 	}{
 		{
 			name: "sqlite, all workloads",
@@ -39,6 +46,19 @@ func TestBench(t *testing.T) {
 			args:    []string{"--memory", "--only", "c, e"},
 			rows:    []string{"(c) Gather of 30 calls", "skipped: needs the SQLite store", "memory store"},
 			notRows: []string{"(a)", "(b)", "(d)"},
+		},
+		{
+			name: "postgres beside sqlite",
+			args: []string{"--only", "a,b,e"},
+			pg:   true,
+			rows: []string{"SQLite store, then PostgreSQL at postgres://", " store "},
+			storeRows: []string{
+				"(a) 3-step sequential workflow, 1 at a time: p50 per await step",
+				"(a) 3-step sequential workflow, 1 at a time: p99 per await step",
+				"(b) 3-step workflows, 2 clients (6 in all)",
+				"(e) restart with 20 calls in flight: all resumed and done",
+			},
+			notRows: []string{"(c)", "(d)", "skipped"},
 		},
 		{
 			name:    "rounds",
@@ -70,6 +90,9 @@ func TestBench(t *testing.T) {
 			// Not parallel: the bench's functions share package state.
 			is := is.New(t)
 			args := append(append([]string{"bench", "--dir", t.TempDir()}, tiny...), tt.args...)
+			if tt.pg {
+				args = append(args, "--postgres", pgtest.URL(t))
+			}
 			out, errOut, code := run(t, args...)
 			is.Equal(code, tt.code) // exit code
 			if tt.code != 0 {
@@ -81,6 +104,15 @@ func TestBench(t *testing.T) {
 			for _, row := range tt.rows {
 				if !strings.Contains(out, row) {
 					t.Errorf("no row %q in:\n%s", row, out)
+				}
+			}
+			for _, row := range tt.storeRows {
+				for _, st := range []string{"SQLite", "PostgreSQL"} {
+					if !slices.ContainsFunc(strings.Split(out, "\n"), func(line string) bool {
+						return strings.HasPrefix(line, row) && strings.Contains(line, " "+st+" ")
+					}) {
+						t.Errorf("no row %q on %s in:\n%s", row, st, out)
+					}
 				}
 			}
 			for _, row := range tt.notRows {

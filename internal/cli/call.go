@@ -28,7 +28,7 @@ func callCommand(stdout, stderr io.Writer) *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := src.open()
+			s, err := src.open(cmd.Context())
 			if err != nil {
 				return err
 			}

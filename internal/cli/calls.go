@@ -27,7 +27,7 @@ func callsCommand(stdout, stderr io.Writer) *cobra.Command {
 		Short: "List recent calls (id, function, status, attempts, age)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := src.open()
+			s, err := src.open(cmd.Context())
 			if err != nil {
 				return err
 			}

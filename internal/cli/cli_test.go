@@ -17,6 +17,7 @@ import (
 
 	"github.com/dispatchkit/dispatch/internal/cli"
 	"github.com/dispatchkit/dispatch/internal/inspect"
+	"github.com/dispatchkit/dispatch/internal/pgtest"
 )
 
 // TestMain checks for leaked goroutines. It also clears the variables that
@@ -26,7 +27,7 @@ import (
 func TestMain(m *testing.M) {
 	os.Unsetenv("DISPATCH_API_URL")
 	os.Unsetenv("DISPATCH_API_KEY")
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(pgtest.Main(m))
 }
 
 // runTest starts `dispatch test` in-process and returns its address and
@@ -158,6 +159,48 @@ func TestTestCommandStateDir(t *testing.T) {
 	is.Equal(stop2(), 0)
 }
 
+// TestTestCommandPostgres runs `dispatch test --postgres`, reads its calls
+// with `dispatch calls` and `dispatch call` from the database, and checks
+// that a restart keeps the key (kept in the database) and that a second
+// server on the database is refused while the first runs.
+func TestTestCommandPostgres(t *testing.T) {
+	is := is.New(t)
+	url := pgtest.URL(t)
+	ep := newWorkflowEndpoint(t, 1, 0)
+	addr, key, _, stop := runTest(t, ep.srv.URL, "--port", "0", "--postgres", url)
+	ep.setKey(t, key)
+	ids := dispatchWorkflows(t, addr, "test", 2)
+	for _, id := range ids {
+		o, err := fetchResult(t, addr, id)
+		is.NoErr(err)
+		is.Equal(o.Status, sdkv1.Status_STATUS_OK)
+	}
+	is.Equal(ep.finished(), 2)
+
+	_, errOut, code := run(t, "test", ep.srv.URL, "--port", "0", "--postgres", url)
+	is.Equal(code, 1)
+	is.True(strings.Contains(errOut, "uses the database")) // one server per database
+	is.True(strings.Contains(errOut, "--postgres"))
+
+	// Read beside the running server, then after it stopped.
+	out, _, code := run(t, "calls", "--postgres", url)
+	is.Equal(code, 0)
+	is.True(strings.Contains(out, ids[0]) && strings.Contains(out, ids[1]))
+	is.Equal(stop(), 0)
+	out, _, code = run(t, "call", ids[1], "--postgres", url, "--json")
+	is.Equal(code, 0)
+	var c inspect.Call
+	is.NoErr(json.Unmarshal([]byte(out), &c))
+	is.Equal(c.ID, ids[1])
+	is.Equal(c.Status, "OK")
+	is.Equal(len(c.Children), 1)
+	is.Equal(len(c.AttemptLog), 2) // poll, then exit
+
+	_, key2, _, stop2 := runTest(t, ep.srv.URL, "--port", "0", "--postgres", url)
+	is.Equal(key2, key) // the key is the database's
+	is.Equal(stop2(), 0)
+}
+
 func TestUsageErrors(t *testing.T) {
 	tests := []struct {
 		name string
@@ -173,6 +216,9 @@ func TestUsageErrors(t *testing.T) {
 		{"call without id", []string{"call"}, 2, "dispatch id"},
 		{"calls on empty state", []string{"calls", "--state", "/nonexistent/dir"}, 1, "no call database"},
 		{"unknown command", []string{"nope"}, 1, "unknown command"},
+		{"test with --postgres and --memory", []string{"test", "http://127.0.0.1:1", "--memory", "--postgres", "postgres://h/db"}, 2, "leave out --memory and --state"},
+		{"test with a bad --postgres", []string{"test", "http://127.0.0.1:1", "--port", "0", "--postgres", "postgres://u:secret@h:99999/db"}, 1, "Config.Postgres (--postgres of dispatch test)"},
+		{"calls with --postgres and --state", []string{"calls", "--postgres", "postgres://h/db", "--state", "/tmp"}, 2, "leave out --api-url and --state"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -19,11 +19,12 @@ import (
 
 	"github.com/dispatchkit/dispatch/internal/inspect"
 	"github.com/dispatchkit/dispatch/internal/store"
+	"github.com/dispatchkit/dispatch/internal/store/pgstore"
 	"github.com/dispatchkit/dispatch/internal/store/sqlitestore"
 )
 
 // source is where `calls` and `call` read: a running server's inspection
-// API, or a state directory's database.
+// API, a state directory's database, or a PostgreSQL database.
 type source interface {
 	list(ctx context.Context, limit int, all bool) ([]*inspect.Call, error)
 	tree(ctx context.Context, id string, depth int) (*inspect.Call, error)
@@ -33,20 +34,33 @@ type source interface {
 // sourceFlags are the flags that choose a source.
 type sourceFlags struct {
 	stateDir string
+	postgres string
 	apiURL   string
 	apiKey   string
 }
 
 func (f *sourceFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.stateDir, "state", "", "read the state directory of a server (default $XDG_STATE_HOME/dispatch or ~/.local/state/dispatch)")
+	fs.StringVar(&f.postgres, "postgres", "", "read the PostgreSQL database of a server (the --postgres URL it was given)")
 	fs.StringVar(&f.apiURL, "api-url", "", "ask the running server at this URL instead (default $DISPATCH_API_URL, as exported from the banner of dispatch test)")
 	fs.StringVar(&f.apiKey, "api-key", "", "API key of the server at --api-url (default $DISPATCH_API_KEY, else test)")
 }
 
-// open picks the source: --api-url, else --state, else the server named by
-// DISPATCH_API_URL (so that the variables exported from the banner of
-// `dispatch test` are enough), else the default state directory.
-func (f *sourceFlags) open() (source, error) {
+// open picks the source: --postgres, --api-url or --state (at most one of
+// them), else the server named by DISPATCH_API_URL (so that the variables
+// exported from the banner of `dispatch test` are enough), else the
+// default state directory.
+func (f *sourceFlags) open(ctx context.Context) (source, error) {
+	if f.postgres != "" {
+		if f.apiURL != "" || f.stateDir != "" {
+			return nil, usageError{errors.New("--postgres names where to read: leave out --api-url and --state")}
+		}
+		st, err := pgstore.OpenReadOnly(ctx, f.postgres)
+		if err != nil {
+			return nil, err
+		}
+		return &storeSource{st: st}, nil
+	}
 	if f.apiURL == "" && f.stateDir == "" {
 		f.apiURL = os.Getenv("DISPATCH_API_URL")
 	}
@@ -81,7 +95,7 @@ func (f *sourceFlags) open() (source, error) {
 	return &storeSource{st: st}, nil
 }
 
-type storeSource struct{ st *sqlitestore.Store }
+type storeSource struct{ st store.Store }
 
 func (s *storeSource) list(ctx context.Context, limit int, all bool) ([]*inspect.Call, error) {
 	return inspect.List(ctx, s.st, store.ListOptions{Limit: limit, RootOnly: !all})

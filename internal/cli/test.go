@@ -24,6 +24,7 @@ func testCommand(stdout, stderr io.Writer) *cobra.Command {
 		verbose  bool
 		stateDir string
 		memory   bool
+		postgres string
 		allow    []string
 	)
 	cmd := &cobra.Command{
@@ -38,6 +39,12 @@ default $XDG_STATE_HOME/dispatch or ~/.local/state/dispatch), so they
 survive a restart; --memory keeps them in memory only. The signing key is
 made on first start and kept in the state directory, so the verification
 key printed stays valid across restarts.
+
+--postgres URL keeps the calls and the signing key in a PostgreSQL database
+instead (postgres://user:password@host:5432/dbname; the password may come
+from PGPASSWORD or ~/.pgpass rather than the command line). The tables are
+made on first start. One server per database for now: a second one is
+refused while the first runs.
 
 Calls may name their own endpoint. The server sends requests only to
 <endpoint-url> (and URLs below its path) and to loopback endpoints
@@ -67,6 +74,9 @@ unless a pattern names that IP literal or is '*'.`,
 			if _, err := endpointpolicy.New(allow...); err != nil {
 				return usageError{fmt.Errorf("--allow-endpoint: %v", err)}
 			}
+			if postgres != "" && (memory || stateDir != "") {
+				return usageError{fmt.Errorf("--postgres keeps the calls in PostgreSQL: leave out --memory and --state")}
+			}
 			level := zerolog.InfoLevel
 			if verbose {
 				level = zerolog.DebugLevel
@@ -78,12 +88,13 @@ unless a pattern names that IP literal or is '*'.`,
 				Addr:     net.JoinHostPort(hostname, strconv.Itoa(port)),
 				APIKey:   apiKey,
 				Memory:   memory,
+				Postgres: postgres,
 				Logger:   logger,
 				// Loopback by default: the endpoint being developed and
 				// its neighbours on this machine.
 				AllowEndpoints: append([]string{"loopback"}, allow...),
 			}
-			if !memory {
+			if !memory && postgres == "" {
 				if stateDir == "" {
 					var err error
 					if stateDir, err = defaultStateDir(); err != nil {
@@ -105,6 +116,7 @@ unless a pattern names that IP literal or is '*'.`,
 	f.BoolVarP(&verbose, "verbose", "v", false, "log every function run")
 	f.StringVar(&stateDir, "state", "", "state directory (default $XDG_STATE_HOME/dispatch or ~/.local/state/dispatch)")
 	f.BoolVar(&memory, "memory", false, "keep calls in memory only (nothing survives a restart)")
+	f.StringVar(&postgres, "postgres", "", "keep calls and the signing key in this PostgreSQL database (postgres://user:password@host:5432/db) instead of the state directory")
 	f.StringArrayVar(&allow, "allow-endpoint", nil, "also allow calls to endpoints matching this pattern (repeatable; loopback and <endpoint-url> are always allowed)")
 	return cmd
 }

@@ -18,11 +18,12 @@
 // # Several replicas
 //
 // Every method is expressed as whole-row upserts and keyed deletes inside
-// one transaction, so a SQL implementation (PostgreSQL) maps each Batch onto
-// one transaction. Several replicas sharing one database would each own the
-// root calls they created or claimed (an owner column and lease per root
-// row, taken in Recover); that column is not needed by the single-process
-// stores and is left out until then.
+// one transaction, so a SQL implementation (pgstore, on PostgreSQL) maps
+// each Apply onto one transaction. Today one server owns a database. The
+// partitioned mode will split the calls into partitions by a hash of
+// their root id, each leased to one replica with an epoch, every
+// transaction checking its partition's epoch first (see the package
+// documentation of pgstore); the single-process stores need none of it.
 package store
 
 import (

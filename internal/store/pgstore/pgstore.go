@@ -1,0 +1,540 @@
+// Package pgstore is the PostgreSQL [store.Store] of the Dispatch server
+// (pgx v5, a bounded pgxpool), for a server whose calls must outlive its
+// machine. PostgreSQL 15 is what it is tested with; 13 or later is needed.
+//
+// # Transactions
+//
+// Each [Store.Apply] is one READ COMMITTED transaction sent as one
+// pgx.Batch: one round trip. The batch's statements run in the implicit
+// transaction that PostgreSQL's extended protocol gives the messages
+// before a Sync (one Sync ends a pgx.Batch), committed at the Sync and
+// rolled back whole if any statement fails. Sessions set
+// default_transaction_isolation to read committed, whatever the
+// database's default. Nothing on this path reads before it writes, so no
+// transaction can fail on a serialization conflict: there is no
+// REPEATABLE READ or SERIALIZABLE, and no retry loop, on the hot path
+// (the [store.Committer] retries a failed Apply as it does for every
+// store; every statement is idempotent, so a retry after a commit whose
+// answer was lost is harmless).
+//
+// The net effect of the batches, in their order, is computed first (the
+// last row of each call, the results still there at the end, the inbox
+// entries removed, the last value of each attempt and meta key), and
+// written with one statement per row for a few rows of a kind, or one
+// statement for all the rows of a kind, passed as arrays (INSERT ...
+// SELECT FROM unnest(...)), from a dozen on (see arrayRows): however many
+// batches the committer groups into one Apply, the transaction has at
+// most six statements then. Rows are whole-row upserts (INSERT ... ON CONFLICT DO UPDATE), as the store
+// interface is designed for, and calls are written in the order of their
+// ids, so that two transactions that touch the same calls lock them in the
+// same order. Statements are prepared once per connection (pgx's
+// statement cache). Durability is the database's: with PostgreSQL's
+// defaults (fsync and synchronous_commit on), Apply returns once the
+// commit is flushed to the write-ahead log. An Apply that takes more than
+// 30 seconds fails (and is retried by the committer).
+//
+// Reads that need one snapshot across statements (Recover, which reads
+// the inboxes and then the live calls) run in a READ ONLY REPEATABLE READ
+// transaction, which never fails on a conflict; [Store.Attempts] is one
+// statement.
+//
+// # Tables and vacuum
+//
+// calls, results, attempts, meta, keys (the server's signing key),
+// partitions and schema_version; see schema.go for their storage
+// parameters and why. Updates of a call stay HOT: no index names a column
+// that changes while the call is live (calls_live is on created_at where
+// not done, done being a generated column that changes once), and
+// fillfactor 70 leaves room on the page for the new version. Done calls,
+// their results and attempts are kept: nothing prunes them yet (see
+// "Retention" in the server's documentation).
+//
+// # Connections
+//
+// A store holds at most [Options.MaxConns] connections in its pool (8 by
+// default: one writer at a time, the rest for recovery and inspection)
+// plus one for its lock. It does not use LISTEN/NOTIFY.
+//
+// # One owner, and the fencing to come
+//
+// A writable store is the only owner of its database (of its schema, for
+// a URL that sets search_path): [Open] takes a session-level advisory
+// lock, pg_try_advisory_lock, on a connection of its own, and fails with
+// a [*LockedError] naming the holder when another store holds it. The
+// lock is PostgreSQL's: it goes when the session ends, so a server killed
+// with kill -9 leaves it free at once, and one whose machine vanished
+// leaves it free once PostgreSQL's TCP keepalives find the connection
+// dead (set on the lock's connection to about 25 seconds). Each owner
+// also bumps the epoch of row 0 of partitions, and records who it is
+// there.
+//
+// The store checks its lock connection every 2 seconds. If that
+// connection fails it stops writing (Apply fails) until it has
+// reconnected, taken the lock back and found the epoch unchanged; if
+// another server took the database meanwhile (the lock is held, or the
+// epoch moved), Apply fails for good. Between the loss of the lock and
+// its check, a write can still go through: the lock is not checked inside
+// each transaction. The partitioned mode (several servers on one
+// database) closes that gap with fencing by epoch: the calls are split in
+// partitions (a hash of the root id; a part column with a default, an
+// instant ALTER TABLE), each with its row in partitions (owner, epoch,
+// lease_until); every Apply first runs, in the same transaction,
+// UPDATE partitions SET lease_until = ... WHERE id = $1 AND epoch = $2
+// RETURNING epoch (or SELECT ... FOR SHARE), and aborts when no row comes
+// back. A new owner takes a partition with UPDATE ... SET epoch = epoch + 1,
+// which waits for the transactions that hold the row and makes every
+// later transaction of the old owner abort: a deposed owner writes
+// nothing. That step builds on this schema and on Apply's one batch,
+// which the check joins at no extra round trip.
+package pgstore
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/dispatchkit/dispatch/internal/store"
+)
+
+// DefaultMaxConns is the default of [Options.MaxConns].
+const DefaultMaxConns = 8
+
+// applyTimeout bounds one Apply.
+const applyTimeout = 30 * time.Second
+
+// Options tune [Open].
+type Options struct {
+	// MaxConns bounds the connections of the store's pool;
+	// [DefaultMaxConns] when zero. The lock takes one more.
+	MaxConns int
+	// Owner describes this process in the database (row 0 of
+	// partitions), for the error a second server gets; "pid N on HOST"
+	// when empty.
+	Owner string
+}
+
+// Store is a PostgreSQL [store.Store].
+type Store struct {
+	pool     *pgxpool.Pool
+	where    string // the URL without its password, for messages
+	readOnly bool
+	lock     *ownerLock // nil when read-only
+
+	mu     sync.Mutex // one Apply at a time; guards buf and closed
+	closed bool
+	buf    applyBuf
+}
+
+var _ store.Store = (*Store)(nil)
+
+// LockedError is the error of [Open] when another store owns the
+// database.
+type LockedError struct {
+	Where string // the database, as a URL without password
+	Owner string // the holder as it described itself, or ""
+}
+
+func (e *LockedError) Error() string {
+	who := "another Dispatch server"
+	if e.Owner != "" {
+		who += " (" + e.Owner + ")"
+	}
+	return fmt.Sprintf("pgstore: %s uses the database %s", who, e.Where)
+}
+
+// parse parses a connection URL (or key=value string) and sets what every
+// session of the store needs.
+func parse(dsn string) (*pgxpool.Config, string, error) {
+	where := redact(dsn)
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		// pgx's message repeats the string, its password hidden at best
+		// effort: keep only what is wrong.
+		msg := err.Error()
+		if i := strings.Index(msg, "`: "); strings.HasPrefix(msg, "cannot parse `") && i > 0 {
+			msg = msg[i+3:]
+		}
+		return nil, where, fmt.Errorf("pgstore: %s is not a PostgreSQL connection URL (like postgres://user:password@host:5432/db): %s", where, msg)
+	}
+	rp := cfg.ConnConfig.RuntimeParams
+	rp["default_transaction_isolation"] = "read committed"
+	if rp["application_name"] == "" {
+		rp["application_name"] = "dispatch"
+	}
+	return cfg, where, nil
+}
+
+// CheckURL checks that dsn is a connection URL Open can use, without
+// connecting; the error hides its password.
+func CheckURL(dsn string) error {
+	_, _, err := parse(dsn)
+	return err
+}
+
+// redact hides the password of a URL.
+func redact(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" {
+		return u.Redacted()
+	}
+	if strings.Contains(dsn, "password") {
+		return "(a connection string with a password)"
+	}
+	return dsn
+}
+
+// Open connects to the database at dsn (a postgres:// URL), takes its
+// lock (see the package documentation: a [*LockedError] when another store
+// has it), makes or migrates the tables and returns the store. ctx bounds
+// the connection and the migration.
+func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	cfg, where, err := parse(dsn)
+	if err != nil {
+		return nil, err
+	}
+	if opts.MaxConns < 0 {
+		return nil, fmt.Errorf("pgstore: Options.MaxConns is negative (%d); use 0 for the default, %d", opts.MaxConns, DefaultMaxConns)
+	}
+	cfg.MaxConns = int32(cmp.Or(opts.MaxConns, DefaultMaxConns))
+	if opts.Owner == "" {
+		host, _ := os.Hostname()
+		opts.Owner = fmt.Sprintf("pid %d on %s", os.Getpid(), host)
+	}
+	lock, err := takeLock(ctx, cfg.ConnConfig, where, opts.Owner)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		lock.close()
+		return nil, fmt.Errorf("pgstore: connecting to %s: %w", where, err)
+	}
+	s := &Store{pool: pool, where: where, lock: lock}
+	lock.watch()
+	return s, nil
+}
+
+// OpenReadOnly opens the database at dsn for reading only, beside the
+// server that may be writing it (the `dispatch calls` command): it takes
+// no lock, does not migrate, and its sessions are read-only. Apply fails.
+func OpenReadOnly(ctx context.Context, dsn string) (*Store, error) {
+	cfg, where, err := parse(dsn)
+	if err != nil {
+		return nil, err
+	}
+	cfg.MaxConns = 2
+	cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: connecting to %s: %w", where, err)
+	}
+	v, err := readVersion(ctx, pool)
+	switch {
+	case err != nil:
+		err = fmt.Errorf("pgstore: reading the schema version of %s: %w", where, err)
+	case v == 0:
+		err = fmt.Errorf("pgstore: %s is not a dispatch database (%w): pass the --postgres URL the server was given", where, errNoSchema)
+	case v > schemaVersion:
+		err = fmt.Errorf("pgstore: %s was made by a newer version of dispatch (schema version %d, this one knows up to %d): read it with that version", where, v, schemaVersion)
+	}
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &Store{pool: pool, where: where, readOnly: true}, nil
+}
+
+// Epoch returns the epoch of row 0 of partitions that this store's open
+// set (each owner bumps it), or 0 for a read-only store.
+func (s *Store) Epoch() int64 {
+	if s.lock == nil {
+		return 0
+	}
+	return s.lock.epoch
+}
+
+// Apply implements [store.Store]: all batches in one transaction, in one
+// round trip (see the package documentation).
+func (s *Store) Apply(ctx context.Context, batches ...*store.Batch) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	if s.readOnly {
+		return errors.New("pgstore: opened read-only")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.lock.err(); err != nil {
+		return err
+	}
+	b := s.buf.build(batches)
+	if b.Len() == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
+	defer cancel()
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("pgstore: applying %d batches to %s: %w", len(batches), s.where, err)
+	}
+	return nil
+}
+
+// The columns of calls, in scanCall's order.
+const callColumns = `id, parent_id, root_id, parent_gen, gen, correlation_id, endpoint, function,
+	version, input_type, input, created_at, expires_at, updated_at, state, attempts, restarts,
+	state_type, coroutine_state, min_results, max_results, poll_deadline, poll_error, status,
+	output, error, recent_attempts`
+
+const selectCalls = `SELECT ` + callColumns + ` FROM calls`
+
+func scanCall(row pgx.Row) (*store.Call, error) {
+	var c store.Call
+	var parentGen, gen, corr, created, expires, updated, deadline int64
+	var state int32
+	err := row.Scan(&c.ID, &c.ParentID, &c.RootID, &parentGen, &gen, &corr, &c.Endpoint, &c.Function,
+		&c.Version, &c.InputType, &c.Input, &created, &expires, &updated, &state, &c.Attempts, &c.Restarts,
+		&c.StateType, &c.CoroutineState, &c.MinResults, &c.MaxResults, &deadline, &c.PollError, &c.Status,
+		&c.Output, &c.Error, &c.RecentAttempts)
+	if err != nil {
+		return nil, err
+	}
+	c.ParentGen, c.Gen, c.CorrelationID = uint32(parentGen), uint32(gen), uint64(corr)
+	c.CreatedAt, c.ExpiresAt, c.UpdatedAt = fromNS(created), fromNS(expires), fromNS(updated)
+	c.State = store.CallState(state)
+	c.PollDeadline = fromNS(deadline)
+	return &c, nil
+}
+
+// Recover implements [store.Store]: the inboxes, then the live calls, in
+// one snapshot.
+func (s *Store) Recover(ctx context.Context, fn func(*store.Call, []store.Result) error) error {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return fmt.Errorf("pgstore: recovering from %s: %w", s.where, err)
+	}
+	defer tx.Rollback(context.Background())
+	inboxes := map[string][]store.Result{}
+	rows, err := tx.Query(ctx, `SELECT parent_id, child_id, parent_gen, seq, data FROM results ORDER BY parent_id, seq`)
+	if err != nil {
+		return fmt.Errorf("pgstore: reading results: %w", err)
+	}
+	for rows.Next() {
+		var r store.Result
+		var gen int64
+		if err := rows.Scan(&r.ParentID, &r.ChildID, &gen, &r.Seq, &r.Data); err != nil {
+			rows.Close()
+			return fmt.Errorf("pgstore: reading results: %w", err)
+		}
+		r.ParentGen = uint32(gen)
+		inboxes[r.ParentID] = append(inboxes[r.ParentID], r)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("pgstore: reading results: %w", err)
+	}
+	rows, err = tx.Query(ctx, selectCalls+` WHERE NOT done ORDER BY created_at, id`)
+	if err != nil {
+		return fmt.Errorf("pgstore: reading live calls: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		c, err := scanCall(rows)
+		if err != nil {
+			return fmt.Errorf("pgstore: reading live calls: %w", err)
+		}
+		if err := fn(c, inboxes[c.ID]); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("pgstore: reading live calls: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) query(ctx context.Context, q string, args ...any) ([]*store.Call, error) {
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: %w", err)
+	}
+	defer rows.Close()
+	var out []*store.Call
+	for rows.Next() {
+		c, err := scanCall(rows)
+		if err != nil {
+			return nil, fmt.Errorf("pgstore: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pgstore: %w", err)
+	}
+	return out, nil
+}
+
+// GetCall implements [store.Store].
+func (s *Store) GetCall(ctx context.Context, id string) (*store.Call, error) {
+	c, err := scanCall(s.pool.QueryRow(ctx, selectCalls+` WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: reading call %s: %w", id, err)
+	}
+	return c, nil
+}
+
+// ListCalls implements [store.Store].
+func (s *Store) ListCalls(ctx context.Context, opts store.ListOptions) ([]*store.Call, error) {
+	limit := opts.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	var where []string
+	var args []any
+	if opts.RootOnly {
+		where = append(where, `parent_id = ''`)
+	}
+	if !opts.Before.IsZero() {
+		args = append(args, ns(opts.Before))
+		where = append(where, fmt.Sprintf(`created_at < $%d`, len(args)))
+	}
+	q := selectCalls
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	args = append(args, limit)
+	q += fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT $%d`, len(args))
+	return s.query(ctx, q, args...)
+}
+
+// Children implements [store.Store].
+func (s *Store) Children(ctx context.Context, id string) ([]*store.Call, error) {
+	return s.query(ctx, selectCalls+` WHERE parent_id = $1 AND parent_id <> '' ORDER BY created_at, id`, id)
+}
+
+// Attempts implements [store.Store]. The table and the row are read by one
+// statement, so in one snapshot: attempts moving from one to the other
+// meanwhile are neither missed nor repeated.
+func (s *Store) Attempts(ctx context.Context, id string) ([]store.Attempt, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT false, n, start, duration, status, outcome, NULL::bytea FROM attempts WHERE call_id = $1
+		UNION ALL
+		SELECT true, 0, 0, 0, 0, '', recent_attempts FROM calls WHERE id = $1`, id)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: reading the attempts of call %s: %w", id, err)
+	}
+	defer rows.Close()
+	var table []store.Attempt
+	var recent []byte
+	for rows.Next() {
+		var row bool
+		var a store.Attempt
+		var start, dur int64
+		var r []byte
+		if err := rows.Scan(&row, &a.N, &start, &dur, &a.Status, &a.Outcome, &r); err != nil {
+			return nil, fmt.Errorf("pgstore: reading the attempts of call %s: %w", id, err)
+		}
+		if row {
+			recent = r
+			continue
+		}
+		a.CallID, a.Start, a.Duration = id, fromNS(start), time.Duration(dur)
+		table = append(table, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pgstore: reading the attempts of call %s: %w", id, err)
+	}
+	slices.SortFunc(table, func(a, b store.Attempt) int { return cmp.Compare(a.N, b.N) })
+	return store.MergeAttempts(table, id, recent)
+}
+
+// Meta implements [store.Store].
+func (s *Store) Meta(ctx context.Context, key string) (string, error) {
+	var v string
+	err := s.pool.QueryRow(ctx, `SELECT value FROM meta WHERE key = $1`, key).Scan(&v)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("pgstore: reading %s: %w", key, err)
+	}
+	return v, nil
+}
+
+// SigningKey returns the server's signing key as stored (its text
+// encoding), making it with generate on first use; made reports whether
+// this call stored it. Servers that start at once agree on one key: each
+// inserts its own only if there is none (ON CONFLICT DO NOTHING), then
+// reads the one that was kept.
+func (s *Store) SigningKey(ctx context.Context, generate func() (string, error)) (key string, made bool, err error) {
+	const name = "signing"
+	read := func() (string, error) {
+		var v string
+		err := s.pool.QueryRow(ctx, `SELECT value FROM keys WHERE name = $1`, name).Scan(&v)
+		return v, err
+	}
+	key, err = read()
+	if err == nil {
+		return key, false, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return "", false, fmt.Errorf("pgstore: reading the signing key in %s: %w", s.where, err)
+	}
+	if s.readOnly {
+		return "", false, fmt.Errorf("pgstore: %s has no signing key yet", s.where)
+	}
+	mine, err := generate()
+	if err != nil {
+		return "", false, err
+	}
+	tag, err := s.pool.Exec(ctx, `INSERT INTO keys (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, name, mine)
+	if err != nil {
+		return "", false, fmt.Errorf("pgstore: storing the signing key in %s: %w", s.where, err)
+	}
+	if key, err = read(); err != nil {
+		return "", false, fmt.Errorf("pgstore: reading the signing key in %s: %w", s.where, err)
+	}
+	return key, tag.RowsAffected() == 1, nil
+}
+
+// Close implements [store.Store]: it closes the pool and releases the
+// lock.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	s.pool.Close()
+	if s.lock != nil {
+		return s.lock.close()
+	}
+	return nil
+}
+
+func ns(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNS(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
