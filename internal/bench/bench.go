@@ -1,0 +1,218 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"text/tabwriter"
+	"time"
+
+	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
+	"github.com/rs/zerolog"
+
+	"github.com/dispatchkit/dispatch"
+)
+
+// timeout bounds each workload, so that a server that loses a call fails
+// the bench rather than hanging it.
+const timeout = 15 * time.Minute
+
+// workloads in the order they run and print.
+var workloads = []struct {
+	key string
+	run func(ctx context.Context, r *runner) ([]row, error)
+}{
+	{"a", sequential},
+	{"b", concurrent},
+	{"c", gather},
+	{"d", suspended},
+	{"e", restart},
+}
+
+// runner is one run of the bench: its options and what the workloads
+// share.
+type runner struct {
+	Options
+	round   int // the round running, from 1
+	hc      *http.Client
+	log     zerolog.Logger
+	rootDir string // the temporary directory of the databases; "" with Memory
+}
+
+// roundName is " round N/M" when there are several rounds.
+func (r *runner) roundName() string {
+	if r.Rounds < 2 {
+		return ""
+	}
+	return fmt.Sprintf(" round %d/%d", r.round, r.Rounds)
+}
+
+// Run runs the workloads o selects, writing progress (and, with Verbose,
+// the logs of the server and the SDK) to stderr, and the table to stdout.
+// It registers the bench's functions (named "bench.*") with package
+// dispatch the first time it is called.
+func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
+	selected, err := o.Check()
+	if err != nil {
+		return err
+	}
+	register()
+	r := &runner{Options: o, log: zerolog.Nop()}
+	if o.Verbose {
+		r.log = zerolog.New(zerolog.ConsoleWriter{Out: stderr, NoColor: true, TimeFormat: time.TimeOnly}).
+			Level(zerolog.InfoLevel).With().Timestamp().Logger()
+	}
+	tr := &http.Transport{MaxIdleConnsPerHost: 2 * o.Clients}
+	defer tr.CloseIdleConnections()
+	r.hc = &http.Client{Transport: tr}
+	if !o.Memory {
+		// A fresh directory even under --dir: a database left by an
+		// earlier run would be recovered and skew the figures.
+		root, err := os.MkdirTemp(o.Dir, "dispatch-bench-")
+		if err != nil {
+			return fmt.Errorf("bench: making a directory for the databases: %w (pass --dir)", err)
+		}
+		defer os.RemoveAll(root)
+		r.rootDir = root
+	}
+
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
+		if err != nil {
+			return fmt.Errorf("bench: --cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("bench: --cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+
+	var rows []row
+	for _, w := range workloads {
+		if !selected[w.key] {
+			continue
+		}
+		var rounds [][]row
+		for r.round = 1; r.round <= o.Rounds; r.round++ {
+			fmt.Fprintf(stderr, "bench: running (%s)%s...\n", w.key, r.roundName())
+			start := time.Now()
+			wctx, cancel := context.WithTimeout(ctx, timeout)
+			got, err := w.run(wctx, r)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("bench: workload (%s)%s: %w", w.key, r.roundName(), err)
+			}
+			fmt.Fprintf(stderr, "bench: (%s)%s took %v\n", w.key, r.roundName(), time.Since(start).Round(time.Millisecond))
+			rounds = append(rounds, got)
+		}
+		rows = append(rows, summarize(rounds)...)
+	}
+
+	store := "SQLite store"
+	if o.Memory {
+		store = "memory store"
+	}
+	fmt.Fprintf(stdout, "dispatch bench: in-process server (%s) and SDK endpoint over loopback HTTP\n", store)
+	gogc := debug.SetGCPercent(100)
+	debug.SetGCPercent(gogc)
+	fmt.Fprintf(stdout, "machine: %s/%s, %d CPUs, %s, GOGC=%d\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), gogc)
+	if o.Rounds > 1 {
+		fmt.Fprintf(stdout, "%d rounds: the median of each figure, and its range\n", o.Rounds)
+	}
+	fmt.Fprintln(stdout)
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "workload\tresult\tgoal\tmet")
+	for _, row := range rows {
+		goal, met := row.goal, row.met
+		if goal == "" {
+			goal, met = "-", "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", row.what, row.value, goal, met)
+	}
+	return tw.Flush()
+}
+
+// open starts an SDK instance in local mode, serving its endpoint, with a
+// server of its own: in memory, or in SQLite in the directory named name.
+func (r *runner) open(name string) (*dispatch.Dispatch, error) {
+	dir := ""
+	if !r.Memory {
+		dir = filepath.Join(r.rootDir, fmt.Sprintf("%s-%d", name, r.round))
+	}
+	d, err := dispatch.New(
+		dispatch.WithLocalServer(dir),
+		dispatch.WithEndpointURL(""), // a random loopback port, whatever the environment says
+		dispatch.WithLogger(r.log),
+		dispatch.WithTrace(nil),
+		dispatch.WithHTTPClient(r.hc),
+	)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.Start(); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// runOK dispatches c and waits for its outcome, which must be OK.
+func runOK(ctx context.Context, d *dispatch.Dispatch, c dispatch.Caller) error {
+	ids, err := d.Dispatch(ctx, c)
+	if err != nil {
+		return err
+	}
+	return waitOK(ctx, d, ids[0])
+}
+
+func waitOK(ctx context.Context, d *dispatch.Dispatch, id string) error {
+	out, err := d.Local().Result(ctx, id)
+	if err != nil {
+		return err
+	}
+	if out.Status != sdkv1.Status_STATUS_OK {
+		return fmt.Errorf("call %s ended with %s: %s", id, out.Status, out.Result.GetError().GetMessage())
+	}
+	return nil
+}
+
+// dispatchAll dispatches n calls made by mk, 1,000 per request, and
+// returns their ids.
+func dispatchAll(ctx context.Context, d *dispatch.Dispatch, n int, mk func(i int) dispatch.Caller) ([]string, error) {
+	ids := make([]string, 0, n)
+	batch := make([]dispatch.Caller, 0, 1000)
+	for i := 0; i < n; {
+		batch = batch[:0]
+		for ; i < n && len(batch) < cap(batch); i++ {
+			batch = append(batch, mk(i))
+		}
+		got, err := d.Dispatch(ctx, batch...)
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, got...)
+	}
+	return ids, nil
+}
+
+// waitUntil polls cond every 10 ms until it holds or ctx ends: the
+// figures it waits for (counts of suspended calls) have no signal.
+func waitUntil(ctx context.Context, what string, cond func() bool) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
+}
