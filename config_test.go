@@ -185,7 +185,7 @@ func TestConfigSources(t *testing.T) {
 			d, err := New(append([]Option{env(tt.env), WithLogger(zerolog.Nop())}, tt.opts...)...)
 			is.NoErr(err)
 			defer d.Close()
-			is.True(d.Local() == nil)                                   // not in local mode
+			is.True(d.local == nil)                                     // not in local mode
 			is.Equal(d.cfg.apiKey, tt.apiKey)                           // API key
 			is.Equal(d.cfg.apiURL, tt.apiURL)                           // API URL
 			is.Equal(d.EndpointURL(), tt.endpointURL)                   // endpoint URL

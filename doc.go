@@ -55,11 +55,33 @@
 // gRPC (HTTP/2), for servers that speak only gRPC such as that mock, or
 // to gRPC-Web.
 //
+// # Local mode
+//
+// A program that imports package local runs a Dispatch server in its own
+// process when no Dispatch server is configured (neither DISPATCH_API_URL
+// nor DISPATCH_API_KEY, nor WithAPIURL, WithAPIKey), so that `go run`
+// works end to end on a fresh machine:
+//
+//	import _ "github.com/dispatchkit/dispatch/local"
+//
+// The server keeps its calls in SQLite in the program's state directory
+// ([StateDir]); [WithLocalServer] runs one whatever the environment says.
+// The import is what links the server (its scheduler, stores, SQLite,
+// protovalidate) into the program, as a database/sql driver is linked: the
+// SDK alone does not depend on it, so a program that only serves functions
+// to a separate server (one started with `dispatch test`, or the hosted
+// platform) builds without it. A function-only program (one [Func],
+// served by [Dispatch.Handler]) depends on 268 packages instead of 340,
+// and its first build with an empty build cache takes about half the CPU
+// time (48 s of user time instead of 90 s on the development machine).
+// Without the import and with no server configured, [New] fails and says
+// to set DISPATCH_API_URL and DISPATCH_API_KEY or to add the import.
+//
 // # Configuration
 //
 //	variable                    option                 default
-//	DISPATCH_API_KEY            WithAPIKey             none: dispatching without it is an error
-//	DISPATCH_API_URL            WithAPIURL             https://api.dispatch.run (set but empty is an error)
+//	DISPATCH_API_KEY            WithAPIKey             none: with no URL either, local mode (see above); else dispatching without it is an error
+//	DISPATCH_API_URL            WithAPIURL             local mode if no API key either, else https://api.dispatch.run (set but empty is an error)
 //	DISPATCH_ENDPOINT_URL       WithEndpointURL        none; a full URL with scheme and host
 //	DISPATCH_VERIFICATION_KEY   WithVerificationKey    none: requests accepted unverified, with a warning
 //	DISPATCH_TRACE              WithTrace              off; any value but "", "0", "false" turns it on

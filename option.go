@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/dispatchkit/dispatch/internal/localmode"
 	"github.com/dispatchkit/dispatch/internal/signature"
 	"github.com/rs/zerolog"
 )
@@ -123,6 +124,12 @@ func WithReplayCache(n int) Option {
 	return optionFunc(func(c *config) { c.replayCache = n })
 }
 
+// withLocalStarter replaces the starter of local mode registered by
+// package local (tests: nil stands for a program without the import).
+func withLocalStarter(s localmode.Starter) Option {
+	return optionFunc(func(c *config) { c.localStarter, c.localStarterSet = s, true })
+}
+
 // withEnv replaces the process environment (tests).
 func withEnv(lookup func(string) (string, bool)) Option {
 	return optionFunc(func(c *config) { c.lookupEnv = lookup })
@@ -132,6 +139,10 @@ func withEnv(lookup func(string) (string, bool)) Option {
 // the environment says (see [StateDir] for local mode, which starts one
 // when no Dispatch server is configured). Its calls are kept in dir, or in
 // memory only if dir is "". Tests use it with t.TempDir() or "".
+//
+// Local mode is linked into the program by a blank import of package
+// local (import _ "github.com/dispatchkit/dispatch/local"); without it,
+// New fails with an error saying so.
 func WithLocalServer(dir string) Option {
 	return optionFunc(func(c *config) { c.forceLocal, c.localDir = true, dir })
 }

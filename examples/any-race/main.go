@@ -21,6 +21,7 @@ import (
 
 	"github.com/dispatchkit/dispatch"
 	"github.com/dispatchkit/dispatch/flow"
+	_ "github.com/dispatchkit/dispatch/local" // local mode: a Dispatch server in-process when none is configured
 )
 
 // Replica describes one replica of the service, and how it behaves.

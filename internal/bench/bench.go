@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/dispatchkit/dispatch"
+	"github.com/dispatchkit/dispatch/local"
 )
 
 // timeout bounds each workload, so that a server that loses a call fails
@@ -139,8 +140,9 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	return tw.Flush()
 }
 
-// open starts an SDK instance in local mode, serving its endpoint, with a
-// server of its own: in memory, or in SQLite in the directory named name.
+// open starts an SDK instance in local mode (package local), serving its
+// endpoint, with a server of its own: in memory, or in SQLite in the
+// directory named name.
 func (r *runner) open(name string) (*dispatch.Dispatch, error) {
 	dir := ""
 	if !r.Memory {
@@ -173,7 +175,7 @@ func runOK(ctx context.Context, d *dispatch.Dispatch, c dispatch.Caller) error {
 }
 
 func waitOK(ctx context.Context, d *dispatch.Dispatch, id string) error {
-	out, err := d.Local().Result(ctx, id)
+	out, err := local.Server(d).Result(ctx, id)
 	if err != nil {
 		return err
 	}

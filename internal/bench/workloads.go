@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dispatchkit/dispatch"
+	"github.com/dispatchkit/dispatch/local"
 )
 
 // (a) A sequential workflow: each step awaits one call. Every step of a
@@ -126,7 +127,7 @@ func suspended(ctx context.Context, o *runner) ([]row, error) {
 		return nil, err
 	}
 	defer d.Close()
-	srv := d.Local()
+	srv := local.Server(d)
 	sleeper := func(i int) dispatch.Caller { return fns.sleeper.Call(i) }
 	// Warm up connections and the first allocations of the engine.
 	warm := min(o.Sleepers, 100)
@@ -195,7 +196,7 @@ func restart(ctx context.Context, o *runner) ([]row, error) {
 		d.Close()
 		return nil, err
 	}
-	srv := d.Local()
+	srv := local.Server(d)
 	err = waitUntil(ctx, "the calls to be in flight", func() bool {
 		st := srv.Stats()
 		return st.Live == 2*n && st.Suspended == n
