@@ -94,9 +94,6 @@ func registerSafely(d *contDef) error {
 
 func lookup(name string) (*contDef, bool) { return conts.Get(name) }
 
-// Registered returns the names of all registered continuations, sorted.
-func Registered() []string { return conts.Names() }
-
 // Then registers fn as the continuation called name and returns it. fn
 // receives the value of the step it continues; an error skips it and goes on
 // to the next frame that handles errors.

@@ -86,7 +86,7 @@ func (f optionFunc) apply(w *waitNode) { f(w) }
 
 // Timeout bounds how long a combinator waits. When d passes before the
 // combinator is satisfied, its continuation receives an error that matches
-// [ErrTimeout] and has status TIMEOUT; calls still running keep running and
+// dispatch.ErrTimeout (with errors.Is) and has status TIMEOUT; calls still running keep running and
 // their results are dropped. d is rounded up to one second, the protocol's
 // smallest wait.
 func Timeout(d time.Duration) Option {
