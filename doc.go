@@ -162,7 +162,9 @@
 // A failed call reaches a workflow's continuation as an [*Error] that keeps
 // the status, type and message; errors.Is matches the status sentinels
 // ([ErrTimeout], ...) and errors.As finds error types registered with
-// [RegisterError].
+// [RegisterError]. These types live in package dispatcherr, where they are
+// documented, so that package flow shares them; [Error], [Status],
+// [ErrTimeout] and the others here are aliases of dispatcherr's.
 //
 // # Values on the wire
 //

@@ -122,8 +122,7 @@ func Then[A, T any](name string, fn func(ctx *Ctx, v A) Step[T]) Cont[A, T] {
 
 // Handle is like [Then] for a continuation that also receives errors: fn is
 // called with the value, or with the zero value and the error of the step it
-// continues (a failed call keeps its status: see the dispatch package's Error
-// type).
+// continues (a failed call keeps its status: see [dispatcherr.Error]).
 func Handle[A, T any](name string, fn func(ctx *Ctx, v A, err error) Step[T]) Cont[A, T] {
 	d := &contDef{name: name, in: reflect.TypeFor[A](), catches: true}
 	d.apply = func(c *Ctx, _ any, in value, err error) node {

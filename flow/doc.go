@@ -65,7 +65,7 @@
 // nearest continuation that handles errors ([Handle], [HandleWith]),
 // skipping those that do not ([Then], [ThenWith]); with none, the call
 // fails. A child's error reaches the continuation with its status, type and
-// message (see the dispatch package's Error type); a panic is a
+// message (a [dispatcherr.Error]); a panic is a
 // PERMANENT_ERROR whose traceback is the stack.
 //
 // # Composition
@@ -74,8 +74,9 @@
 // pushed as a frame, so the state is a stack of frames, and a sub-flow is an
 // ordinary function returning a Step. Waiting combinators accept a
 // [Timeout]; when it passes first, the continuation receives an error that
-// matches dispatch.ErrTimeout with errors.Is and has status TIMEOUT, as a
-// call that failed with TIMEOUT does: there is one sentinel for the status.
+// matches [dispatcherr.ErrTimeout] (dispatch.ErrTimeout) with errors.Is and
+// has status TIMEOUT, as a call that failed with TIMEOUT does: there is one
+// sentinel for the status.
 //
 // # State
 //

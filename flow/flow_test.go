@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dispatchkit/dispatch/dispatcherr"
 	"github.com/dispatchkit/dispatch/flow"
 	"github.com/dispatchkit/dispatch/flow/flowtest"
 	"github.com/dispatchkit/dispatch/internal/status"
@@ -242,7 +243,7 @@ func TestAnyRace(t *testing.T) {
 }
 
 var timedOut = flow.Handle("test.timedOut", func(ctx *flow.Ctx, s string, err error) flow.Step[string] {
-	if errors.Is(err, status.ErrTimeout) {
+	if errors.Is(err, dispatcherr.ErrTimeout) {
 		return flow.Done("fallback")
 	}
 	if err != nil {

@@ -39,7 +39,7 @@ func (m mode) String() string {
 
 // errTimedOut starts the error a combinator's continuation receives when
 // its [Timeout] passes first; the error is marked TIMEOUT, so that it
-// matches dispatch.ErrTimeout, the one sentinel of the status.
+// matches [dispatcherr.ErrTimeout], the one sentinel of the status.
 var errTimedOut = errors.New("flow: timed out")
 
 // Await calls c and continues with k when its result is ready. This is a

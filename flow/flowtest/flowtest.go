@@ -116,8 +116,8 @@ type driver struct {
 }
 
 // Run runs the flow fn with input in, to completion, and returns its result
-// decoded into O, or its error (a *dispatch.Error-compatible error keeping
-// the status).
+// decoded into O, or its error: a *dispatcherr.Error keeping the status, as
+// the flow's caller would receive it.
 func Run[I, O any](ctx context.Context, fn func(*flow.Ctx, I) flow.Step[O], in I, opts ...Option) (O, Report, error) {
 	var out O
 	var rep Report
