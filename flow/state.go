@@ -136,7 +136,7 @@ func (m *machine) encodeState() ([]byte, error) {
 			doc.Wait.Queue = append(doc.Wait.Queue, b)
 		}
 	}
-	return serde.EncMode.Marshal(&doc)
+	return serde.EncMode().Marshal(&doc)
 }
 
 // decodeState reads a state written by this build or an older one.
