@@ -95,6 +95,7 @@
 // deployment:
 //
 //	option                 default
+//	WithLogger             warnings and errors to standard error; takes a *slog.Logger (WithZerolog: a zerolog.Logger)
 //	WithProtocol           ProtocolConnect (also ProtocolGRPC, ProtocolGRPCWeb)
 //	WithHTTPClient         a client of this package, 1 min timeout; HTTP/2 only for ProtocolGRPC
 //	WithReplayCache        1<<20 signatures (DefaultReplayCacheSize)

@@ -38,7 +38,7 @@ func TestLocalModeNotLinked(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			is := is.New(t)
-			opts := append([]Option{noEnv(), WithLogger(zerolog.Nop()), withLocalStarter(nil)}, tt.opts...)
+			opts := append([]Option{noEnv(), WithZerolog(zerolog.Nop()), withLocalStarter(nil)}, tt.opts...)
 			d, err := New(opts...)
 			is.True(d == nil) // no instance
 			is.True(err != nil)
@@ -57,7 +57,7 @@ func TestLocalModeNotLinked(t *testing.T) {
 func TestLocalModeLinked(t *testing.T) {
 	t.Parallel()
 	is := is.New(t)
-	d, err := New(env(map[string]string{EnvStateDir: t.TempDir()}), WithLogger(zerolog.Nop()))
+	d, err := New(env(map[string]string{EnvStateDir: t.TempDir()}), WithZerolog(zerolog.Nop()))
 	is.NoErr(err)
 	defer d.Close()
 	is.True(d.local != nil)                                          // an embedded server

@@ -92,7 +92,7 @@ func remote(m map[string]string) map[string]string {
 // and testAPIURL, plus opts; it is closed at the end of the test.
 func newTest(tb testing.TB, opts ...Option) *Dispatch {
 	tb.Helper()
-	d, err := New(append([]Option{noEnv(), WithLogger(zerolog.Nop()), WithAPIURL(testAPIURL)}, opts...)...)
+	d, err := New(append([]Option{noEnv(), WithZerolog(zerolog.Nop()), WithAPIURL(testAPIURL)}, opts...)...)
 	if err != nil {
 		tb.Fatalf("New: %v", err)
 	}

@@ -4,11 +4,13 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/dispatchkit/dispatch/internal/localmode"
 	"github.com/dispatchkit/dispatch/internal/signature"
+	"github.com/dispatchkit/dispatch/internal/slogbridge"
 	"github.com/rs/zerolog"
 )
 
@@ -67,9 +69,23 @@ func WithPublicKey(key ed25519.PublicKey) Option {
 	})
 }
 
-// WithLogger sets the logger. The default writes warnings and errors to
-// standard error and nothing else.
-func WithLogger(l zerolog.Logger) Option {
+// WithLogger sends the instance's logs to l, the standard interface
+// (log/slog), and the logs of its embedded server in local mode; nil turns
+// them off. The default writes warnings and errors to standard error and
+// nothing else.
+//
+// The SDK logs with zerolog: each event becomes a record of l's handler at
+// the matching level (debug, info, warn, error), with the event's message
+// and its fields as attributes. The lowest level the handler enables is
+// read when New runs; events below it are not built. [WithZerolog] takes a
+// zerolog.Logger as it is.
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(c *config) { c.logger, c.loggerSet = slogbridge.New(l), true })
+}
+
+// WithZerolog is [WithLogger] for a program that logs with zerolog: the
+// instance, and its embedded server in local mode, log to l directly.
+func WithZerolog(l zerolog.Logger) Option {
 	return optionFunc(func(c *config) { c.logger, c.loggerSet = l, true })
 }
 

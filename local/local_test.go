@@ -39,7 +39,7 @@ func TestServer(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			is := is.New(t)
-			d, err := dispatch.New(append([]dispatch.Option{dispatch.WithLogger(zerolog.Nop())}, tt.opts...)...)
+			d, err := dispatch.New(append([]dispatch.Option{dispatch.WithZerolog(zerolog.Nop())}, tt.opts...)...)
 			is.NoErr(err)
 			defer d.Close()
 			srv := local.Server(d)

@@ -144,7 +144,7 @@ func main() {
 		os.Exit(1)
 	}
 	// Info logs show the local server recovering calls.
-	opts := []dispatch.Option{dispatch.WithLogger(zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, NoColor: true, TimeFormat: time.TimeOnly}).
+	opts := []dispatch.Option{dispatch.WithZerolog(zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, NoColor: true, TimeFormat: time.TimeOnly}).
 		Level(zerolog.InfoLevel).With().Timestamp().Logger())}
 	if os.Getenv("DISPATCH_API_URL") == "" && os.Getenv("DISPATCH_API_KEY") == "" {
 		// Local mode, in the state directory named after the program

@@ -151,7 +151,7 @@ func (r *runner) open(name string) (*dispatch.Dispatch, error) {
 	d, err := dispatch.New(
 		dispatch.WithLocalServer(dir),
 		dispatch.WithEndpointURL(""), // a random loopback port, whatever the environment says
-		dispatch.WithLogger(r.log),
+		dispatch.WithZerolog(r.log),
 		dispatch.WithTrace(nil),
 		dispatch.WithHTTPClient(r.hc),
 	)
