@@ -26,11 +26,21 @@ import (
 	"context"
 
 	"github.com/dispatchkit/dispatch"
+	"github.com/dispatchkit/dispatch/internal/callresult"
 	"github.com/dispatchkit/dispatch/internal/localmode"
 	"github.com/dispatchkit/dispatch/server"
 )
 
 func init() { localmode.Register(start) }
+
+// embedded is the server as local mode's bridge sees it: its Result
+// answers the bridge's Outcome, a type of the same fields.
+type embedded struct{ *server.Server }
+
+func (e embedded) Result(ctx context.Context, id string) (*callresult.Outcome, error) {
+	o, err := e.Server.Result(ctx, id)
+	return (*callresult.Outcome)(o), err
+}
 
 // start makes and starts the embedded server: the program's endpoint is
 // its default, and loopback endpoints are allowed besides it.
@@ -49,7 +59,7 @@ func start(ctx context.Context, c localmode.Config) (localmode.Server, error) {
 		srv.Close()
 		return nil, err
 	}
-	return srv, nil
+	return embedded{srv}, nil
 }
 
 // Server returns the server embedded in d, nil when d runs none (it was
@@ -57,6 +67,6 @@ func start(ctx context.Context, c localmode.Config) (localmode.Server, error) {
 // look into the server (its Stats, Result); d owns it and stops it in
 // Close.
 func Server(d *dispatch.Dispatch) *server.Server {
-	s, _ := localmode.EmbeddedIn(d).(*server.Server)
-	return s
+	s, _ := localmode.EmbeddedIn(d).(embedded)
+	return s.Server
 }

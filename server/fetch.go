@@ -22,5 +22,6 @@ import (
 // The client lives in an internal package of its own, which the SDK's
 // Dispatch.Wait uses too without linking this package.
 func FetchResult(ctx context.Context, hc *http.Client, apiURL, apiKey, id string, wait time.Duration) (*Outcome, error) {
-	return callresult.Fetch(ctx, hc, apiURL, apiKey, id, wait)
+	o, err := callresult.Fetch(ctx, hc, apiURL, apiKey, id, wait)
+	return (*Outcome)(o), err
 }

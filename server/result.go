@@ -30,12 +30,19 @@ var errNotRunning = errors.New("server: not running: start the server with Start
 var errPending = errors.New("server: the call is not finished")
 
 // Outcome is the final outcome of a call: done, failed for good, or
-// expired. Its fields are Status, the call's final status (OK, or why it
-// failed: STATUS_TIMEOUT for a call that expired), and Result, which
-// carries the output or the error, the dispatch id and the correlation id
-// of the call. (The type is shared with the SDK's client of the result
-// route, which does not link this package.)
-type Outcome = callresult.Outcome
+// expired.
+//
+// The SDK's client of the result route, which does not link this package,
+// has a type of the same fields (internal/callresult); a *Outcome converts
+// to it and back.
+type Outcome struct {
+	// Status is the call's final status: OK, or why it failed
+	// (STATUS_TIMEOUT for a call that expired).
+	Status sdkv1.Status
+	// Result carries the output or the error, the dispatch id and the
+	// correlation id of the call.
+	Result *sdkv1.CallResult
+}
 
 // Result waits until the call with dispatch id id is final and returns
 // its outcome; it returns at once if the call is already final. It works

@@ -9,8 +9,8 @@
 //
 // Package dispatch asks for the registered starter when local mode is
 // wanted, and works with the embedded server through the [Server]
-// interface, which *server.Server satisfies. Nothing here names a type of
-// package server.
+// interface, which package local implements over *server.Server. Nothing
+// here names a type of package server.
 package localmode
 
 import (
