@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/dispatchkit/dispatch/internal/localmode"
 	"github.com/dispatchkit/dispatch/internal/signature"
 	"github.com/dispatchkit/dispatch/trace"
 	"github.com/rs/zerolog"
@@ -58,6 +59,9 @@ type config struct {
 	lookupEnv       func(string) (string, bool)
 	forceLocal      bool   // WithLocalServer
 	localDir        string // its dir; "" keeps the calls in memory
+
+	localStarter    localmode.Starter // withLocalStarter (tests)
+	localStarterSet bool
 
 	errs []error
 }

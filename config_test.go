@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -62,7 +65,7 @@ func TestConfigErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			is := is.New(t)
-			d, err := New(append([]Option{env(tt.env), WithLogger(zerolog.Nop())}, tt.opts...)...)
+			d, err := New(append([]Option{env(tt.env), WithZerolog(zerolog.Nop())}, tt.opts...)...)
 			is.True(err != nil) // New must fail
 			is.True(d == nil)
 			msg := err.Error()
@@ -107,7 +110,7 @@ func TestConfigVerificationKeyFormats(t *testing.T) {
 					{"option", []Option{env(remote(nil)), WithVerificationKey(f.value)}},
 				} {
 					is := is.New(t)
-					d, err := New(append(from.opts, WithLogger(zerolog.Nop()))...)
+					d, err := New(append(from.opts, WithZerolog(zerolog.Nop()))...)
 					is.NoErr(err) // from the variable or the option
 					defer d.Close()
 					is.True(d.verifier != nil)
@@ -182,10 +185,10 @@ func TestConfigSources(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			is := is.New(t)
-			d, err := New(append([]Option{env(tt.env), WithLogger(zerolog.Nop())}, tt.opts...)...)
+			d, err := New(append([]Option{env(tt.env), WithZerolog(zerolog.Nop())}, tt.opts...)...)
 			is.NoErr(err)
 			defer d.Close()
-			is.True(d.Local() == nil)                                   // not in local mode
+			is.True(d.local == nil)                                     // not in local mode
 			is.Equal(d.cfg.apiKey, tt.apiKey)                           // API key
 			is.Equal(d.cfg.apiURL, tt.apiURL)                           // API URL
 			is.Equal(d.EndpointURL(), tt.endpointURL)                   // endpoint URL
@@ -231,7 +234,7 @@ func TestConfigMissingVerificationKeyWarns(t *testing.T) {
 			var now atomic.Pointer[time.Time]
 			now.Store(&testNow)
 			clock := func() time.Time { return *now.Load() }
-			d, err := New(append([]Option{env(remote(nil)), WithClock(clock), WithLogger(zerolog.New(&buf).Level(zerolog.DebugLevel))}, tt.opts...)...)
+			d, err := New(append([]Option{env(remote(nil)), WithClock(clock), WithZerolog(zerolog.New(&buf).Level(zerolog.DebugLevel))}, tt.opts...)...)
 			is.NoErr(err)
 			defer d.Close()
 			h := d.Handler()
@@ -270,4 +273,80 @@ func TestDispatchWithoutAPIKey(t *testing.T) {
 	_, err := d.Dispatch(t.Context(), rtEcho.Call("x"))
 	is.True(errors.Is(err, ErrNoAPIKey))
 	is.True(strings.Contains(err.Error(), EnvAPIKey))
+}
+
+// TestWithLogger checks that the logs of an instance reach the slog.Logger
+// given to WithLogger, as records at their level with their fields, and,
+// in local mode, the logs of the embedded server too.
+func TestWithLogger(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		opts  []Option
+		level slog.Level
+		want  []map[string]string // records that must be there, by some of their keys (a message by its start)
+		not   []string            // messages that must not
+	}{
+		{
+			name:  "no verification key: a warning",
+			opts:  []Option{env(remote(nil))},
+			level: slog.LevelInfo,
+			want:  []map[string]string{{"level": "WARN", "msg": "dispatch: no verification key (DISPATCH_VERIFICATION_KEY): requests to this endpoint are accepted without checking their signature; set it to the key printed by `dispatch test` or given by the platform"}},
+		},
+		{
+			name:  "local mode: the embedded server logs too",
+			opts:  []Option{noEnv(), WithLocalServer("")},
+			level: slog.LevelInfo,
+			want: []map[string]string{
+				{"level": "INFO", "msg": "dispatch server started"},
+				{"level": "WARN", "msg": "dispatch: no DISPATCH_API_URL or DISPATCH_API_KEY: running a local Dispatch server in this process at http://127.0.0.1:"},
+			},
+		},
+		{
+			name:  "the handler's level filters",
+			opts:  []Option{noEnv(), WithLocalServer("")},
+			level: slog.LevelWarn,
+			not:   []string{"dispatch server started"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			is := is.New(t)
+			var buf syncBuffer
+			l := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: tt.level}))
+			d, err := New(append(tt.opts, WithLogger(l))...)
+			is.NoErr(err)
+			d.Close()
+			var recs []map[string]any
+			for line := range strings.Lines(buf.String()) {
+				var r map[string]any
+				is.NoErr(json.Unmarshal([]byte(line), &r)) // one JSON record per line, from slog
+				recs = append(recs, r)
+			}
+			for _, w := range tt.want {
+				found := slices.ContainsFunc(recs, func(r map[string]any) bool {
+					for k, v := range w {
+						got, _ := r[k].(string)
+						if !strings.HasPrefix(got, v) {
+							return false
+						}
+					}
+					return true
+				})
+				if !found {
+					t.Errorf("no record %v in:\n%s", w, buf.String())
+				}
+			}
+			for _, msg := range tt.not {
+				is.True(!strings.Contains(buf.String(), msg)) // below the level
+			}
+			if strings.HasPrefix(tt.name, "local mode") {
+				// The server's fields are attributes.
+				is.True(slices.ContainsFunc(recs, func(r map[string]any) bool {
+					return r["msg"] == "dispatch server started" && r["addr"] != nil && r["endpoint"] != nil
+				}))
+			}
+		})
+	}
 }

@@ -13,9 +13,9 @@ import (
 	"buf.build/gen/go/stealthrocket/dispatch-proto/connectrpc/go/dispatch/sdk/v1/sdkv1connect"
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
 	"connectrpc.com/connect"
-	"github.com/dispatchkit/dispatch/flow"
+	"github.com/dispatchkit/dispatch/internal/flowrun"
+	"github.com/dispatchkit/dispatch/internal/localmode"
 	"github.com/dispatchkit/dispatch/internal/signature"
-	"github.com/dispatchkit/dispatch/server"
 	"github.com/rs/zerolog"
 )
 
@@ -30,9 +30,9 @@ type Dispatch struct {
 	verifier *signature.Verifier
 	client   sdkv1connect.DispatchServiceClient
 
-	local      *server.Server // the embedded server, in local mode
-	stateDir   string         // its state directory
-	endpointLn net.Listener   // the endpoint's listener, made early in local mode; guarded by mu
+	local      localmode.Server // the embedded server, in local mode (see package local)
+	stateDir   string           // its state directory
+	endpointLn net.Listener     // the endpoint's listener, made early in local mode; guarded by mu
 
 	mu   sync.Mutex
 	stop context.CancelFunc // ends the Serve started by Start
@@ -78,7 +78,7 @@ func New(opts ...Option) (*Dispatch, error) {
 			return nil, err
 		}
 	}
-	d.rt = &runtime{flowConfig: flow.Config{Trace: cfg.trace, Now: cfg.now, Logger: cfg.logger}}
+	d.rt = &runtime{flowConfig: flowrun.Config{Trace: cfg.trace, Now: cfg.now, Logger: cfg.logger}}
 	if cfg.verificationKey != nil {
 		d.verifier = signature.NewVerifier(cfg.verificationKey, signature.WithClock(cfg.now), signature.WithReplayCache(cfg.replayCache, d.replayCacheFull))
 	} else {
@@ -190,9 +190,6 @@ func (d *Dispatch) Close() error {
 // keeps its calls, or "" when there is none (another server is used, or
 // the embedded one keeps its calls in memory).
 func (d *Dispatch) StateDir() string { return d.stateDir }
-
-// Local returns the embedded Dispatch server of local mode, or nil.
-func (d *Dispatch) Local() *server.Server { return d.local }
 
 // APIURL returns the URL of the Dispatch server this instance dispatches to.
 func (d *Dispatch) APIURL() string { return d.cfg.apiURL }

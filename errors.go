@@ -3,68 +3,72 @@ package dispatch
 import (
 	"net/http"
 
+	"github.com/dispatchkit/dispatch/dispatcherr"
 	"github.com/dispatchkit/dispatch/internal/status"
 )
 
-// Status is the outcome of a function run, as Dispatch sees it: it decides
-// whether Dispatch retries the call. See the table in the package
-// documentation.
-type Status = status.Status
+// The error vocabulary lives in package dispatcherr, a leaf of types that
+// package flow uses too; the names below are aliases, for convenience, and
+// the documentation is on the types there.
 
-// The statuses of the protocol, named like net/http's status codes.
+// Status is [dispatcherr.Status]: the outcome of a function run, as
+// Dispatch sees it, which decides whether Dispatch retries the call. See
+// the table in the package documentation.
+type Status = dispatcherr.Status
+
+// The statuses of the protocol, named like net/http's status codes (see
+// [dispatcherr.StatusOK] and the others).
 const (
-	StatusOK                = status.OK
-	StatusTimeout           = status.Timeout
-	StatusThrottled         = status.Throttled
-	StatusInvalidArgument   = status.InvalidArgument
-	StatusInvalidResponse   = status.InvalidResponse
-	StatusTemporaryError    = status.TemporaryError
-	StatusPermanentError    = status.PermanentError
-	StatusIncompatibleState = status.IncompatibleState
-	StatusDNSError          = status.DNSError
-	StatusTCPError          = status.TCPError
-	StatusTLSError          = status.TLSError
-	StatusHTTPError         = status.HTTPError
-	StatusUnauthenticated   = status.Unauthenticated
-	StatusPermissionDenied  = status.PermissionDenied
-	StatusNotFound          = status.NotFound
+	StatusOK                = dispatcherr.StatusOK
+	StatusTimeout           = dispatcherr.StatusTimeout
+	StatusThrottled         = dispatcherr.StatusThrottled
+	StatusInvalidArgument   = dispatcherr.StatusInvalidArgument
+	StatusInvalidResponse   = dispatcherr.StatusInvalidResponse
+	StatusTemporaryError    = dispatcherr.StatusTemporaryError
+	StatusPermanentError    = dispatcherr.StatusPermanentError
+	StatusIncompatibleState = dispatcherr.StatusIncompatibleState
+	StatusDNSError          = dispatcherr.StatusDNSError
+	StatusTCPError          = dispatcherr.StatusTCPError
+	StatusTLSError          = dispatcherr.StatusTLSError
+	StatusHTTPError         = dispatcherr.StatusHTTPError
+	StatusUnauthenticated   = dispatcherr.StatusUnauthenticated
+	StatusPermissionDenied  = dispatcherr.StatusPermissionDenied
+	StatusNotFound          = dispatcherr.StatusNotFound
 )
 
-// Error is the failure of a call as its caller receives it: in a workflow,
-// the error a continuation gets when an awaited call failed. It keeps the
-// status, type and message of the original error (and its traceback, for a
-// panic). When the original error's type was registered with
-// [RegisterError], errors.As finds it rebuilt; errors.Is matches the
-// sentinel of its status ([ErrTimeout], [ErrNotFound], ...).
-//
-// Returning an Error (or wrapping it) fails the caller with the same status.
-type Error = status.Error
+// Error is [dispatcherr.Error]: the failure of a call as its caller
+// receives it, keeping the status, type and message of the original error.
+// errors.Is matches the sentinel of its status ([ErrTimeout], ...), and
+// errors.As finds error types registered with [RegisterError].
+type Error = dispatcherr.Error
 
-// PanicError is the error of a function or continuation that panicked: its
-// status is PERMANENT_ERROR and its stack travels as the traceback.
-type PanicError = status.PanicError
+// PanicError is [dispatcherr.PanicError]: the error of a function or
+// continuation that panicked, with status PERMANENT_ERROR.
+type PanicError = dispatcherr.PanicError
 
-// HTTPStatusError is an HTTP response that was not a success, classified by
-// its status code (see [HTTPResponseError]).
-type HTTPStatusError = status.HTTPStatusError
+// HTTPStatusError is [dispatcherr.HTTPStatusError]: an HTTP response that
+// was not a success, classified by its status code (see
+// [HTTPResponseError]).
+type HTTPStatusError = dispatcherr.HTTPStatusError
 
-// Sentinels matched with errors.Is by the errors of that status, and usable
-// as markers: fmt.Errorf("quota: %w", ErrThrottled) has status THROTTLED.
+// The sentinels of the statuses ([dispatcherr.ErrTimeout] and the others):
+// matched with errors.Is by the errors of that status, and usable as
+// markers: fmt.Errorf("quota: %w", ErrThrottled) has status THROTTLED.
 var (
-	ErrTimeout           = status.ErrTimeout
-	ErrThrottled         = status.ErrThrottled
-	ErrInvalidArgument   = status.ErrInvalidArgument
-	ErrInvalidResponse   = status.ErrInvalidResponse
-	ErrTemporary         = status.ErrTemporary
-	ErrPermanent         = status.ErrPermanent
-	ErrIncompatibleState = status.ErrIncompatibleState
-	ErrDNS               = status.ErrDNS
-	ErrTCP               = status.ErrTCP
-	ErrTLS               = status.ErrTLS
-	ErrHTTP              = status.ErrHTTP
-	ErrUnauthenticated   = status.ErrUnauthenticated
-	ErrPermissionDenied  = status.ErrPermissionDenied
-	ErrNotFound          = status.ErrNotFound
+	ErrTimeout           = dispatcherr.ErrTimeout
+	ErrThrottled         = dispatcherr.ErrThrottled
+	ErrInvalidArgument   = dispatcherr.ErrInvalidArgument
+	ErrInvalidResponse   = dispatcherr.ErrInvalidResponse
+	ErrTemporary         = dispatcherr.ErrTemporary
+	ErrPermanent         = dispatcherr.ErrPermanent
+	ErrIncompatibleState = dispatcherr.ErrIncompatibleState
+	ErrDNS               = dispatcherr.ErrDNS
+	ErrTCP               = dispatcherr.ErrTCP
+	ErrTLS               = dispatcherr.ErrTLS
+	ErrHTTP              = dispatcherr.ErrHTTP
+	ErrUnauthenticated   = dispatcherr.ErrUnauthenticated
+	ErrPermissionDenied  = dispatcherr.ErrPermissionDenied
+	ErrNotFound          = dispatcherr.ErrNotFound
 )
 
 // Temporary marks err as temporary: Dispatch retries the call, with

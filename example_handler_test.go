@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 
@@ -13,7 +14,6 @@ import (
 	"connectrpc.com/connect"
 	"github.com/dispatchkit/dispatch"
 	"github.com/dispatchkit/dispatch/serde"
-	"github.com/rs/zerolog"
 )
 
 // Greet is a plain function, registered under a stable name.
@@ -35,7 +35,7 @@ func ExampleDispatch_Handler() {
 	d, err := dispatch.New(
 		dispatch.WithAPIURL("http://127.0.0.1:4450"),
 		dispatch.WithAPIKey("test"),
-		dispatch.WithLogger(zerolog.Nop()),
+		dispatch.WithLogger(slog.New(slog.DiscardHandler)),
 	)
 	if err != nil {
 		log.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 
@@ -11,7 +12,6 @@ import (
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
 	"connectrpc.com/connect"
 	"github.com/dispatchkit/dispatch"
-	"github.com/rs/zerolog"
 )
 
 // grpcDispatch stands in for a Dispatch server that speaks gRPC only, such
@@ -47,7 +47,7 @@ func ExampleWithProtocol() {
 		dispatch.WithAPIKey("test"),
 		dispatch.WithEndpointURL("http://127.0.0.1:8000"),
 		dispatch.WithProtocol(dispatch.ProtocolGRPC),
-		dispatch.WithLogger(zerolog.Nop()),
+		dispatch.WithLogger(slog.New(slog.DiscardHandler)),
 	)
 	if err != nil {
 		log.Fatal(err)

@@ -6,9 +6,11 @@ import (
 
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
 	"github.com/dispatchkit/dispatch/flow"
+	"github.com/dispatchkit/dispatch/internal/flowrun"
 	"github.com/dispatchkit/dispatch/internal/registry"
 	"github.com/dispatchkit/dispatch/internal/status"
 	"github.com/dispatchkit/dispatch/serde"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // Function is a function registered with Dispatch under a stable name: a
@@ -22,7 +24,7 @@ type Function[I, O any] struct {
 
 // runtime is what a Dispatch instance lends to a function run.
 type runtime struct {
-	flowConfig flow.Config
+	flowConfig flowrun.Config
 }
 
 // entry is a registered function with its types erased.
@@ -131,12 +133,17 @@ func Flow[I, O any](name string, fn func(ctx *flow.Ctx, in I) flow.Step[O]) *Fun
 // FlowSafely is [Flow] returning an error instead of panicking.
 func FlowSafely[I, O any](name string, fn func(ctx *flow.Ctx, in I) flow.Step[O]) (*Function[I, O], error) {
 	f := &Function[I, O]{name: name}
-	f.run = func(ctx context.Context, rt *runtime, req *sdkv1.RunRequest) *sdkv1.RunResponse {
-		c := flow.NewCtx(ctx, infoOf(req), rt.flowConfig)
-		if pr := req.GetPollResult(); pr != nil {
-			return flow.Resume(c, pr)
+	// The interpreter of package flow runs the flow; start is its first
+	// step, typed here where I and O are known (see internal/flowrun).
+	start := func(c any, input *anypb.Any) any {
+		in, err := flowrun.Input[I](name, input)
+		if err != nil {
+			return flow.Fail[O](err)
 		}
-		return flow.Run(c, fn, req.GetInput())
+		return fn(c.(*flow.Ctx), in)
+	}
+	f.run = func(ctx context.Context, rt *runtime, req *sdkv1.RunRequest) *sdkv1.RunResponse {
+		return flowrun.Serve(ctx, rt.flowConfig, req, start)
 	}
 	if err := register(f); err != nil {
 		return nil, err
@@ -170,20 +177,4 @@ func (f *Function[I, O]) Dispatch(ctx context.Context, in I) (string, error) {
 		return "", err
 	}
 	return ids[0], nil
-}
-
-func infoOf(req *sdkv1.RunRequest) flow.Info {
-	info := flow.Info{
-		Function:   req.GetFunction(),
-		DispatchID: req.GetDispatchId(),
-		ParentID:   req.GetParentDispatchId(),
-		RootID:     req.GetRootDispatchId(),
-	}
-	if t := req.GetCreationTime(); t != nil {
-		info.Created = t.AsTime()
-	}
-	if t := req.GetExpirationTime(); t != nil {
-		info.Expires = t.AsTime()
-	}
-	return info
 }

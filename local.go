@@ -2,13 +2,14 @@ package dispatch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 
-	"github.com/dispatchkit/dispatch/server"
+	"github.com/dispatchkit/dispatch/internal/localmode"
 )
 
 // Local mode: a program that finds neither DISPATCH_API_URL nor
@@ -23,6 +24,12 @@ import (
 // loopback endpoints (server.Config.AllowEndpoints "loopback"), and local
 // mode has no option for more: a program whose calls name endpoints
 // elsewhere runs against `dispatch test --allow-endpoint ...` instead.
+//
+// The server is linked only into programs that import package local (a
+// blank import, as a database/sql driver): the SDK itself does not depend
+// on it. Without the import, New fails when no server is configured, and
+// says what to do. Package local registers its starter with
+// internal/localmode at init; this file asks for it.
 //
 // With DISPATCH_API_URL and DISPATCH_API_KEY set (from the banner of
 // `dispatch test`, or for the hosted platform) the program uses that
@@ -74,17 +81,44 @@ func (c *config) wantsLocal() bool {
 	return !url && !key
 }
 
+// errNoServer is New's error when no Dispatch server is configured and
+// local mode is not linked into the program.
+var errNoServer = errors.New("dispatch: no Dispatch server configured: set " + EnvAPIURL + " and " + EnvAPIKey + " (for a server started with `dispatch test`, as its banner prints them) or pass WithAPIURL and WithAPIKey; or add " + localmode.Import + " to the program to run a local Dispatch server in this process")
+
+// errLocalNotLinked is New's error for WithLocalServer when local mode is
+// not linked into the program.
+var errLocalNotLinked = errors.New("dispatch: WithLocalServer: local mode is not linked into this program: add " + localmode.Import + " to run a local Dispatch server in this process")
+
+func init() {
+	localmode.EmbeddedIn = func(d any) localmode.Server {
+		if d, ok := d.(*Dispatch); ok && d != nil && d.local != nil {
+			return d.local
+		}
+		return nil
+	}
+}
+
 // startLocal starts the embedded server and points the configuration at it.
 // The endpoint's listener is made first so that the server knows the
 // endpoint URL; ListenAndServe and Start serve on it.
 func (d *Dispatch) startLocal() (err error) {
+	cfg := d.cfg
+	start := cfg.localStarter
+	if !cfg.localStarterSet {
+		start = localmode.Registered()
+	}
+	if start == nil {
+		if cfg.forceLocal {
+			return errLocalNotLinked
+		}
+		return errNoServer
+	}
 	defer func() {
 		if err != nil && d.endpointLn != nil {
 			d.endpointLn.Close() // New fails: nobody else will
 			d.endpointLn = nil
 		}
 	}()
-	cfg := d.cfg
 	if cfg.endpointURL == "" {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -93,28 +127,24 @@ func (d *Dispatch) startLocal() (err error) {
 		d.endpointLn = ln
 		cfg.endpointURL = "http://" + ln.Addr().String()
 	}
-	scfg := server.Config{Endpoint: cfg.endpointURL, Logger: cfg.logger, AllowEndpoints: []string{"loopback"}}
+	lc := localmode.Config{Endpoint: cfg.endpointURL, Logger: cfg.logger}
 	switch {
 	case cfg.localDir != "":
-		scfg.StateDir = cfg.localDir
+		lc.StateDir = cfg.localDir
 	case cfg.forceLocal: // WithLocalServer("")
-		scfg.Memory = true
+		lc.Memory = true
 	default:
 		dir, err := stateDir(cfg.lookupEnv, programName())
 		if err != nil {
 			return err
 		}
-		scfg.StateDir = dir
+		lc.StateDir = dir
 	}
-	srv, err := server.New(scfg)
+	srv, err := start(context.Background(), lc)
 	if err != nil {
 		return fmt.Errorf("dispatch: local mode: %w", err)
 	}
-	if err := srv.Start(context.Background()); err != nil {
-		srv.Close()
-		return fmt.Errorf("dispatch: local mode: %w", err)
-	}
-	d.local, d.stateDir = srv, scfg.StateDir
+	d.local, d.stateDir = srv, lc.StateDir
 	cfg.apiURL, cfg.apiKey = srv.URL(), srv.APIKey()
 	if cfg.verificationKey == nil {
 		// The embedded server signs with its own key. A key given
@@ -122,8 +152,8 @@ func (d *Dispatch) startLocal() (err error) {
 		cfg.verificationKey = srv.PublicKey()
 	}
 	where := "in memory"
-	if scfg.StateDir != "" {
-		where = "state in " + scfg.StateDir
+	if lc.StateDir != "" {
+		where = "state in " + lc.StateDir
 	}
 	d.log.Warn().Msgf("dispatch: no %s or %s: running a local Dispatch server in this process at %s (%s); endpoint %s", EnvAPIURL, EnvAPIKey, srv.URL(), where, cfg.endpointURL)
 	return nil

@@ -10,13 +10,13 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
 	"connectrpc.com/connect"
 	"github.com/dispatchkit/dispatch/internal/signature"
+	"github.com/dispatchkit/dispatch/internal/testsync"
 	"github.com/dispatchkit/dispatch/internal/vectors"
 	"github.com/dispatchkit/dispatch/serde"
 	"github.com/rs/zerolog"
@@ -92,7 +92,7 @@ func remote(m map[string]string) map[string]string {
 // and testAPIURL, plus opts; it is closed at the end of the test.
 func newTest(tb testing.TB, opts ...Option) *Dispatch {
 	tb.Helper()
-	d, err := New(append([]Option{noEnv(), WithLogger(zerolog.Nop()), WithAPIURL(testAPIURL)}, opts...)...)
+	d, err := New(append([]Option{noEnv(), WithZerolog(zerolog.Nop()), WithAPIURL(testAPIURL)}, opts...)...)
 	if err != nil {
 		tb.Fatalf("New: %v", err)
 	}
@@ -238,19 +238,4 @@ func closeIdle(tb testing.TB, tr interface{ CloseIdleConnections() }) {
 
 // syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger
 // shared by server goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = testsync.Buffer

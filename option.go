@@ -4,10 +4,13 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"time"
 
+	"github.com/dispatchkit/dispatch/internal/localmode"
 	"github.com/dispatchkit/dispatch/internal/signature"
+	"github.com/dispatchkit/dispatch/internal/slogbridge"
 	"github.com/rs/zerolog"
 )
 
@@ -66,9 +69,23 @@ func WithPublicKey(key ed25519.PublicKey) Option {
 	})
 }
 
-// WithLogger sets the logger. The default writes warnings and errors to
-// standard error and nothing else.
-func WithLogger(l zerolog.Logger) Option {
+// WithLogger sends the instance's logs to l, the standard interface
+// (log/slog), and the logs of its embedded server in local mode; nil turns
+// them off. The default writes warnings and errors to standard error and
+// nothing else.
+//
+// The SDK logs with zerolog: each event becomes a record of l's handler at
+// the matching level (debug, info, warn, error), with the event's message
+// and its fields as attributes. The lowest level the handler enables is
+// read when New runs; events below it are not built. [WithZerolog] takes a
+// zerolog.Logger as it is.
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(c *config) { c.logger, c.loggerSet = slogbridge.New(l), true })
+}
+
+// WithZerolog is [WithLogger] for a program that logs with zerolog: the
+// instance, and its embedded server in local mode, log to l directly.
+func WithZerolog(l zerolog.Logger) Option {
 	return optionFunc(func(c *config) { c.logger, c.loggerSet = l, true })
 }
 
@@ -125,6 +142,12 @@ func WithReplayCache(n int) Option {
 	return optionFunc(func(c *config) { c.replayCache = n })
 }
 
+// withLocalStarter replaces the starter of local mode registered by
+// package local (tests: nil stands for a program without the import).
+func withLocalStarter(s localmode.Starter) Option {
+	return optionFunc(func(c *config) { c.localStarter, c.localStarterSet = s, true })
+}
+
 // withEnv replaces the process environment (tests).
 func withEnv(lookup func(string) (string, bool)) Option {
 	return optionFunc(func(c *config) { c.lookupEnv = lookup })
@@ -134,6 +157,10 @@ func withEnv(lookup func(string) (string, bool)) Option {
 // the environment says (see [StateDir] for local mode, which starts one
 // when no Dispatch server is configured). Its calls are kept in dir, or in
 // memory only if dir is "". Tests use it with t.TempDir() or "".
+//
+// Local mode is linked into the program by a blank import of package
+// local (import _ "github.com/dispatchkit/dispatch/local"); without it,
+// New fails with an error saying so.
 func WithLocalServer(dir string) Option {
 	return optionFunc(func(c *config) { c.forceLocal, c.localDir = true, dir })
 }

@@ -124,7 +124,7 @@ func TestEndpointReplayCacheFull(t *testing.T) {
 	t.Parallel()
 	is := is.New(t)
 	var buf syncBuffer
-	b := setupEndpoint(t, WithReplayCache(2), WithLogger(zerolog.New(&buf)))
+	b := setupEndpoint(t, WithReplayCache(2), WithZerolog(zerolog.New(&buf)))
 	h := b.d.Handler()
 	var codes []connect.Code
 	for _, in := range []string{"a", "b", "c", "d", "a"} {

@@ -7,9 +7,9 @@ import (
 	"time"
 
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
+	"github.com/dispatchkit/dispatch/internal/callresult"
 	"github.com/dispatchkit/dispatch/internal/status"
 	"github.com/dispatchkit/dispatch/serde"
-	"github.com/dispatchkit/dispatch/server"
 )
 
 // Wait waits until the call with dispatch id id is finished (succeeded,
@@ -19,14 +19,20 @@ import (
 // The protocol has no way to ask for a call's result, so Wait needs a
 // Dispatch server that answers it: the local server, embedded (local mode)
 // or started with `dispatch test`. On the hosted platform, have the
-// workflow deliver its result itself.
+// workflow deliver its result itself. An id the server has no call for
+// gives an error wrapping [ErrUnknownCall].
+//
+// In local mode Wait asks the embedded server directly; otherwise it
+// long-polls the server's result route (GET
+// /dispatch.local.v1/calls/{id}/result, 30 s a request) with a client of
+// its own, so that the SDK does not link package server.
 func (d *Dispatch) Wait(ctx context.Context, id string) (*sdkv1.CallResult, error) {
-	var out *server.Outcome
+	var out *callresult.Outcome
 	var err error
 	if d.local != nil {
 		out, err = d.local.Result(ctx, id)
 	} else {
-		out, err = server.FetchResult(ctx, d.cfg.httpClient, d.cfg.apiURL, d.cfg.apiKey, id, 30*time.Second)
+		out, err = callresult.Fetch(ctx, d.cfg.httpClient, d.cfg.apiURL, d.cfg.apiKey, id, 30*time.Second)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("dispatch: waiting for call %s: %w", id, err)
@@ -38,6 +44,12 @@ func (d *Dispatch) Wait(ctx context.Context, id string) (*sdkv1.CallResult, erro
 	}
 	return res, nil
 }
+
+// ErrUnknownCall is wrapped by the error of [Dispatch.Wait] for a dispatch
+// id the server has no call for (its state was reset, or the id is from
+// another server). It is server.ErrUnknownCall, declared where the SDK
+// can use it without linking the server.
+var ErrUnknownCall = callresult.ErrUnknownCall
 
 // DispatchAndWait dispatches a call of the function with in, waits for it
 // to finish, and returns its result, decoded into O. Dispatch retries the

@@ -94,9 +94,6 @@ func registerSafely(d *contDef) error {
 
 func lookup(name string) (*contDef, bool) { return conts.Get(name) }
 
-// Registered returns the names of all registered continuations, sorted.
-func Registered() []string { return conts.Names() }
-
 // Then registers fn as the continuation called name and returns it. fn
 // receives the value of the step it continues; an error skips it and goes on
 // to the next frame that handles errors.
@@ -125,8 +122,7 @@ func Then[A, T any](name string, fn func(ctx *Ctx, v A) Step[T]) Cont[A, T] {
 
 // Handle is like [Then] for a continuation that also receives errors: fn is
 // called with the value, or with the zero value and the error of the step it
-// continues (a failed call keeps its status: see the dispatch package's Error
-// type).
+// continues (a failed call keeps its status: see [dispatcherr.Error]).
 func Handle[A, T any](name string, fn func(ctx *Ctx, v A, err error) Step[T]) Cont[A, T] {
 	d := &contDef{name: name, in: reflect.TypeFor[A](), catches: true}
 	d.apply = func(c *Ctx, _ any, in value, err error) node {

@@ -2,10 +2,12 @@ package flow
 
 import (
 	"context"
-	"io"
 	"time"
 
+	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
 	"github.com/rs/zerolog"
+
+	"github.com/dispatchkit/dispatch/internal/flowrun"
 )
 
 // Info describes the function call a flow runs in, as Dispatch reported it in
@@ -19,18 +21,6 @@ type Info struct {
 	Expires    time.Time // when Dispatch gives up on the call; zero if unknown
 }
 
-// Config holds what the engine needs beyond the call itself. The zero value
-// is usable: no trace output, the system clock, a disabled logger.
-type Config struct {
-	// Trace, when not nil, receives a human-readable dump of every frame
-	// before the state is serialized (see package trace and DISPATCH_TRACE).
-	Trace io.Writer
-	// Now returns the current time; tests inject a fixed clock.
-	Now func() time.Time
-	// Logger receives debug events of the engine.
-	Logger zerolog.Logger
-}
-
 // Ctx is the context a flow and its continuations run with. It is a
 // [context.Context] (cancelled when the Run request ends), so it can be passed
 // to anything that takes one, and it describes the call being run.
@@ -41,12 +31,11 @@ type Config struct {
 type Ctx struct {
 	context.Context
 	info Info
-	cfg  Config
+	cfg  flowrun.Config
 }
 
-// NewCtx returns the context for one run of a flow. The dispatch package
-// calls it for each RunRequest; tests call it to drive a flow directly.
-func NewCtx(ctx context.Context, info Info, cfg Config) *Ctx {
+// newCtx returns the context for one run of a flow.
+func newCtx(ctx context.Context, info Info, cfg flowrun.Config) *Ctx {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -54,6 +43,23 @@ func NewCtx(ctx context.Context, info Info, cfg Config) *Ctx {
 		cfg.Now = time.Now
 	}
 	return &Ctx{Context: ctx, info: info, cfg: cfg}
+}
+
+// infoOf describes the call of a RunRequest.
+func infoOf(req *sdkv1.RunRequest) Info {
+	info := Info{
+		Function:   req.GetFunction(),
+		DispatchID: req.GetDispatchId(),
+		ParentID:   req.GetParentDispatchId(),
+		RootID:     req.GetRootDispatchId(),
+	}
+	if t := req.GetCreationTime(); t != nil {
+		info.Created = t.AsTime()
+	}
+	if t := req.GetExpirationTime(); t != nil {
+		info.Expires = t.AsTime()
+	}
+	return info
 }
 
 // Info describes the call this flow runs in.

@@ -1,4 +1,4 @@
-// Package flow is the combinator engine of durable workflows: a small
+// Package flow is the language of durable workflows: a small
 // channel-style DSL over calls that may run on other machines and outlive
 // the process.
 //
@@ -7,10 +7,15 @@
 // like a select; [Sleep] waits durably; [Done], [Fail] and [TailCall] end
 // the flow. What comes after an await is a continuation: a function
 // registered under a stable name with [Then], [Handle], [ThenWith] or
-// [HandleWith]. There is no code generator and no replay: the engine
-// interprets steps, and when a step waits, it saves the stack of
+// [HandleWith]. There is no code generator and no replay: an interpreter
+// runs the steps, and when a step waits, it saves the stack of
 // continuations, with what each one captured, as a CBOR document that any
 // instance of the service (of this build or a later one) can resume.
+//
+// This package is the DSL only. The interpreter is driven by package
+// dispatch, which serves the flows registered with dispatch.Flow, and by
+// package flowtest in tests; it is not part of the API (its entry point is
+// internal to the module).
 //
 //	var Pipeline = dispatch.Flow("pipeline", func(ctx *flow.Ctx, msg string) flow.Step[string] {
 //		return flow.Await(Transform1.Call(msg), transformed)
@@ -60,7 +65,7 @@
 // nearest continuation that handles errors ([Handle], [HandleWith]),
 // skipping those that do not ([Then], [ThenWith]); with none, the call
 // fails. A child's error reaches the continuation with its status, type and
-// message (see the dispatch package's Error type); a panic is a
+// message (a [dispatcherr.Error]); a panic is a
 // PERMANENT_ERROR whose traceback is the stack.
 //
 // # Composition
@@ -68,7 +73,10 @@
 // [Bind] runs a sub-flow and continues with its value: the continuation is
 // pushed as a frame, so the state is a stack of frames, and a sub-flow is an
 // ordinary function returning a Step. Waiting combinators accept a
-// [Timeout].
+// [Timeout]; when it passes first, the continuation receives an error that
+// matches [dispatcherr.ErrTimeout] (dispatch.ErrTimeout) with errors.Is and
+// has status TIMEOUT, as a call that failed with TIMEOUT does: there is one
+// sentinel for the status.
 //
 // # State
 //

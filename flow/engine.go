@@ -1,12 +1,14 @@
 package flow
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
+	"github.com/dispatchkit/dispatch/internal/flowrun"
 	"github.com/dispatchkit/dispatch/internal/status"
 	"github.com/dispatchkit/dispatch/serde"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -36,26 +38,48 @@ type machine struct {
 	nextID uint64
 }
 
-// Run starts a flow: it decodes input into I, calls fn and interprets the
-// step it returns until the flow is done or suspends. It never panics: a
-// panic in fn or a continuation fails the call with status PERMANENT_ERROR
-// and the stack as traceback.
-//
-// The dispatch package calls Run for each first RunRequest of a registered
-// flow; tests may call it directly (see also [Resume]).
-func Run[I, O any](c *Ctx, fn func(*Ctx, I) Step[O], input *anypb.Any) *sdkv1.RunResponse {
-	m := &machine{c: c}
-	var in I
-	if err := serde.Unmarshal(input, &in); err != nil {
-		return status.ExitError(status.WithStatus(fmt.Errorf("flow: input of %q: %w", c.info.Function, err), status.InvalidArgument))
+func init() { flowrun.Serve = serve }
+
+// serve is the interpreter's entry point, registered with internal/flowrun
+// for package dispatch and flowtest: it runs one RunRequest of a flow, its
+// first (the request has an input, and start makes the first step) or a
+// resume (the request has a poll result).
+func serve(ctx context.Context, cfg flowrun.Config, req *sdkv1.RunRequest, start flowrun.Start) *sdkv1.RunResponse {
+	c := newCtx(ctx, infoOf(req), cfg)
+	if pr := req.GetPollResult(); pr != nil {
+		return resume(c, pr)
 	}
-	return m.run(m.call(func() node { return fn(c, in).n }, c.info.Function))
+	if start == nil {
+		return status.ExitError(fmt.Errorf("flow: %q was asked to start without a first step", c.info.Function))
+	}
+	return run(c, start, req.GetInput())
 }
 
-// Resume continues a suspended flow with the results of a poll. The state
+// stepper is any Step[T]: what a [flowrun.Start] returns.
+type stepper interface{ stepNode() node }
+
+func (s Step[T]) stepNode() node { return s.n }
+
+// run starts a flow: it calls start, which decodes the input and calls the
+// flow's function, and interprets the step it returns until the flow is
+// done or suspends. It never panics: a panic in the function or a
+// continuation fails the call with status PERMANENT_ERROR and the stack as
+// traceback.
+func run(c *Ctx, start flowrun.Start, input *anypb.Any) *sdkv1.RunResponse {
+	m := &machine{c: c}
+	return m.run(m.call(func() node {
+		s, ok := start(c, input).(stepper)
+		if !ok {
+			return failNode{fmt.Errorf("flow: the first step of %q is not a flow.Step", c.info.Function)}
+		}
+		return s.stepNode()
+	}, c.info.Function))
+}
+
+// resume continues a suspended flow with the results of a poll. The state
 // must have been written by this build or an older one; otherwise the call
 // fails with INCOMPATIBLE_STATE and a message naming the frame at fault.
-func Resume(c *Ctx, pr *sdkv1.PollResult) *sdkv1.RunResponse {
+func resume(c *Ctx, pr *sdkv1.PollResult) *sdkv1.RunResponse {
 	data, err := stateFromPollResult(pr)
 	if err != nil {
 		return status.ExitError(err)
@@ -231,7 +255,7 @@ func (m *machine) absorb(results []*sdkv1.CallResult) (node, bool) {
 		}
 	}
 	if d := w.deadline(); !d.IsZero() && !m.c.Now().Before(d) {
-		err := fmt.Errorf("%w: %s waited %s, %d of %d results arrived", ErrTimeout, mode(w.Mode), time.Duration(w.Timeout), w.arrived(), w.N)
+		err := fmt.Errorf("%w: %s waited %s, %d of %d results arrived", errTimedOut, mode(w.Mode), time.Duration(w.Timeout), w.arrived(), w.N)
 		err = status.WithStatus(err, status.Timeout)
 		if mode(w.Mode) == modeAny && len(w.Results) > 0 {
 			err = w.joinErrors(err)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dispatchkit/dispatch"
 	"github.com/dispatchkit/dispatch/flow"
 	"github.com/dispatchkit/dispatch/flow/flowtest"
 )
@@ -56,7 +57,7 @@ func ExampleGather() {
 
 // First success among replicas, with a timeout built from the poll's wait.
 var exampleFastest = flow.Handle("example.fastest", func(ctx *flow.Ctx, s string, err error) flow.Step[string] {
-	if errors.Is(err, flow.ErrTimeout) {
+	if errors.Is(err, dispatch.ErrTimeout) {
 		return flow.Done("no replica answered in time")
 	}
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dispatchkit/dispatch/dispatcherr"
 	"github.com/dispatchkit/dispatch/flow"
 	"github.com/dispatchkit/dispatch/flow/flowtest"
 	"github.com/dispatchkit/dispatch/internal/status"
@@ -242,7 +243,7 @@ func TestAnyRace(t *testing.T) {
 }
 
 var timedOut = flow.Handle("test.timedOut", func(ctx *flow.Ctx, s string, err error) flow.Step[string] {
-	if errors.Is(err, flow.ErrTimeout) {
+	if errors.Is(err, dispatcherr.ErrTimeout) {
 		return flow.Done("fallback")
 	}
 	if err != nil {
@@ -286,6 +287,16 @@ func TestSleepAndTimeout(t *testing.T) {
 		is.NoErr(err)
 		is.Equal(out, "fallback")
 		is.True(rep.Slept >= 10*time.Second)
+	})
+	t.Run("a call that failed with TIMEOUT matches the same sentinel", func(t *testing.T) {
+		is := is.New(t)
+		f := func(*flow.Ctx, int) flow.Step[string] {
+			return flow.Await(flow.NewCall[string]("late", "x"), timedOut)
+		}
+		late := flowtest.Mock("late", func(string) (string, error) { return "", context.DeadlineExceeded })
+		out, _, err := flowtest.Run(context.Background(), f, 0, late)
+		is.NoErr(err)
+		is.Equal(out, "fallback")
 	})
 }
 

@@ -11,6 +11,7 @@ import (
 
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
 	"github.com/dispatchkit/dispatch/flow"
+	"github.com/dispatchkit/dispatch/internal/flowrun"
 	"github.com/dispatchkit/dispatch/internal/status"
 	"github.com/dispatchkit/dispatch/serde"
 	"github.com/fxamacker/cbor/v2"
@@ -93,8 +94,29 @@ func mustAny(v any) *anypb.Any {
 
 var goldenStart = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func goldenCtx(now time.Time) *flow.Ctx {
-	return flow.NewCtx(context.Background(), flow.Info{Function: "golden", DispatchID: "g-1"}, flow.Config{Now: func() time.Time { return now }})
+// goldenConfig is the interpreter's configuration at now.
+func goldenConfig(now time.Time) flowrun.Config {
+	return flowrun.Config{Now: func() time.Time { return now }}
+}
+
+// goldenRun starts the flow start with in at now, as the first RunRequest
+// of a registered flow does.
+func goldenRun(now time.Time, start func(*flow.Ctx, Cart) flow.Step[string], in *anypb.Any) *sdkv1.RunResponse {
+	first := func(c any, input *anypb.Any) any {
+		cart, err := flowrun.Input[Cart]("golden", input)
+		if err != nil {
+			return flow.Fail[string](err)
+		}
+		return start(c.(*flow.Ctx), cart)
+	}
+	req := &sdkv1.RunRequest{Function: "golden", DispatchId: "g-1", Directive: &sdkv1.RunRequest_Input{Input: in}}
+	return flowrun.Serve(context.Background(), goldenConfig(now), req, first)
+}
+
+// goldenResume resumes a flow with pr at now.
+func goldenResume(now time.Time, pr *sdkv1.PollResult) *sdkv1.RunResponse {
+	req := &sdkv1.RunRequest{Function: "golden", DispatchId: "g-1", Directive: &sdkv1.RunRequest_PollResult{PollResult: pr}}
+	return flowrun.Serve(context.Background(), goldenConfig(now), req, nil)
 }
 
 func TestGoldenStates(t *testing.T) {
@@ -104,7 +126,7 @@ func TestGoldenStates(t *testing.T) {
 			path := filepath.Join("testdata", tt.file)
 			in, err := serde.Marshal(tt.input)
 			is.NoErr(err)
-			resp := flow.Run(goldenCtx(goldenStart), tt.start, in)
+			resp := goldenRun(goldenStart, tt.start, in)
 			poll := resp.GetPoll()
 			is.True(poll != nil)
 			if *update {
@@ -124,7 +146,7 @@ func TestGoldenStates(t *testing.T) {
 				State:   &sdkv1.PollResult_CoroutineState{CoroutineState: state},
 				Results: tt.results(poll),
 			}
-			out := flow.Resume(goldenCtx(goldenStart.Add(2*time.Hour)), pr)
+			out := goldenResume(goldenStart.Add(2*time.Hour), pr)
 			is.Equal(out.GetStatus(), sdkv1.Status_STATUS_OK)
 			var got string
 			is.NoErr(serde.Unmarshal(out.GetExit().GetResult().GetOutput(), &got))
@@ -165,7 +187,7 @@ func TestIncompatibleStates(t *testing.T) {
 			if tt.typed != "" {
 				pr.State = &sdkv1.PollResult_TypedCoroutineState{TypedCoroutineState: &anypb.Any{TypeUrl: tt.typed, Value: tt.state}}
 			}
-			out := flow.Resume(goldenCtx(goldenStart), pr)
+			out := goldenResume(goldenStart, pr)
 			is.Equal(out.GetStatus(), status.IncompatibleState.Proto())
 			msg := out.GetExit().GetResult().GetError().GetMessage()
 			for _, w := range tt.want {
@@ -190,7 +212,7 @@ func FuzzResume(f *testing.F) {
 			State:   &sdkv1.PollResult_CoroutineState{CoroutineState: state},
 			Results: []*sdkv1.CallResult{{CorrelationId: corr, Output: mustAny(1.0)}},
 		}
-		out := flow.Resume(goldenCtx(goldenStart), pr) // must never panic
+		out := goldenResume(goldenStart, pr) // must never panic
 		if out.GetStatus() == sdkv1.Status_STATUS_UNSPECIFIED {
 			t.Fatalf("resume answered no status")
 		}
@@ -203,15 +225,14 @@ func FuzzResume(f *testing.F) {
 func BenchmarkStateRoundTrip(b *testing.B) {
 	in, _ := serde.Marshal(Cart{ID: "c-1", Items: []string{"apple"}})
 	start := goldenCases[0].start
-	ctx := goldenCtx(goldenStart)
 	var size int
 	b.ReportAllocs()
 	for b.Loop() {
-		resp := flow.Run(ctx, start, in) // encode
+		resp := goldenRun(goldenStart, start, in) // encode
 		state := resp.GetPoll().GetTypedCoroutineState()
 		size = len(state.GetValue())
 		pr := &sdkv1.PollResult{State: &sdkv1.PollResult_TypedCoroutineState{TypedCoroutineState: state}}
-		_ = flow.Resume(ctx, pr) // decode, then encode again (no result yet)
+		_ = goldenResume(goldenStart, pr) // decode, then encode again (no result yet)
 	}
 	b.ReportMetric(float64(size), "state-bytes")
 }

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
-	"github.com/dispatchkit/dispatch/internal/status"
+	"github.com/dispatchkit/dispatch/dispatcherr"
 	"github.com/dispatchkit/dispatch/serde"
 	"github.com/fxamacker/cbor/v2"
 	"google.golang.org/protobuf/proto"
@@ -99,9 +99,9 @@ func (e *IncompatibleStateError) Error() string {
 
 // Unwrap returns the cause and the status sentinel, which gives the error
 // its status wherever it is returned from (and makes errors.Is match
-// dispatch.ErrIncompatibleState).
+// [dispatcherr.ErrIncompatibleState]).
 func (e *IncompatibleStateError) Unwrap() []error {
-	return []error{e.Err, status.ErrIncompatibleState}
+	return []error{e.Err, dispatcherr.ErrIncompatibleState}
 }
 
 var cborNull = []byte{0xf6}
@@ -136,7 +136,7 @@ func (m *machine) encodeState() ([]byte, error) {
 			doc.Wait.Queue = append(doc.Wait.Queue, b)
 		}
 	}
-	return serde.EncMode.Marshal(&doc)
+	return serde.EncMode().Marshal(&doc)
 }
 
 // decodeState reads a state written by this build or an older one.

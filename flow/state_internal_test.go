@@ -8,6 +8,7 @@ import (
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
 	"github.com/matryer/is"
 
+	"github.com/dispatchkit/dispatch/internal/flowrun"
 	"github.com/dispatchkit/dispatch/internal/status"
 	"github.com/dispatchkit/dispatch/serde"
 )
@@ -43,7 +44,7 @@ func TestResumeInconsistentResults(t *testing.T) {
 				State:   &sdkv1.PollResult_CoroutineState{CoroutineState: data},
 				Results: []*sdkv1.CallResult{{CorrelationId: 2, Error: &sdkv1.Error{Type: "TIMEOUT", Message: "also late"}}},
 			}
-			out := Resume(NewCtx(context.Background(), Info{Function: "crafted", DispatchID: "c-1"}, Config{}), pr) // must not panic
+			out := resume(newCtx(context.Background(), Info{Function: "crafted", DispatchID: "c-1"}, flowrun.Config{}), pr) // must not panic
 			is.Equal(out.GetStatus(), sdkv1.Status_STATUS_INCOMPATIBLE_STATE)
 			err = status.FromProto(out.GetStatus(), out.GetExit().GetResult().GetError())
 			is.True(errors.Is(err, status.ErrIncompatibleState))

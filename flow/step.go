@@ -52,7 +52,8 @@ func Done[T any](v T) Step[T] { return Step[T]{doneNode{value{v: v, set: true}}}
 
 // Fail returns a step that fails with err. The error goes to the nearest
 // continuation that handles errors (see [Handle]), or ends the call; its
-// status comes from err (see the dispatch package's error markers).
+// status comes from err (see the markers of package dispatch, such as
+// dispatch.Temporary).
 func Fail[T any](err error) Step[T] {
 	if err == nil {
 		err = fmt.Errorf("flow: Fail called with a nil error")
@@ -86,9 +87,9 @@ func (f optionFunc) apply(w *waitNode) { f(w) }
 
 // Timeout bounds how long a combinator waits. When d passes before the
 // combinator is satisfied, its continuation receives an error that matches
-// [ErrTimeout] and has status TIMEOUT; calls still running keep running and
-// their results are dropped. d is rounded up to one second, the protocol's
-// smallest wait.
+// [dispatcherr.ErrTimeout] (dispatch.ErrTimeout) with errors.Is and has
+// status TIMEOUT; calls still running keep running and their results are
+// dropped. d is rounded up to one second, the protocol's smallest wait.
 func Timeout(d time.Duration) Option {
 	return optionFunc(func(w *waitNode) { w.timeout = d })
 }

@@ -37,10 +37,10 @@ func (m mode) String() string {
 	return fmt.Sprintf("mode(%d)", uint8(m))
 }
 
-// ErrTimeout is matched (with errors.Is) by the error a combinator's
-// continuation receives when its [Timeout] passes first. Its status is
-// TIMEOUT.
-var ErrTimeout = errors.New("flow: timed out")
+// errTimedOut starts the error a combinator's continuation receives when
+// its [Timeout] passes first; the error is marked TIMEOUT, so that it
+// matches [dispatcherr.ErrTimeout], the one sentinel of the status.
+var errTimedOut = errors.New("flow: timed out")
 
 // Await calls c and continues with k when its result is ready. This is a
 // durability step: the flow suspends, its state (the frames and what they
@@ -59,11 +59,6 @@ func Await[A, T any](c Call[A], k Cont[A, T], opts ...Option) Step[T] {
 // flight at a time.
 func Gather[A, T any](calls []Call[A], k Cont[[]A, T], opts ...Option) Step[T] {
 	return wait(modeAll, specs(calls), k, opts)
-}
-
-// All is [Gather].
-func All[A, T any](calls []Call[A], k Cont[[]A, T], opts ...Option) Step[T] {
-	return Gather(calls, k, opts...)
 }
 
 // Any calls every call concurrently and continues with k with the first

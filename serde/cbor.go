@@ -30,14 +30,23 @@ const (
 	MaxMapPairs = 1 << 20
 )
 
-// EncMode is the CBOR encoding configuration of this SDK: RFC 8949 core
-// deterministic encoding (map keys and struct fields sorted bytewise by their
-// encoding, shortest forms of integers, lengths and floats, canonical NaN and
-// infinities, no indefinite lengths), time.Time as tag 0 with an RFC 3339
-// string to the nanosecond, and nil slices and maps as null. Other packages
-// that write CBOR share it, so that every byte this SDK stores is encoded
-// alike. Prefer [MarshalCBOR], which adds checks and clearer errors.
-var EncMode cbor.EncMode = mustEncMode(cbor.EncOptions{
+// EncMode returns the CBOR encoding configuration of this SDK: RFC 8949
+// core deterministic encoding (map keys and struct fields sorted bytewise by
+// their encoding, shortest forms of integers, lengths and floats, canonical
+// NaN and infinities, no indefinite lengths), time.Time as tag 0 with an RFC
+// 3339 string to the nanosecond, and nil slices and maps as null. Other
+// packages that write CBOR share it, so that every byte this SDK stores is
+// encoded alike. Prefer [MarshalCBOR], which adds checks and clearer
+// errors.
+//
+// The mode is immutable (a cbor.EncMode cannot be changed once made): every
+// call returns the same one, and nothing can reconfigure the SDK's
+// encoding. To encode otherwise, make a mode of your own from
+// cbor.EncOptions, or start from EncMode().EncOptions().
+func EncMode() cbor.EncMode { return defaultEncMode }
+
+// defaultEncMode is the mode EncMode returns.
+var defaultEncMode = mustEncMode(cbor.EncOptions{
 	Sort:          cbor.SortCoreDeterministic,
 	ShortestFloat: cbor.ShortestFloat16,
 	NaNConvert:    cbor.NaNConvert7e00,
@@ -49,17 +58,23 @@ var EncMode cbor.EncMode = mustEncMode(cbor.EncOptions{
 	NilContainers: cbor.NilContainerAsNull,
 })
 
-// DecMode is the CBOR decoding configuration of this SDK, the counterpart of
-// [EncMode]: it rejects duplicate map keys, indefinite lengths and invalid
-// UTF-8, enforces [MaxNestedLevels], [MaxArrayElements] and [MaxMapPairs],
-// and decodes into a value of type any as: map[string]any for maps (see
-// [UnmarshalCBOR] for other keys), []any, int64 for integers (a *big.Int
-// beyond int64), float64, string, []byte, bool, nil and time.Time for tags
-// 0 and 1. Unknown struct fields are ignored, so a newer build can read the
-// state of an older one. Prefer [UnmarshalCBOR], which adds clearer errors.
-var DecMode cbor.DecMode = mustDecMode(decOptions(reflect.TypeFor[map[string]any]()))
+// DecMode returns the CBOR decoding configuration of this SDK, the
+// counterpart of [EncMode]: it rejects duplicate map keys, indefinite
+// lengths and invalid UTF-8, enforces [MaxNestedLevels], [MaxArrayElements]
+// and [MaxMapPairs], and decodes into a value of type any as: map[string]any
+// for maps (see [UnmarshalCBOR] for other keys), []any, int64 for integers
+// (a *big.Int beyond int64), float64, string, []byte, bool, nil and
+// time.Time for tags 0 and 1. Unknown struct fields are ignored, so a newer
+// build can read the state of an older one. Prefer [UnmarshalCBOR], which
+// adds clearer errors.
+//
+// The mode is immutable, as [EncMode]'s is: every call returns the same one.
+func DecMode() cbor.DecMode { return defaultDecMode }
 
-// anyKeyDecMode is DecMode decoding maps into any as map[any]any: the fallback
+// defaultDecMode is the mode DecMode returns.
+var defaultDecMode = mustDecMode(decOptions(reflect.TypeFor[map[string]any]()))
+
+// anyKeyDecMode is defaultDecMode decoding maps into any as map[any]any: the fallback
 // for data with maps whose keys are not all strings.
 var anyKeyDecMode = mustDecMode(decOptions(nil))
 
@@ -121,14 +136,14 @@ func MarshalCBOR(v any) ([]byte, error) {
 			return nil, err
 		}
 	}
-	b, err := EncMode.Marshal(v)
+	b, err := defaultEncMode.Marshal(v)
 	if err != nil {
 		if err := Encodable(v); err != nil {
 			return nil, err
 		}
 		return nil, fmt.Errorf("serde: cbor cannot encode %s: %w", typeName(reflect.TypeOf(v)), err)
 	}
-	if err := DecMode.Wellformed(b); err != nil {
+	if err := defaultDecMode.Wellformed(b); err != nil {
 		return nil, fmt.Errorf("serde: the CBOR encoding of %s breaks the decode limits, so it could not be read back: %w",
 			typeName(reflect.TypeOf(v)), err)
 	}
@@ -161,7 +176,7 @@ func UnmarshalCBOR(data []byte, dst any) error {
 func unmarshalCBOR(data []byte, v reflect.Value) error {
 	v.SetZero()
 	dst := v.Addr().Interface()
-	err := DecMode.Unmarshal(data, dst)
+	err := defaultDecMode.Unmarshal(data, dst)
 	if err == nil {
 		return nil
 	}

@@ -381,3 +381,39 @@ func TestCBORTypeURL(t *testing.T) {
 	is.NoErr(serde.Unmarshal(&anypb.Any{TypeUrl: "example.com/x/dispatchkit.go.v1.CBOR", Value: mustCBOR(Point{1, 2})}, &p))
 	is.Equal(p, Point{1, 2})
 }
+
+// TestModes checks that EncMode and DecMode hand out the SDK's one
+// configuration, as documented, and that MarshalCBOR and UnmarshalCBOR use
+// it: a mode is immutable, so nothing a caller does with one changes how
+// the SDK encodes.
+func TestModes(t *testing.T) {
+	t.Parallel()
+	is := is.New(t)
+	em, dm := serde.EncMode(), serde.DecMode()
+	is.True(em == serde.EncMode()) // the same mode every time
+	is.True(dm == serde.DecMode())
+
+	eo := em.EncOptions()
+	is.Equal(eo.Sort, cbor.SortCoreDeterministic)
+	is.Equal(eo.IndefLength, cbor.IndefLengthForbidden)
+	is.Equal(eo.Time, cbor.TimeRFC3339Nano)
+	is.Equal(eo.NilContainers, cbor.NilContainerAsNull)
+	do := dm.DecOptions()
+	is.Equal(do.DupMapKey, cbor.DupMapKeyEnforcedAPF)
+	is.Equal(do.MaxNestedLevels, serde.MaxNestedLevels)
+	is.Equal(do.MaxArrayElements, serde.MaxArrayElements)
+	is.Equal(do.MaxMapPairs, serde.MaxMapPairs)
+	is.Equal(do.UTF8, cbor.UTF8RejectInvalid)
+
+	v := map[string]any{"b": 1, "a": []any{"x", 2.5}}
+	want, err := serde.MarshalCBOR(v)
+	is.NoErr(err)
+	got, err := em.Marshal(v)
+	is.NoErr(err)
+	is.Equal(got, want) // MarshalCBOR writes with EncMode
+	var back any
+	is.NoErr(dm.Unmarshal(got, &back))
+	var viaSDK any
+	is.NoErr(serde.UnmarshalCBOR(got, &viaSDK))
+	is.Equal(back, viaSDK) // UnmarshalCBOR reads with DecMode
+}

@@ -14,7 +14,7 @@ import (
 // Go map keys that differ can encode alike: int64(1) and uint64(1) in a
 // map[any]any, two NaNs, two pointers to equal values, two time.Time of the
 // same instant in different locations. The encoder sorts map keys by their
-// encoding, so such keys end up side by side, and DecMode rejects them.
+// encoding, so such keys end up side by side, and defaultDecMode rejects them.
 func findDupKey(data []byte) []byte {
 	_, dup := scanItem(data, 0)
 	return dup

@@ -251,7 +251,7 @@ func TestEncodableAgreesWithEncoder(t *testing.T) {
 	} {
 		t.Run(reflect.TypeOf(v).String(), func(t *testing.T) {
 			is := is.New(t)
-			_, encErr := serde.EncMode.Marshal(v)
+			_, encErr := serde.EncMode().Marshal(v)
 			err := serde.Encodable(v)
 			is.Equal(err == nil, encErr == nil) // Encodable agrees with the encoder
 		})

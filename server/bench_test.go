@@ -143,22 +143,12 @@ func BenchmarkSuspendedMemory(b *testing.B) {
 			for range n {
 				<-asleep
 			}
-			waitForTB(b, func() bool { return bb.srv.Live() == n && bb.srv.Suspended() == n })
+			waitFor(b, "the workflows to suspend", func() bool { return bb.srv.Live() == n && bb.srv.Suspended() == n })
 			runtime.GC()
 			runtime.ReadMemStats(&after)
 			b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/workflow")
 		}
 	})
-}
-
-func waitForTB(tb testing.TB, cond func() bool) {
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatal("timed out")
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 // BenchmarkRecover10k reports how long a restart takes to load and set on
@@ -202,7 +192,7 @@ func BenchmarkRecover10k(b *testing.B) {
 		}
 		bb.dispatch(b, calls...)
 	}
-	waitForTB(b, func() bool { return srv.Live() == 2*n && srv.Suspended() == n })
+	waitFor(b, "the calls to be in flight", func() bool { return srv.Live() == 2*n && srv.Suspended() == n })
 	srv.Close()
 	for b.Loop() {
 		srv, err := server.New(cfg)

@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/dispatchkit/dispatch/internal/endpointpolicy"
+	"github.com/dispatchkit/dispatch/internal/slogbridge"
 	"github.com/dispatchkit/dispatch/internal/store"
 	"github.com/dispatchkit/dispatch/internal/store/pgstore"
 )
@@ -109,6 +111,13 @@ type Config struct {
 	// Logger receives the server's logs; the zero Logger discards them.
 	Logger zerolog.Logger
 
+	// Slog, when not nil, receives the server's logs instead of Logger,
+	// through log/slog, the standard interface. The server logs with
+	// zerolog: each event becomes a record of Slog's handler at the
+	// matching level, with the event's message and its fields as
+	// attributes. The lowest level the handler enables is read by New.
+	Slog *slog.Logger
+
 	// DefaultExpiration applies to calls that set none; 1 hour.
 	DefaultExpiration time.Duration
 
@@ -160,6 +169,9 @@ const (
 )
 
 func (c *Config) setDefaults() {
+	if c.Slog != nil {
+		c.Logger = slogbridge.New(c.Slog)
+	}
 	if c.Addr == "" {
 		c.Addr = defaultAddr
 	}

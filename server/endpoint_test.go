@@ -26,6 +26,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/dispatchkit/dispatch/internal/signature"
+	"github.com/dispatchkit/dispatch/internal/testsync"
 	"github.com/dispatchkit/dispatch/server"
 )
 
@@ -202,16 +203,7 @@ func (b *bundle) dispatch(t testing.TB, calls ...*sdkv1.Call) []string {
 }
 
 // waitFor waits until cond holds, polling with a deadline.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
+var waitFor = testsync.WaitFor
 
 // recv receives from ch with a deadline.
 func recv[T any](t *testing.T, ch <-chan T) T {

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,26 +12,12 @@ import (
 	"github.com/matryer/is"
 	"github.com/rs/zerolog"
 
+	"github.com/dispatchkit/dispatch/internal/testsync"
 	"github.com/dispatchkit/dispatch/server"
 )
 
 // syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testsync.Buffer
 
 func TestRestartRecoversCalls(t *testing.T) {
 	is := is.New(t)

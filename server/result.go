@@ -13,13 +13,14 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/dispatchkit/dispatch/internal/callresult"
 	"github.com/dispatchkit/dispatch/internal/scheduler"
 	"github.com/dispatchkit/dispatch/internal/store"
 )
 
 // ErrUnknownCall is wrapped by the error about a dispatch id the server
 // has no call for (`server: no call "..."`).
-var ErrUnknownCall = errors.New("server: unknown call")
+var ErrUnknownCall = callresult.ErrUnknownCall
 
 // errNotRunning is the answer to Result on a server that is not started,
 // or is shutting down.
@@ -28,14 +29,12 @@ var errNotRunning = errors.New("server: not running: start the server with Start
 // errPending is the answer of result(wait=false) for a call not final yet.
 var errPending = errors.New("server: the call is not finished")
 
-// unknownCallError names the id and wraps [ErrUnknownCall].
-type unknownCallError struct{ id string }
-
-func (e *unknownCallError) Error() string { return fmt.Sprintf("server: no call %q", e.id) }
-func (e *unknownCallError) Unwrap() error { return ErrUnknownCall }
-
 // Outcome is the final outcome of a call: done, failed for good, or
 // expired.
+//
+// The SDK's client of the result route, which does not link this package,
+// has a type of the same fields (internal/callresult); a *Outcome converts
+// to it and back.
 type Outcome struct {
 	// Status is the call's final status: OK, or why it failed
 	// (STATUS_TIMEOUT for a call that expired).
@@ -102,7 +101,7 @@ func (s *Server) result(ctx context.Context, id string, wait bool) (*Outcome, er
 func (s *Server) stored(ctx context.Context, id string) (*Outcome, error) {
 	row, err := s.store.GetCall(context.WithoutCancel(ctx), id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, &unknownCallError{id: id}
+		return nil, callresult.UnknownCall(id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("server: reading call %q: %w", id, err)
@@ -137,23 +136,16 @@ func outcomeOf(row *store.Call) (*Outcome, error) {
 }
 
 // maxResultWait caps the wait parameter of the result route.
-const maxResultWait = 60 * time.Second
+const maxResultWait = callresult.MaxWait
 
-// resultBody is the JSON of GET /dispatch.local.v1/calls/{id}/result.
-type resultBody struct {
-	// Status is the name of the final status ("STATUS_OK"), "pending"
-	// (HTTP 202) or "unknown" (HTTP 404).
-	Status string `json:"status"`
-	// Result is the CallResult in protojson. When the output's type is not
-	// known to the server (the CBOR values of the Go SDK, for one), the
-	// output is left out here: ResultProto has it.
-	Result json.RawMessage `json:"result,omitempty"`
-	// ResultProto is the CallResult in binary protobuf (base64 in JSON),
-	// exact whatever the output's type.
-	ResultProto []byte `json:"result_proto,omitempty"`
-	// Error says why a call is unknown.
-	Error string `json:"error,omitempty"`
-}
+// resultBody is the JSON of GET /dispatch.local.v1/calls/{id}/result: its
+// Status is the name of the final status ("STATUS_OK"), "pending" (HTTP
+// 202) or "unknown" (HTTP 404); Result the CallResult in protojson, without
+// its output when the output's type is not known to the server (the CBOR
+// values of the Go SDK, for one); ResultProto the CallResult in binary
+// protobuf (base64 in JSON), exact whatever the output's type; Error why a
+// call is unknown.
+type resultBody = callresult.Body
 
 // serveResult answers GET /dispatch.local.v1/calls/{id}/result?wait=30s.
 func (s *Server) serveResult(w http.ResponseWriter, r *http.Request) {

@@ -1,6 +1,6 @@
 // Package trace shows what a Dispatch function is doing, for the people
 // who debug it: a dump of a coroutine's frames at the moment it suspends or
-// exits, and a human-readable logger.
+// exits.
 //
 // # DISPATCH_TRACE
 //
@@ -30,9 +30,6 @@
 // channel, a function), which is often the bug being looked for. Tracing
 // costs a formatted dump per suspension, so leave it off in production.
 //
-// # Logging
-//
-// The SDK logs with github.com/rs/zerolog. [NewLogger] makes a logger that
-// writes one plain line per event, for people; [Nop] makes one that writes
-// nothing.
+// Logs are not this package's: give the SDK a *slog.Logger with
+// dispatch.WithLogger (or a zerolog.Logger with dispatch.WithZerolog).
 package trace

@@ -2,7 +2,7 @@
 // flow.Any it takes the first success (a replica that is down and one that
 // is slow do not hold it up); with flow.Race and flow.Timeout it gives up
 // on replicas that are all too slow, and its continuation receives
-// flow.ErrTimeout. Run it with
+// dispatch.ErrTimeout. Run it with
 //
 //	go run ./examples/any-race
 package main
@@ -21,6 +21,7 @@ import (
 
 	"github.com/dispatchkit/dispatch"
 	"github.com/dispatchkit/dispatch/flow"
+	_ "github.com/dispatchkit/dispatch/local" // local mode: a Dispatch server in-process when none is configured
 )
 
 // Replica describes one replica of the service, and how it behaves.
@@ -103,11 +104,11 @@ var anyAnswered = flow.HandleWith("query.any", func(ctx *flow.Ctx, req Request, 
 })
 
 // raced receives the first result of the race, value or error; when the
-// timeout passes first, an error that matches flow.ErrTimeout.
+// timeout passes first, an error that matches dispatch.ErrTimeout.
 var raced = flow.HandleWith("query.race", func(ctx *flow.Ctx, r Report, a Answer, err error) flow.Step[Report] {
 	switch {
-	case errors.Is(err, flow.ErrTimeout):
-		r.Race = fmt.Sprintf("timed out, no replica answered in time (errors.Is(err, flow.ErrTimeout), status %s)", dispatch.StatusOf(err))
+	case errors.Is(err, dispatch.ErrTimeout):
+		r.Race = fmt.Sprintf("timed out, no replica answered in time (errors.Is(err, dispatch.ErrTimeout), status %s)", dispatch.StatusOf(err))
 	case err != nil:
 		r.Race = fmt.Sprintf("first result is an error: %v", err)
 	default:

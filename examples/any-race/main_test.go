@@ -32,7 +32,7 @@ func TestAnyRace(t *testing.T) {
 			"  ap: answering after 50ms",
 			`any: first success from ap: "42, says ap"`,
 			"race: asking sa (2s), for at most 1s",
-			"race: timed out, no replica answered in time (errors.Is(err, flow.ErrTimeout), status TIMEOUT)",
+			"race: timed out, no replica answered in time (errors.Is(err, dispatch.ErrTimeout), status TIMEOUT)",
 		}},
 		{"every replica fails, the race is won", Request{
 			Q:        "q",

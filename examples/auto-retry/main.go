@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/dispatchkit/dispatch"
+	_ "github.com/dispatchkit/dispatch/local" // local mode: a Dispatch server in-process when none is configured
 )
 
 // Job is the input of the flaky function: a struct, so it travels as CBOR.

@@ -30,8 +30,8 @@ import (
 
 	"github.com/dispatchkit/dispatch"
 	"github.com/dispatchkit/dispatch/flow"
+	_ "github.com/dispatchkit/dispatch/local" // local mode: a Dispatch server in-process when none is configured
 	"github.com/dispatchkit/dispatch/serde"
-	"github.com/dispatchkit/dispatch/server"
 	"github.com/rs/zerolog"
 )
 
@@ -144,7 +144,7 @@ func main() {
 		os.Exit(1)
 	}
 	// Info logs show the local server recovering calls.
-	opts := []dispatch.Option{dispatch.WithLogger(zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, NoColor: true, TimeFormat: time.TimeOnly}).
+	opts := []dispatch.Option{dispatch.WithZerolog(zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, NoColor: true, TimeFormat: time.TimeOnly}).
 		Level(zerolog.InfoLevel).With().Timestamp().Logger())}
 	if os.Getenv("DISPATCH_API_URL") == "" && os.Getenv("DISPATCH_API_KEY") == "" {
 		// Local mode, in the state directory named after the program
@@ -217,7 +217,7 @@ func run(ctx context.Context, w io.Writer, dir string, job Job, opts ...dispatch
 	case ctx.Err() != nil:
 		out.Printf("interrupted: workflow %s stays in flight; run the program again to finish it\n", m.ID)
 		return nil
-	case errors.Is(err, server.ErrUnknownCall):
+	case errors.Is(err, dispatch.ErrUnknownCall):
 		return fmt.Errorf("%w: the server's state was reset; remove %s to start afresh", err, markerFile)
 	case err != nil:
 		os.Remove(markerFile)

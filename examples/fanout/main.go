@@ -25,6 +25,7 @@ import (
 
 	"github.com/dispatchkit/dispatch"
 	"github.com/dispatchkit/dispatch/flow"
+	_ "github.com/dispatchkit/dispatch/local" // local mode: a Dispatch server in-process when none is configured
 )
 
 // Counts maps a word to its number of occurrences.

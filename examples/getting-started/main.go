@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/dispatchkit/dispatch"
+	_ "github.com/dispatchkit/dispatch/local" // local mode: a Dispatch server in-process when none is configured
 )
 
 // Message is the input of publish: a payload for a URL.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/dispatchkit/dispatch"
 	"github.com/dispatchkit/dispatch/flow"
+	_ "github.com/dispatchkit/dispatch/local" // local mode: a Dispatch server in-process when none is configured
 )
 
 // out is where the functions report what they do.

@@ -19,9 +19,11 @@ import (
 
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
 	"github.com/dispatchkit/dispatch/flow"
+	"github.com/dispatchkit/dispatch/internal/flowrun"
 	"github.com/dispatchkit/dispatch/internal/status"
 	"github.com/dispatchkit/dispatch/serde"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // An Option configures a run.
@@ -114,8 +116,8 @@ type driver struct {
 }
 
 // Run runs the flow fn with input in, to completion, and returns its result
-// decoded into O, or its error (a *dispatch.Error-compatible error keeping
-// the status).
+// decoded into O, or its error: a *dispatcherr.Error keeping the status, as
+// the flow's caller would receive it.
 func Run[I, O any](ctx context.Context, fn func(*flow.Ctx, I) flow.Step[O], in I, opts ...Option) (O, Report, error) {
 	var out O
 	var rep Report
@@ -127,12 +129,26 @@ func Run[I, O any](ctx context.Context, fn func(*flow.Ctx, I) flow.Step[O], in I
 	if err != nil {
 		return out, rep, fmt.Errorf("flowtest: input: %w", err)
 	}
-	cfg := flow.Config{Now: func() time.Time { return d.now }}
+	cfg := flowrun.Config{Now: func() time.Time { return d.now }}
 	if d.trace != nil {
 		cfg.Trace = d.trace
 	}
-	info := flow.Info{Function: "flowtest", DispatchID: "test-1", RootID: "test-1", Created: d.now}
-	resp := flow.Run(flow.NewCtx(ctx, info, cfg), fn, input)
+	// Each run gets a RunRequest as Dispatch would send it, to the
+	// interpreter of package flow (see internal/flowrun).
+	created := timestamppb.New(d.now)
+	request := func() *sdkv1.RunRequest {
+		return &sdkv1.RunRequest{Function: "flowtest", DispatchId: "test-1", RootDispatchId: "test-1", CreationTime: created}
+	}
+	start := func(c any, input *anypb.Any) any {
+		in, err := flowrun.Input[I]("flowtest", input)
+		if err != nil {
+			return flow.Fail[O](err)
+		}
+		return fn(c.(*flow.Ctx), in)
+	}
+	req := request()
+	req.Directive = &sdkv1.RunRequest_Input{Input: input}
+	resp := flowrun.Serve(ctx, cfg, req, start)
 	var inbox []*sdkv1.CallResult
 	inflight := 0
 	for polls := 1; ; polls++ {
@@ -192,7 +208,9 @@ func Run[I, O any](ctx context.Context, fn func(*flow.Ctx, I) flow.Step[O], in I
 			if rep.Resumes > 100000 {
 				return out, rep, errors.New("flowtest: the flow resumed 100000 times without finishing")
 			}
-			resp = flow.Resume(flow.NewCtx(ctx, info, cfg), pr)
+			req := request()
+			req.Directive = &sdkv1.RunRequest_PollResult{PollResult: pr}
+			resp = flowrun.Serve(ctx, cfg, req, start)
 		default:
 			return out, rep, fmt.Errorf("flowtest: the flow answered neither exit nor poll (status %s)", resp.GetStatus())
 		}

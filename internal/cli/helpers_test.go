@@ -19,26 +19,12 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/dispatchkit/dispatch/internal/signature"
+	"github.com/dispatchkit/dispatch/internal/testsync"
 	"github.com/dispatchkit/dispatch/server"
 )
 
 // syncBuffer collects output written from other goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testsync.Buffer
 
 var bannerRE = regexp.MustCompile(`(?s)^Spawned a local Dispatch server on (127\.0\.0\.1:(\d+))\n.*DISPATCH_VERIFICATION_KEY="([^"]+)"\n\n$`)
 
@@ -203,13 +189,5 @@ func fetchResult(t *testing.T, addr, id string) (*server.Outcome, error) {
 	return server.FetchResult(ctx, nil, "http://"+addr, "test", id, time.Second)
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+// waitFor waits until cond holds, polling with a deadline.
+var waitFor = testsync.WaitFor

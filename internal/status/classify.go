@@ -16,9 +16,8 @@ func Of(err error) Status {
 	if err == nil {
 		return OK
 	}
-	var e explicit
-	if errors.As(err, &e) {
-		return e.explicitStatus()
+	if s, ok := explicitOf(err); ok {
+		return s
 	}
 	switch {
 	case isTimeout(err):
@@ -37,6 +36,29 @@ func Of(err error) Status {
 		}
 	}
 	return PermanentError
+}
+
+// explicitOf returns the status of the outermost error of err's chain that
+// carries one of its own: a marker, a sentinel, a child call's [*Error] or a
+// [*PanicError] (in the order errors.As visits the chain). The set is
+// closed: a user type cannot claim a status except through a marker.
+func explicitOf(err error) (s Status, ok bool) {
+	ok = walk(err, func(e error) bool {
+		switch x := e.(type) {
+		case *marked:
+			s = x.status
+		case *Error:
+			s = errorStatus(x)
+		case *PanicError:
+			s = PermanentError
+		default:
+			var isSentinel bool
+			s, _, isSentinel = sentinelOf(e)
+			return isSentinel
+		}
+		return true
+	})
+	return s, ok
 }
 
 // walk calls f for err and every error it wraps, depth first in the order

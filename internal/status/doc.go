@@ -1,19 +1,25 @@
-// Package status is the status and error vocabulary of the Dispatch SDK: the
-// [Status] of a finished call, the classification of Go errors into statuses
-// ([Of]), the markers and sentinels user code returns to steer retries, and
-// the conversion of errors to and from the wire ([ToProto], [FromProto]).
+// Package status is the machinery of the Dispatch SDK's errors: the
+// classification of Go errors into statuses ([Of]), the markers user code
+// returns to steer retries ([WithStatus] and the Mark functions), panics
+// turned into errors ([CatchPanic]), error types that travel
+// ([RegisterError]), and the conversion of errors to and from the wire
+// ([ToProto], [FromProto]).
 //
-// The root package dispatch re-exports this package with type aliases and
-// thin wrapper functions, so the documentation here is written for users of
-// package dispatch. The names map as follows:
+// The types users handle live in the public leaf package dispatcherr
+// (Status, Error, PanicError, HTTPStatusError, the sentinels ErrTimeout,
+// ...), with their documentation; this package names them with aliases
+// (status.Error is dispatcherr.Error, status.Timeout is
+// dispatcherr.StatusTimeout) and reaches their unexported parts through
+// internal/errbridge. The root package dispatch re-exports both: the types
+// as aliases, the functions as thin wrappers. The names map as follows:
 //
-//	status.Status, status.Error, ...     dispatch.Status, dispatch.Error, ...
+//	status.Status, status.Error, ...     dispatch.Status, dispatch.Error, ... (dispatcherr.Status, ...)
 //	status.MarkTemporary(err)            dispatch.Temporary(err)
 //	status.MarkPermanent(err)            dispatch.Permanent(err)
 //	status.MarkThrottled(err)            dispatch.Throttled(err)
 //	status.MarkIncompatible(err)         dispatch.Incompatible(err)
 //	status.WithStatus(err, s)            dispatch.WithStatus(err, s)
-//	status.ErrTimeout, ...               dispatch.ErrTimeout, ...
+//	status.ErrTimeout, ...               dispatch.ErrTimeout, ... (dispatcherr.ErrTimeout, ...)
 //	status.Of(err)                       dispatch.StatusOf(err)
 //
 // The markers carry a Mark prefix here only because this package also holds

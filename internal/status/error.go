@@ -7,74 +7,28 @@ import (
 	"reflect"
 
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
+
+	"github.com/dispatchkit/dispatch/dispatcherr"
+	"github.com/dispatchkit/dispatch/internal/errbridge"
 )
 
-// Error is an error that crossed the wire: the failure of a child call, as
-// its caller receives it. It keeps the child's status, so returning it (or
-// wrapping it with %w) fails the caller with the same status.
-//
-// When the child failed with an error type registered with [RegisterError],
-// or with one of the sentinels, Unwrap returns that error rebuilt, and
-// errors.Is and errors.As find it. Otherwise only the type name and message
-// are known.
-type Error struct {
-	// Status is the status the call failed with.
-	Status Status
-	// Type names the type of the original error: the name it was registered
-	// with, or its Go type as printed by %T (such as "*myapp.NotReady").
-	// Other SDKs put their own type names here, such as "ValueError".
-	Type string
-	// Message is the original error's message.
-	Message string
-	// Traceback is the stack where the error happened, if known, in the
-	// format of the language that produced it. Go functions send the stack
-	// of a panic.
-	Traceback []byte
-	// DispatchID is the dispatch id of the call that failed, if known.
-	DispatchID string
+// Error is an error that crossed the wire, the failure of a child call as
+// its caller receives it: [dispatcherr.Error], where its documentation
+// lives.
+type Error = dispatcherr.Error
 
-	value []byte // the encoded value, kept to forward it unchanged
-	cause error  // the original error rebuilt from value, or nil
-}
-
-// status returns e.Status, or PERMANENT_ERROR if e.Status is not a failure:
-// an error never has status OK.
-func (e *Error) status() Status {
-	if e != nil && e.Status.failure() {
+// errorStatus returns e.Status, or PERMANENT_ERROR if e.Status is not a
+// failure (an error never has status OK), as e's Error and Is methods do.
+func errorStatus(e *Error) Status {
+	if e != nil && failure(e.Status) {
 		return e.Status
 	}
 	return PermanentError
 }
 
-func (e *Error) explicitStatus() Status { return e.status() }
-
-// Error returns the status, type and message, as in
-// "TEMPORARY_ERROR: *myapp.NotReady: not ready yet".
-func (e *Error) Error() string {
-	s := e.status().String()
-	if e == nil {
-		return s
-	}
-	if e.Type != "" {
-		s += ": " + e.Type
-	}
-	if e.Message != "" {
-		s += ": " + e.Message
-	}
-	return s
-}
-
-// Unwrap returns the original error if it could be rebuilt, or nil.
-func (e *Error) Unwrap() error {
-	if e == nil {
-		return nil
-	}
-	return e.cause
-}
-
-// Is reports whether target is the sentinel of e's status, such as
-// [ErrNotFound] for an Error with status NOT_FOUND.
-func (e *Error) Is(target error) bool { return isSentinelOf(target, e.status()) }
+// errorFields returns pointers to the fields of e that only the SDK sets:
+// the value as it came off the wire, and the original error rebuilt.
+func errorFields(e *Error) (value *[]byte, cause *error) { return errbridge.Fields(e) }
 
 // ToProto converts the error a function returned into the status and error
 // of its response. A nil err gives OK and a nil error.
@@ -98,7 +52,8 @@ func ToProto(err error) (sdkv1.Status, *sdkv1.Error) {
 	walk(err, func(e error) bool {
 		if fwd, ok := e.(*Error); ok && fwd != nil {
 			forwarded = fwd
-			pe.Type, raw = fwd.Type, fwd.value
+			value, _ := errorFields(fwd)
+			pe.Type, raw = fwd.Type, *value
 			return true
 		}
 		if name, value, ok := encodeValue(e); ok {
@@ -173,10 +128,14 @@ func isWrapper(err error) bool {
 	return false
 }
 
-// typeName returns the name of err's type for the wire.
+// typeName returns the name of err's type for the wire. The SDK's own
+// types are named "dispatch.PanicError", "dispatch.ErrTimeout", ...
 func typeName(err error) string {
-	if n, ok := err.(interface{ typeName() string }); ok {
-		return n.typeName()
+	if _, ok := err.(*PanicError); ok {
+		return panicTypeName
+	}
+	if _, name, ok := sentinelOf(err); ok {
+		return reservedPrefix + name
 	}
 	name := fmt.Sprintf("%T", err)
 	if name == "*errors.errorString" {
@@ -214,15 +173,16 @@ func FromProto(s sdkv1.Status, e *sdkv1.Error) *Error {
 		Traceback: bytes.Clone(e.GetTraceback()),
 	}
 	sealed, raw, _ := openValue(e.GetValue())
-	err.value = bytes.Clone(raw)
-	err.cause = decodeValue(err.Type, err.value)
+	value, cause := errorFields(err)
+	*value = bytes.Clone(raw)
+	*cause = decodeValue(err.Type, *value)
 	switch {
-	case st.failure():
+	case failure(st):
 		err.Status = st
-	case sealed.failure():
+	case failure(sealed):
 		err.Status = sealed
-	case err.cause != nil:
-		err.Status = Of(err.cause)
+	case *cause != nil:
+		err.Status = Of(*cause)
 	default:
 		err.Status = failureNamed(err.Type)
 	}
@@ -234,8 +194,8 @@ func FromProto(s sdkv1.Status, e *sdkv1.Error) *Error {
 // garbage) name their status as their type ("TIMEOUT"), or
 // PERMANENT_ERROR for any other type.
 func failureNamed(typ string) Status {
-	for i, n := range names {
-		if s := Status(i); n == typ && s.failure() {
+	for s := OK + 1; failure(s); s++ {
+		if s.String() == typ {
 			return s
 		}
 	}

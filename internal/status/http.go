@@ -3,7 +3,8 @@ package status
 import (
 	"errors"
 	"net/http"
-	"strconv"
+
+	"github.com/dispatchkit/dispatch/dispatcherr"
 )
 
 // FromHTTPStatus returns the status of a call that received an HTTP response
@@ -47,40 +48,12 @@ func FromHTTPStatus(code int) Status {
 	return PermanentError
 }
 
-// HTTPStatusError reports an HTTP response whose status code is not 2xx.
+// HTTPStatusError reports an HTTP response whose status code is not 2xx:
+// [dispatcherr.HTTPStatusError], where its documentation lives.
 // [HTTPResponseError] makes one; [Of] gives it the status
 // [FromHTTPStatus](Code). It is registered for the wire under the name
-// "dispatch.HTTPStatusError", so a caller of a function that failed with it
-// can get it back with errors.As.
-type HTTPStatusError struct {
-	// Method is the request's method, such as "POST"; empty if unknown.
-	Method string
-	// URL is the request's URL with any password redacted; empty if unknown.
-	URL string
-	// Code is the response's status code, such as 503.
-	Code int
-	// Status is the response's status line, such as "503 Service Unavailable".
-	Status string
-}
-
-// Error returns the request and the response status, as in
-// "POST https://example.com/orders: 503 Service Unavailable".
-func (e *HTTPStatusError) Error() string {
-	status := e.Status
-	if status == "" {
-		status = strconv.Itoa(e.Code)
-		if text := http.StatusText(e.Code); text != "" {
-			status += " " + text
-		}
-	}
-	switch {
-	case e.Method != "" && e.URL != "":
-		return e.Method + " " + e.URL + ": " + status
-	case e.URL != "":
-		return e.URL + ": " + status
-	}
-	return "HTTP " + status
-}
+// "dispatch.HTTPStatusError".
+type HTTPStatusError = dispatcherr.HTTPStatusError
 
 // HTTPResponseError returns nil if resp has a 2xx status code, and an
 // [*HTTPStatusError] otherwise, which makes the call fail with the status

@@ -1,13 +1,9 @@
 package status
 
-// explicit is implemented by the errors that carry a status of their own:
-// markers, sentinels, [*Error] and [*PanicError]. [Of] lets the outermost of
-// them in a chain decide. The method is unexported so that the set stays
-// closed: a user type cannot claim a status except through a marker.
-type explicit interface {
-	error
-	explicitStatus() Status
-}
+import (
+	"github.com/dispatchkit/dispatch/dispatcherr"
+	"github.com/dispatchkit/dispatch/internal/errbridge"
+)
 
 // marked is the error returned by [WithStatus] and the Mark functions.
 type marked struct {
@@ -15,9 +11,8 @@ type marked struct {
 	status Status
 }
 
-func (m *marked) Error() string          { return m.err.Error() }
-func (m *marked) Unwrap() error          { return m.err }
-func (m *marked) explicitStatus() Status { return m.status }
+func (m *marked) Error() string { return m.err.Error() }
+func (m *marked) Unwrap() error { return m.err }
 
 // Is reports whether target is the sentinel of the marker's status, so that
 // errors.Is(dispatch.Temporary(err), dispatch.ErrTemporary) holds.
@@ -37,7 +32,7 @@ func WithStatus(err error, s Status) error {
 	if err == nil {
 		return nil
 	}
-	if !s.failure() {
+	if !failure(s) {
 		s = PermanentError
 	}
 	return &marked{err: err, status: s}
@@ -63,61 +58,49 @@ func MarkThrottled(err error) error { return WithStatus(err, Throttled) }
 // Package dispatch exports it as Incompatible.
 func MarkIncompatible(err error) error { return WithStatus(err, IncompatibleState) }
 
-// sentinel is the type of the ErrX values: each stands for one status.
-type sentinel struct {
-	status Status
-	name   string // the variable's name, such as "ErrTimeout"
-	msg    string
-}
-
-func (e *sentinel) Error() string          { return e.msg }
-func (e *sentinel) explicitStatus() Status { return e.status }
-func (e *sentinel) typeName() string       { return "dispatch." + e.name }
-
-// Sentinel errors, one for each failure status. They serve two purposes.
-//
-// Test for a status with errors.Is: errors.Is(err, ErrNotFound) is true when
-// err carries status NOT_FOUND explicitly, that is, when its chain holds a
-// child call's [*Error] with that status, a marker of that status, or the
-// sentinel itself. To learn the status of any error, including network
-// errors that are only classified, use [Of].
-//
-// Return them, wrapped or not, to give an error a status:
-// fmt.Errorf("quota of %d reached: %w", n, ErrThrottled) has status
-// THROTTLED. A sentinel keeps its identity across a child call, so the
-// caller's errors.Is(err, ErrThrottled) holds too.
+// The sentinels of dispatcherr, where their documentation lives, one for
+// each failure status.
 var (
-	ErrTimeout           error = newSentinel(Timeout, "ErrTimeout", "timeout")
-	ErrThrottled         error = newSentinel(Throttled, "ErrThrottled", "throttled")
-	ErrInvalidArgument   error = newSentinel(InvalidArgument, "ErrInvalidArgument", "invalid argument")
-	ErrInvalidResponse   error = newSentinel(InvalidResponse, "ErrInvalidResponse", "invalid response")
-	ErrTemporary         error = newSentinel(TemporaryError, "ErrTemporary", "temporary error")
-	ErrPermanent         error = newSentinel(PermanentError, "ErrPermanent", "permanent error")
-	ErrIncompatibleState error = newSentinel(IncompatibleState, "ErrIncompatibleState", "incompatible state")
-	ErrDNS               error = newSentinel(DNSError, "ErrDNS", "DNS error")
-	ErrTCP               error = newSentinel(TCPError, "ErrTCP", "TCP error")
-	ErrTLS               error = newSentinel(TLSError, "ErrTLS", "TLS error")
-	ErrHTTP              error = newSentinel(HTTPError, "ErrHTTP", "HTTP error")
-	ErrUnauthenticated   error = newSentinel(Unauthenticated, "ErrUnauthenticated", "unauthenticated")
-	ErrPermissionDenied  error = newSentinel(PermissionDenied, "ErrPermissionDenied", "permission denied")
-	ErrNotFound          error = newSentinel(NotFound, "ErrNotFound", "not found")
+	ErrTimeout           = dispatcherr.ErrTimeout
+	ErrThrottled         = dispatcherr.ErrThrottled
+	ErrInvalidArgument   = dispatcherr.ErrInvalidArgument
+	ErrInvalidResponse   = dispatcherr.ErrInvalidResponse
+	ErrTemporary         = dispatcherr.ErrTemporary
+	ErrPermanent         = dispatcherr.ErrPermanent
+	ErrIncompatibleState = dispatcherr.ErrIncompatibleState
+	ErrDNS               = dispatcherr.ErrDNS
+	ErrTCP               = dispatcherr.ErrTCP
+	ErrTLS               = dispatcherr.ErrTLS
+	ErrHTTP              = dispatcherr.ErrHTTP
+	ErrUnauthenticated   = dispatcherr.ErrUnauthenticated
+	ErrPermissionDenied  = dispatcherr.ErrPermissionDenied
+	ErrNotFound          = dispatcherr.ErrNotFound
 )
 
-// sentinels indexes the sentinels by status and by type name.
-var (
-	sentinelByStatus = map[Status]*sentinel{}
-	sentinelByName   = map[string]*sentinel{}
-)
+// sentinelByName indexes the sentinels by their type name on the wire
+// ("dispatch.ErrTimeout"), to rebuild them.
+var sentinelByName = func() map[string]error {
+	m := map[string]error{}
+	for _, e := range []error{
+		ErrTimeout, ErrThrottled, ErrInvalidArgument, ErrInvalidResponse, ErrTemporary,
+		ErrPermanent, ErrIncompatibleState, ErrDNS, ErrTCP, ErrTLS, ErrHTTP,
+		ErrUnauthenticated, ErrPermissionDenied, ErrNotFound,
+	} {
+		_, name, _ := sentinelOf(e)
+		m[reservedPrefix+name] = e
+	}
+	return m
+}()
 
-func newSentinel(s Status, name, msg string) *sentinel {
-	e := &sentinel{status: s, name: name, msg: "dispatch: " + msg}
-	sentinelByStatus[s] = e
-	sentinelByName[e.typeName()] = e
-	return e
+// sentinelOf reports whether err is one of the sentinels, with its status
+// and the name of its variable ("ErrTimeout").
+func sentinelOf(err error) (Status, string, bool) {
+	s, name, ok := errbridge.Sentinel(err)
+	return Status(s), name, ok
 }
 
 // isSentinelOf reports whether target is the sentinel of status s.
 func isSentinelOf(target error, s Status) bool {
-	t, ok := target.(*sentinel)
-	return ok && t.status == s
+	t, _, ok := sentinelOf(target)
+	return ok && t == s
 }

@@ -2,34 +2,17 @@ package status
 
 import (
 	"bytes"
-	"fmt"
 	"runtime/debug"
+
+	"github.com/dispatchkit/dispatch/dispatcherr"
 )
 
-// PanicError is a panic recovered from user code, turned into an error so
-// that the process lives on and the call fails with PERMANENT_ERROR. Its
-// stack travels as the error's traceback.
-type PanicError struct {
-	// Value is the value passed to panic.
-	Value any
-	// Stack is the panicking goroutine's stack, as printed by
-	// runtime/debug.Stack, starting at the function that panicked.
-	Stack []byte
-}
+// PanicError is a panic recovered from user code: [dispatcherr.PanicError],
+// where its documentation lives. Its status is PERMANENT_ERROR.
+type PanicError = dispatcherr.PanicError
 
-// Error returns "panic: " followed by the panic value.
-func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
-
-// Unwrap returns the panic value if it is an error, so that errors.Is and
-// errors.As can inspect it. The status stays PERMANENT_ERROR whatever the
-// value: [Of] stops at the panic.
-func (e *PanicError) Unwrap() error {
-	err, _ := e.Value.(error)
-	return err
-}
-
-func (e *PanicError) explicitStatus() Status { return PermanentError }
-func (e *PanicError) typeName() string       { return "dispatch.PanicError" }
+// panicTypeName is the name of PanicError on the wire.
+const panicTypeName = "dispatch.PanicError"
 
 // CatchPanic calls fn and returns its error. If fn panics, CatchPanic
 // recovers and returns a [*PanicError] holding the panic value and the stack

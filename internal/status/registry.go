@@ -42,8 +42,8 @@ var valueMagic = []byte{0xd9, 0xd9, 0xf7}
 // The SDK's CBOR configuration (serde): deterministic, and decoding with
 // limits, as error values come from the wire.
 var (
-	encMode = serde.EncMode
-	decMode = serde.DecMode
+	encMode = serde.EncMode()
+	decMode = serde.DecMode()
 )
 
 func init() {

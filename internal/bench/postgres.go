@@ -1,4 +1,4 @@
-package cli
+package bench
 
 import (
 	"context"
@@ -13,13 +13,14 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/dispatchkit/dispatch"
+	"github.com/dispatchkit/dispatch/local"
 	"github.com/dispatchkit/dispatch/server"
 )
 
-// benchApp is an SDK instance of the bench with the server it dispatches
-// to: its embedded server (local mode), or one on PostgreSQL started
-// beside it (srv).
-type benchApp struct {
+// app is an SDK instance of the bench with the server it dispatches to:
+// its embedded server (local mode), or one on PostgreSQL started beside it
+// (srv).
+type app struct {
 	d      *dispatch.Dispatch
 	srv    *server.Server
 	stop   context.CancelFunc // stops serving the endpoint
@@ -27,21 +28,21 @@ type benchApp struct {
 }
 
 // Dispatch is the instance's [dispatch.Dispatch.Dispatch].
-func (a *benchApp) Dispatch(ctx context.Context, calls ...dispatch.Caller) ([]string, error) {
+func (a *app) Dispatch(ctx context.Context, calls ...dispatch.Caller) ([]string, error) {
 	return a.d.Dispatch(ctx, calls...)
 }
 
-// Local returns the server the instance dispatches to.
-func (a *benchApp) Local() *server.Server {
+// server returns the server the instance dispatches to.
+func (a *app) server() *server.Server {
 	if a.srv != nil {
 		return a.srv
 	}
-	return a.d.Local()
+	return local.Server(a.d)
 }
 
 // Close stops the server first (as the SDK does with its embedded one),
 // then the endpoint and the instance.
-func (a *benchApp) Close() error {
+func (a *app) Close() error {
 	if a.srv == nil {
 		return a.d.Close()
 	}
@@ -54,7 +55,7 @@ func (a *benchApp) Close() error {
 // of its own (made on the first open of that name in this round, so that
 // (e) reopens the same one) and an SDK instance dispatching to it and
 // serving its endpoint on a loopback port.
-func (o *benchOptions) openPostgres(name string) (*benchApp, error) {
+func (o *runner) openPostgres(name string) (*app, error) {
 	db, err := o.database(fmt.Sprintf("%s-%d", name, o.round))
 	if err != nil {
 		return nil, err
@@ -78,7 +79,7 @@ func (o *benchOptions) openPostgres(name string) (*benchApp, error) {
 		dispatch.WithAPIKey(srv.APIKey()),
 		dispatch.WithPublicKey(srv.PublicKey()),
 		dispatch.WithEndpointURL(endpoint),
-		dispatch.WithLogger(o.log),
+		dispatch.WithZerolog(o.log),
 		dispatch.WithTrace(nil),
 		dispatch.WithHTTPClient(o.hc),
 	)
@@ -88,26 +89,26 @@ func (o *benchOptions) openPostgres(name string) (*benchApp, error) {
 		return nil, err
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	a := &benchApp{d: d, srv: srv, stop: stop, served: make(chan error, 1)}
+	a := &app{d: d, srv: srv, stop: stop, served: make(chan error, 1)}
 	go func() { a.served <- d.Serve(ctx, ln) }()
 	return a, nil
 }
 
 // database returns the URL of the bench's database for key, making it on
 // the server of --postgres on first use.
-func (o *benchOptions) database(key string) (string, error) {
+func (o *runner) database(key string) (string, error) {
 	if u, ok := o.pgDBs[key]; ok {
 		return u, nil
 	}
-	u, err := url.Parse(o.postgres)
+	u, err := url.Parse(o.Postgres)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return "", fmt.Errorf("--postgres %s is not a postgres:// URL (like postgres://user:password@127.0.0.1:5432/postgres)", redactURL(o.postgres))
+		return "", fmt.Errorf("--postgres %s is not a postgres:// URL (like postgres://user:password@127.0.0.1:5432/postgres)", redactURL(o.Postgres))
 	}
 	name := pgx.Identifier{fmt.Sprintf("dispatch_bench_%d_%s", os.Getpid(), key)}.Sanitize()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := pgExec(ctx, o.postgres, "CREATE DATABASE "+name); err != nil {
-		return "", fmt.Errorf("--postgres: making the database %s on %s (the bench makes one per workload, so its user needs CREATEDB): %w", name, redactURL(o.postgres), err)
+	if err := pgExec(ctx, o.Postgres, "CREATE DATABASE "+name); err != nil {
+		return "", fmt.Errorf("--postgres: making the database %s on %s (the bench makes one per workload, so its user needs CREATEDB): %w", name, redactURL(o.Postgres), err)
 	}
 	if o.pgDBs == nil {
 		o.pgDBs = map[string]string{}
@@ -118,12 +119,12 @@ func (o *benchOptions) database(key string) (string, error) {
 }
 
 // dropDatabases drops the databases the bench made.
-func (o *benchOptions) dropDatabases(stderr io.Writer) {
+func (o *runner) dropDatabases(stderr io.Writer) {
 	for _, db := range o.pgDBs {
 		u, _ := url.Parse(db)
 		name := pgx.Identifier{u.Path[1:]}.Sanitize()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		if err := pgExec(ctx, o.postgres, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+		if err := pgExec(ctx, o.Postgres, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
 			fmt.Fprintf(stderr, "bench: dropping the database %s: %v\n", name, err)
 		}
 		cancel()

@@ -1,4 +1,4 @@
-package cli
+package bench
 
 import (
 	"fmt"
@@ -16,20 +16,20 @@ func TestSummarize(t *testing.T) {
 		return fmt.Sprintf("%g u", v)
 	}
 	atMost2 := func(v float64) bool { return v <= 2 }
-	row := func(v float64) benchRow { return measured("x", v, unit, "<= 2", atMost2) }
+	mk := func(v float64) row { return measured("x", v, unit, "<= 2", atMost2) }
 	tests := []struct {
 		name   string
-		rounds [][]benchRow
+		rounds [][]row
 		value  string
 		met    string
 	}{
-		{"one round as it is", [][]benchRow{{row(3)}}, "3 u", "no"},
-		{"median and range, unit once", [][]benchRow{{row(3)}, {row(1)}, {row(2)}}, "2 u (1–3)", "yes"},
-		{"met by the median", [][]benchRow{{row(1)}, {row(5)}, {row(3)}}, "3 u (1–5)", "no"},
-		{"units that differ kept", [][]benchRow{
+		{"one round as it is", [][]row{{mk(3)}}, "3 u", "no"},
+		{"median and range, unit once", [][]row{{mk(3)}, {mk(1)}, {mk(2)}}, "2 u (1–3)", "yes"},
+		{"met by the median", [][]row{{mk(1)}, {mk(5)}, {mk(3)}}, "3 u (1–5)", "no"},
+		{"units that differ kept", [][]row{
 			{measured("x", 900, kilo, "", nil)}, {measured("x", 1500, kilo, "", nil)}, {measured("x", 1200, kilo, "", nil)},
 		}, "1.2 k (900 u–1.5 k)", ""},
-		{"a row without a number keeps the last text", [][]benchRow{
+		{"a row without a number keeps the last text", [][]row{
 			{{what: "x", value: "n/a"}}, {{what: "x", value: "n/a, later"}},
 		}, "n/a, later", ""},
 	}

@@ -1,0 +1,153 @@
+package bench_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/matryer/is"
+	"go.uber.org/goleak"
+
+	"github.com/dispatchkit/dispatch/internal/bench"
+	"github.com/dispatchkit/dispatch/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(pgtest.Main(m)) }
+
+// tiny scales every workload down so that the bench runs in a test; the
+// figures are not checked, only that each row is there.
+func tiny(dir string) bench.Options {
+	return bench.Options{
+		Only: "a,b,c,d,e", Dir: dir, Rounds: 1,
+		Steps: 3, Runs: 2, Clients: 2, Workflows: 6, Gather: 30, Sleepers: 150, Inflight: 20,
+	}
+}
+
+func TestRun(t *testing.T) {
+	tests := []struct {
+		name string
+		opts func(o *bench.Options)
+		pg   bool // with Postgres
+		rows []string
+		// storeRows are rows that must be there for each store, with
+		// Postgres.
+		storeRows []string
+		notRows   []string
+	}{
+		{
+			name: "sqlite, all workloads",
+			rows: []string{
+				"(a) 3-step sequential workflow, 1 at a time: p50 per await step",
+				"(a) 3-step sequential workflow, 1 at a time: p99 per await step",
+				"(b) 3-step workflows, 2 clients (6 in all)",
+				"(c) Gather of 30 calls",
+				"(d) 150 workflows asleep: server memory per workflow",
+				"(d) 150 workflows asleep: state per step (stored)",
+				"(e) restart with 20 calls in flight: all resumed and done",
+				"SQLite store",
+			},
+		},
+		{
+			name:    "memory, some workloads",
+			opts:    func(o *bench.Options) { o.Memory, o.Only = true, "c, e" },
+			rows:    []string{"(c) Gather of 30 calls", "skipped: needs the SQLite store", "memory store"},
+			notRows: []string{"(a)", "(b)", "(d)"},
+		},
+		{
+			name: "postgres beside sqlite",
+			opts: func(o *bench.Options) { o.Only = "a,b,e" },
+			pg:   true,
+			rows: []string{"SQLite store, then PostgreSQL at postgres://", " store "},
+			storeRows: []string{
+				"(a) 3-step sequential workflow, 1 at a time: p50 per await step",
+				"(a) 3-step sequential workflow, 1 at a time: p99 per await step",
+				"(b) 3-step workflows, 2 clients (6 in all)",
+				"(e) restart with 20 calls in flight: all resumed and done",
+			},
+			notRows: []string{"(c)", "(d)", "skipped"},
+		},
+		{
+			name:    "rounds",
+			opts:    func(o *bench.Options) { o.Only, o.Rounds = "c", 3 },
+			rows:    []string{"3 rounds: the median of each figure, and its range", "(c) Gather of 30 calls", " s (", "–"},
+			notRows: []string{"(a)", "(b)", "(d)", "(e)"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Not parallel: the bench's functions share package state.
+			is := is.New(t)
+			o := tiny(t.TempDir())
+			if tt.opts != nil {
+				tt.opts(&o)
+			}
+			if tt.pg {
+				o.Postgres = pgtest.URL(t)
+			}
+			var out bytes.Buffer
+			is.NoErr(bench.Run(context.Background(), o, &out, io.Discard))
+			is.True(strings.Contains(out.String(), "machine: ")) // names the machine
+			is.True(strings.Contains(out.String(), "goal"))
+			for _, row := range tt.rows {
+				if !strings.Contains(out.String(), row) {
+					t.Errorf("no row %q in:\n%s", row, out.String())
+				}
+			}
+			for _, row := range tt.storeRows {
+				for _, st := range []string{"SQLite", "PostgreSQL"} {
+					if !slices.ContainsFunc(strings.Split(out.String(), "\n"), func(line string) bool {
+						return strings.HasPrefix(line, row) && strings.Contains(line, " "+st+" ")
+					}) {
+						t.Errorf("no row %q on %s in:\n%s", row, st, out.String())
+					}
+				}
+			}
+			for _, row := range tt.notRows {
+				is.True(!strings.Contains(out.String(), row)) // workload not picked
+			}
+		})
+	}
+}
+
+func TestCheck(t *testing.T) {
+	tests := []struct {
+		name     string
+		opts     func(o *bench.Options)
+		selected []string
+		err      string
+	}{
+		{name: "all", selected: []string{"a", "b", "c", "d", "e"}},
+		{name: "some, with spaces", opts: func(o *bench.Options) { o.Only = " c, e ,," }, selected: []string{"c", "e"}},
+		{name: "rounds below one", opts: func(o *bench.Options) { o.Rounds = 0 }, err: "--rounds 0: want at least 1"},
+		{name: "unknown workload", opts: func(o *bench.Options) { o.Only = "a,x" }, err: `--only "a,x": want workloads among a,b,c,d,e`},
+		{name: "no workload", opts: func(o *bench.Options) { o.Only = " , " }, err: `--only " , " names no workload`},
+		{name: "scale below one", opts: func(o *bench.Options) { o.Gather = 0 }, err: "--gather 0: want at least 1"},
+		{name: "one call in flight", opts: func(o *bench.Options) { o.Inflight = 1 }, err: "--inflight 1: want at least 2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			is := is.New(t)
+			o := tiny("")
+			if tt.opts != nil {
+				tt.opts(&o)
+			}
+			sel, err := o.Check()
+			if tt.err != "" {
+				is.True(err != nil)
+				is.True(strings.Contains(err.Error(), tt.err)) // names the flag
+				// Run refuses it too, before running anything.
+				is.Equal(bench.Run(context.Background(), o, io.Discard, io.Discard).Error(), err.Error())
+				return
+			}
+			is.NoErr(err)
+			is.Equal(len(sel), len(tt.selected))
+			for _, w := range tt.selected {
+				is.True(sel[w]) // selected
+			}
+		})
+	}
+}

@@ -1,0 +1,60 @@
+package bench
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Options are the flags of `dispatch bench`: which workloads run, on which
+// store, and at what scale. The flag of each field is named in its
+// comment; [Options.Check] names the flag at fault.
+type Options struct {
+	Only       string // --only: workloads to run, comma-separated, from a,b,c,d,e
+	Memory     bool   // --memory: the memory store instead of SQLite
+	Postgres   string // --postgres: also run each workload on PostgreSQL, in databases made on the server of this URL
+	Dir        string // --dir: where to make the temporary directory of the SQLite databases ("": the system's)
+	Steps      int    // --steps: (a) steps of the sequential workflow
+	Runs       int    // --runs: (a) sequential workflows measured, one at a time
+	Clients    int    // --clients: (b) concurrent clients
+	Workflows  int    // --workflows: (b) 3-step workflows in all
+	Gather     int    // --gather: (c) calls gathered
+	Sleepers   int    // --sleepers: (d) workflows suspended on a sleep
+	Inflight   int    // --inflight: (e) calls in flight at the restart (half workflows, half their calls)
+	Rounds     int    // --rounds: runs of each workload; the table shows the median of each figure, with its range
+	Verbose    bool   // --verbose: log the server and the SDK to stderr
+	CPUProfile string // --cpuprofile: write a CPU profile of the workloads to this file
+}
+
+// Check validates o and returns the workloads it selects. Its errors name
+// the flag at fault.
+func (o *Options) Check() (map[string]bool, error) {
+	selected := map[string]bool{}
+	for w := range strings.SplitSeq(o.Only, ",") {
+		w = strings.TrimSpace(w)
+		if w == "" {
+			continue
+		}
+		if len(w) != 1 || w < "a" || w > "e" {
+			return nil, fmt.Errorf("--only %q: want workloads among a,b,c,d,e, such as --only a,c", o.Only)
+		}
+		selected[w] = true
+	}
+	if len(selected) == 0 {
+		return nil, fmt.Errorf("--only %q names no workload: want some of a,b,c,d,e", o.Only)
+	}
+	for _, n := range []struct {
+		name string
+		v    int
+	}{
+		{"steps", o.Steps}, {"runs", o.Runs}, {"clients", o.Clients}, {"workflows", o.Workflows},
+		{"gather", o.Gather}, {"sleepers", o.Sleepers}, {"inflight", o.Inflight}, {"rounds", o.Rounds},
+	} {
+		if n.v < 1 {
+			return nil, fmt.Errorf("--%s %d: want at least 1", n.name, n.v)
+		}
+	}
+	if o.Inflight < 2 {
+		return nil, fmt.Errorf("--inflight %d: want at least 2 (a workflow and its call)", o.Inflight)
+	}
+	return selected, nil
+}
