@@ -128,6 +128,7 @@ func newLocked(cfg Config) (*Server, error) {
 		InitialConcurrency: cfg.InitialConcurrency,
 		MaxConcurrency:     cfg.MaxConcurrency,
 		CommitRetry:        cfg.commitRetry,
+		MaxHold:            cfg.maxHold,
 		Policy:             policy,
 	})
 	if err != nil {

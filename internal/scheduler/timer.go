@@ -85,9 +85,14 @@ func (e *Engine) timerLoop() {
 	}
 }
 
-// wake handles a timer of c: expiration, end of a poll's max_wait, or the
-// end of a retry back-off. Called with e.mu held.
+// wake handles a timer of c: expiration, end of a poll's max_wait, the
+// end of a retry back-off, or, for a running call, the end of MaxHold.
+// Called with e.mu held.
 func (e *Engine) wake(c *call, now int64) {
+	if c.state == stRunning {
+		e.flush(c) // the answer is late: the held batch goes on its own
+		return
+	}
 	switch c.state {
 	case stSuspended, stWaiting, stQueued:
 	default:
