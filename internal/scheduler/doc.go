@@ -67,6 +67,10 @@
 //     it (the parent's next state, its children, its exit, what its
 //     watchers and its own parent get) is in the parent's answer, which
 //     is in the same transaction and acts only in its commit callback.
+//     A child that answers differently when run again gives the repeated
+//     resume another result than the lost one: what the lost resume did
+//     outside the protocol is at least once like any attempt's work, and
+//     the durable history has only the second result.
 //   - Nothing else acts on the held result before the commit: the child's
 //     watchers ([Engine.Watch], the server's Result) are woken in the held
 //     batch's callback (the child stays in e.finishing until then, and its

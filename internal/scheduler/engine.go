@@ -157,6 +157,7 @@ type Engine struct {
 	endpoints map[string]*endpoint
 	timers    timerHeap
 	timerWake chan struct{}
+	timerDue  int64       // when the timer goroutine plans to wake (timer.go)
 	work      chan func() // Run requests handed to idle workers (workers.go)
 	seq       int64       // inbox arrival order
 	running   int         // Run requests in flight, all endpoints
