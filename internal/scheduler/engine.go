@@ -162,7 +162,10 @@ type Engine struct {
 	seq       int64       // inbox arrival order
 	running   int         // Run requests in flight, all endpoints
 	presigns  int64       // Run requests signed ahead (presign.go)
-	recovered []*call
+	// holds counts the batches held for a parent's answer, holdsAlone
+	// those committed on their own (hold.go).
+	holds, holdsAlone int64
+	recovered         []*call
 	// broken is the error of the commit the committer gave up on: once
 	// set, nothing is acted on any more (no attempt starts, Dispatch
 	// fails) until a restart.

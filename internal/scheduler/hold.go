@@ -47,6 +47,7 @@ func (e *Engine) hold(p *call, id string, res *sdkv1.CallResult, b *store.Batch,
 	p.inbox = append(p.inbox, res)
 	p.inboxIDs = append(p.inboxIDs, id)
 	p.held = &heldBatch{b: b, fn: fn}
+	e.holds++
 	e.makeReady(p)
 	switch {
 	case p.held == nil:
@@ -68,6 +69,7 @@ func (e *Engine) flush(p *call) {
 		return
 	}
 	p.held = nil
+	e.holdsAlone++
 	if p.state == stRunning {
 		e.disarm(p) // the MaxHold timer
 	}
