@@ -81,6 +81,13 @@ func TestOneCommitPerAwaitStep(t *testing.T) {
 			is.Equal(strOf(o.Result.GetOutput()), "x.0,x.1,x.2,x.3,x.4")
 			is.Equal(cs.applies.Load()-before, tt.want)
 			is.Equal(cs.inbox.Load(), tt.inbox)
+			st := b.srv.Stats()
+			if tt.maxHold > 0 {
+				is.Equal(st.Held, int64(steps)) // every step held
+			} else {
+				is.Equal(st.Held, int64(0))
+			}
+			is.Equal(st.HeldAlone, int64(0))
 		})
 	}
 }
@@ -494,6 +501,9 @@ func TestHeldFlushed(t *testing.T) {
 			is.Equal(ep.count("echo"), 1) // the child's outcome was kept
 			if !tt.close {
 				is.True(storedAlone.Load()) // before the answer
+				st := b.srv.Stats()
+				is.Equal(st.Held, int64(1))
+				is.Equal(st.HeldAlone, int64(1))
 			}
 		})
 	}
