@@ -62,6 +62,7 @@ func BenchmarkAwaitStep(b *testing.B) {
 		bb.dispatch(b, call("seq", ""))
 		<-done
 		b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/step")
+		reportHeld(b, bb)
 	})
 }
 
@@ -84,7 +85,15 @@ func BenchmarkThreeStepWorkflows(b *testing.B) {
 			<-sem
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "workflows/s")
+		reportHeld(b, bb)
 	})
+}
+
+// reportHeld reports the share of await steps committed in one
+// transaction (the child's outcome held for its parent's answer).
+func reportHeld(b *testing.B, bb *bundle) {
+	st := bb.srv.Stats()
+	b.ReportMetric(float64(st.Held-st.HeldAlone)/float64(max(st.Held, 1))*100, "%joint")
 }
 
 // BenchmarkGather10k measures a Gather of 10,000 calls, issued 1,000 per

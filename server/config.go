@@ -154,10 +154,13 @@ type Config struct {
 
 	// Test hooks (export_test.go): wrapStore wraps the store the server
 	// opens; commitRetry bounds the retries of a failed commit (the
-	// engine's default when zero); wrapKeyFile wraps the temporary file a
-	// new signing key is written to.
+	// engine's default when zero); maxHold bounds how long a child's
+	// outcome waits for its parent's answer (the engine's default when
+	// zero); wrapKeyFile wraps the temporary file a new signing key is
+	// written to.
 	wrapStore   func(store.Store) store.Store
 	commitRetry time.Duration
+	maxHold     time.Duration
 	wrapKeyFile func(*os.File) keyTemp
 }
 

@@ -56,10 +56,12 @@
 // transaction; a second connection checkpoints the log in the background.
 // A database made by an older version is upgraded in place, in one
 // transaction, when the server opens it; one made by a newer version is
-// refused. Every change is committed before the server acts on it, so
-// after a crash (even kill -9) and a restart every call in flight
-// completes and results are delivered at least once; the log says how
-// many calls were recovered. The signing key is made on first start and
+// refused. Every change is committed before the server acts on it (but
+// for one: a parent resumed by a child's result gets it at once, and the
+// child's outcome is committed with the parent's answer, or the child runs
+// again after a crash), so after a crash (even kill -9) and a restart
+// every call in flight completes and results are delivered at least once;
+// the log says how many calls were recovered. The signing key is made on first start and
 // kept in the state directory, so DISPATCH_VERIFICATION_KEY stays valid.
 //
 // # PostgreSQL
@@ -106,14 +108,15 @@
 //
 // Speed, measured with `dispatch bench --postgres URL` on a shared 2-CPU
 // machine with PostgreSQL 15 beside the server, fsync and
-// synchronous_commit on (medians of 3 rounds; SQLite in the same run in
-// brackets): an await step of a sequential workflow takes 2.1 ms at p50
-// (0.44 ms), 8.5 ms at p99 (3.0 ms); 32 clients run 548 three-step
-// workflows/s (979). A step is two commits in sequence, and a commit on
+// synchronous_commit on (medians of 3 rounds, two runs; SQLite in the same
+// runs in brackets): an await step of a sequential workflow takes 1.2-1.3
+// ms at p50 (0.42-0.45 ms), 2.7-2.8 ms at p99 (1.4 ms); 32 clients run
+// about 900 three-step workflows/s (970-1,230). A step is two Run requests
+// and one commit: the child's outcome is committed with its parent's
+// answer (see the scheduler's package documentation), and a commit on
 // PostgreSQL takes 0.7 ms at the median (a WAL flush, the statements, a
-// round trip); under load the one writer commits about 15 steps per
-// transaction and is busy all the time, with PostgreSQL's processes
-// taking CPU on the same cores.
+// round trip); under load the one writer is busy all the time, with
+// PostgreSQL's processes taking CPU on the same cores.
 //
 // # Results
 //

@@ -13,6 +13,11 @@ func WithStore(c *Config, wrap func(store.Store) store.Store, retry time.Duratio
 	c.wrapStore, c.commitRetry = wrap, retry
 }
 
+// WithMaxHold sets how long the outcome of a child that resumed its parent
+// waits for the parent's answer before it is committed on its own
+// (scheduler.Config.MaxHold).
+func WithMaxHold(c *Config, d time.Duration) { c.maxHold = d }
+
 // Live returns the number of calls not done.
 func (s *Server) Live() int { return s.engine.Live() }
 

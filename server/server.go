@@ -128,6 +128,7 @@ func newLocked(cfg Config) (*Server, error) {
 		InitialConcurrency: cfg.InitialConcurrency,
 		MaxConcurrency:     cfg.MaxConcurrency,
 		CommitRetry:        cfg.commitRetry,
+		MaxHold:            cfg.maxHold,
 		Policy:             policy,
 	})
 	if err != nil {
@@ -321,6 +322,12 @@ type Stats struct {
 	// meanwhile, or their signature was not ready in time, and were
 	// signed as they went). Since the server started.
 	Presigned, PresignedSent int64
+	// Held counts the await steps whose child's outcome was committed
+	// with its parent's answer, in one transaction, rather than before the
+	// parent's resume; HeldAlone, those of them committed on their own
+	// after all (another result for the parent came first, the answer was
+	// late, or the server stopped). Since the server started.
+	Held, HeldAlone int64
 }
 
 // Stats returns counts of the server's live calls, for metrics and
@@ -330,6 +337,7 @@ func (s *Server) Stats() Stats {
 	return Stats{
 		Live: st.Live, Suspended: st.Suspended, StateBytes: st.StateBytes, Stateful: st.Stateful,
 		Presigned: st.Presigned, PresignedSent: st.PresignedSent,
+		Held: st.Held, HeldAlone: st.HeldAlone,
 	}
 }
 

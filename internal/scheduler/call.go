@@ -57,6 +57,13 @@ type call struct {
 	inbox      []*sdkv1.CallResult
 	inboxIDs   []string // child ids of inbox, same order
 	retryAt    int64
+	// held is the batch of a child's final outcome that resumed the call
+	// before it was stored, waiting to be committed with the call's
+	// answer (hold.go); only while the call runs. unsettled counts the
+	// results for the call submitted to the store and not yet in its
+	// inbox.
+	held       *heldBatch
+	unsettled  int32
 	lastErr    *sdkv1.Error // last failure, kept for inspection
 	lastStatus sdkv1.Status
 

@@ -16,11 +16,12 @@
 //
 // # Speed
 //
-// Besides group commit (see [store.Committer]), two things keep a step
-// short: on a quiet server a call's next Run request is signed while the
-// change that makes it ready is committed (presign.go), and a call's
-// attempts are kept in its row and moved to the attempts table 16 at a
-// time (call.record), so that most steps write fewer pages.
+// Besides group commit (see [store.Committer]), three things keep a step
+// short: an await step is one commit, not two (below); on a quiet server
+// a call's next Run request is signed while the change that makes it
+// ready is committed (presign.go); and a call's attempts are kept in its
+// row and moved to the attempts table 16 at a time (call.record), so that
+// most steps write fewer pages.
 //
 // # Ordering and durability
 //
@@ -28,8 +29,80 @@
 // submitted to the committer under the same lock, so batches reach the
 // store in the order of the changes. Anything that acts on a change (answer
 // a Dispatch, start a child, hand a result to a parent, resume a poller)
-// happens in the commit callback, once the batch is durable. The one
-// exception is a retry timer, which only delays work already durable.
+// happens in the commit callback, once the batch is durable. There are two
+// exceptions: a retry timer, which only delays work already durable, and
+// the resume of an await step, below.
+//
+// # One commit per await step
+//
+// An await step is a child's final outcome (its row, its result in its
+// parent's inbox), then the parent's resume and its answer (its next Poll
+// and children, its exit, its retry). Committed in turn, that is two
+// commits in sequence per step, each a disk sync on PostgreSQL. Instead,
+// when a child's final outcome makes its suspended parent ready, the
+// child's batch is held rather than submitted, the parent's Run request
+// goes out at once with the result from memory, and the held batch is
+// committed in the same transaction as the parent's answer, before it
+// ([store.Committer.SubmitPair]), whatever the answer is: a poll, an
+// exit, a retried failure, a restart, a tail call, or the parent's
+// expiration as it starts. When the answer consumed the result (the
+// usual case), the result's insertion into the inbox and its removal
+// cancel out and neither is written (hold.go, elide).
+//
+// This relaxes "act only on durable changes" in exactly one place: a Run
+// request of the parent carries a result that is not durable yet. The
+// protocol's guarantees hold:
+//
+//   - If the process dies before the joint commit, the child's outcome and
+//     the parent's answer are lost together (one transaction: the store
+//     never has one without the other). The store still has the child
+//     live and the parent suspended on its previous state, with its inbox
+//     as it was; recovery runs the child again (at least once, like any
+//     attempt whose outcome was not stored) and the parent resumes again
+//     from its stored state, as after a crash between any resume and the
+//     commit of its answer. A store that fails the joint commit is the
+//     same: the committer retries the transaction, then marks the engine
+//     broken as for any batch, and the restart recovers from there.
+//   - Nothing durable depends on the lost result: whatever follows from
+//     it (the parent's next state, its children, its exit, what its
+//     watchers and its own parent get) is in the parent's answer, which
+//     is in the same transaction and acts only in its commit callback.
+//     A child that answers differently when run again gives the repeated
+//     resume another result than the lost one: what the lost resume did
+//     outside the protocol is at least once like any attempt's work, and
+//     the durable history has only the second result.
+//   - Nothing else acts on the held result before the commit: the child's
+//     watchers ([Engine.Watch], the server's Result) are woken in the held
+//     batch's callback (the child stays in e.finishing until then, and its
+//     stored row is not final), the child is not a root, and the result
+//     goes to no other call.
+//   - Batches still reach the store in the order of the changes. The held
+//     batch changes the child, which is done and has no later change, and
+//     the parent's inbox; every later change of the parent (its answer,
+//     another child's result for it) submits the held batch first.
+//
+// A held batch never waits long and is never lost while the process
+// lives: it is committed with the parent's answer, or on its own as soon
+// as something else comes first: another result for the parent must be
+// committed, [Config.MaxHold] (20 ms) passes without the answer (the
+// parent's attempt may be long; the child's outcome must not wait with
+// it), or the engine closes (Close commits the held batches, whose
+// answers it cancelled, before the committer's last commit).
+//
+// The fast path is only taken for the common step: one child's result
+// making a suspended parent ready, the last one of a Gather included.
+// These cases keep the two commits of before:
+//
+//   - the parent's endpoint has calls queued or no free slot: the parent
+//     would wait in the queue, and the held batch with it;
+//   - another result for the parent is on its way to the store: the
+//     resume would overtake it, and a result would reach the parent out
+//     of its order of arrival;
+//   - the child's own batch is joined to a held one (a nested workflow
+//     whose exit resumes its parent): one pair per transaction, no chains;
+//   - the engine is closing or its store broken, or MaxHold is negative.
+//
+// The resume of a held step goes out at once, so it is not signed ahead.
 //
 // # Store failures
 //
@@ -130,7 +203,9 @@
 //   - Children keep running after their parent exits; their results are
 //     dropped.
 //   - Results are delivered at least once: a crash between a resume and
-//     the commit of its answer delivers the same results again.
+//     the commit of its answer delivers the same results again (after
+//     running again the child whose result the resume carried from memory,
+//     see "One commit per await step").
 //   - The default endpoint is kept in the store ([store.MetaDefaultEndpoint]).
 //     When Start finds another one there, live calls whose endpoint is the
 //     previous default move to the new one in one transaction with the new

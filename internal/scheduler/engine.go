@@ -72,6 +72,12 @@ type Config struct {
 	// CommitRetry bounds how long a failed commit is retried before the
 	// store is deemed broken; 5 s. Negative: no retry.
 	CommitRetry time.Duration
+	// MaxHold bounds how long the final outcome of a child that resumed
+	// its parent waits, not yet stored, for the parent's answer, to be
+	// committed with it (see "One commit per await step" in the package
+	// documentation); [DefaultMaxHold], 20 ms. Negative: never held, two
+	// commits per await step.
+	MaxHold time.Duration
 	// Policy says which endpoints calls may name (the calls of polls and
 	// tail calls, and recovered calls; the server checks the calls of a
 	// DispatchRequest with [Engine.CheckCall]), and which addresses the
@@ -121,6 +127,9 @@ func (c *Config) setDefaults() {
 	if c.CommitRetry == 0 {
 		c.CommitRetry = 5 * time.Second
 	}
+	if c.MaxHold == 0 {
+		c.MaxHold = DefaultMaxHold
+	}
 }
 
 // Engine runs calls. Create it with [New], then [Engine.Start].
@@ -148,11 +157,15 @@ type Engine struct {
 	endpoints map[string]*endpoint
 	timers    timerHeap
 	timerWake chan struct{}
+	timerDue  int64       // when the timer goroutine plans to wake (timer.go)
 	work      chan func() // Run requests handed to idle workers (workers.go)
 	seq       int64       // inbox arrival order
 	running   int         // Run requests in flight, all endpoints
 	presigns  int64       // Run requests signed ahead (presign.go)
-	recovered []*call
+	// holds counts the batches held for a parent's answer, holdsAlone
+	// those committed on their own (hold.go).
+	holds, holdsAlone int64
+	recovered         []*call
 	// broken is the error of the commit the committer gave up on: once
 	// set, nothing is acted on any more (no attempt starts, Dispatch
 	// fails) until a restart.
@@ -272,7 +285,8 @@ func (e *Engine) Start(ctx context.Context) error {
 
 // Close stops the engine: requests in flight are cancelled (their outcome
 // is not recorded, so they run again after a restart), pending writes are
-// committed, and every goroutine has returned when Close returns.
+// committed (held ones included), and every goroutine has returned when
+// Close returns.
 func (e *Engine) Close() error {
 	e.mu.Lock()
 	if e.closing {
@@ -284,6 +298,11 @@ func (e *Engine) Close() error {
 	e.cancel()
 	e.wg.Wait()
 	if e.commit != nil {
+		// The answers that held batches wait for were cancelled: the
+		// batches are committed on their own.
+		e.mu.Lock()
+		e.flushAll()
+		e.mu.Unlock()
 		e.commit.Close()
 	}
 	e.transport.CloseIdleConnections()
@@ -562,27 +581,7 @@ func (e *Engine) runRequestFrom(c *call, inbox []*sdkv1.CallResult) (*sdkv1.RunR
 // submit hands b to the committer; fn runs with e.mu held once b is
 // durable, and never if b could not be stored. Called with e.mu held.
 func (e *Engine) submit(b *store.Batch, fn func()) {
-	err := e.commit.Submit(b, func(err error) {
-		if err == nil && fn == nil {
-			return
-		}
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		if err != nil {
-			e.fail(err)
-			return
-		}
-		fn()
-	})
-	switch {
-	case err == nil:
-	case errors.Is(err, store.ErrClosed):
-		// Closing: the change is lost with the process, like a crash;
-		// the store has the previous state and it is replayed on start.
-		e.log.Debug().Err(err).Msg("change not stored: closing")
-	default:
-		e.fail(err)
-	}
+	e.submitted(e.commit.Submit(b, e.callback(fn)))
 }
 
 // fail marks the store broken after a commit failed for good: no attempt

@@ -34,15 +34,19 @@ func (h *timerHeap) Pop() any {
 
 // arm schedules a wake-up of c at `at`, replacing any earlier one. Called
 // with e.mu held.
+//
+// The timer goroutine is woken only when at comes before the wake-up it
+// has planned: timers armed and disarmed at a high rate (the MaxHold of
+// each await step) then cost it no wake-up each, and it finds them in the
+// heap when it wakes.
 func (e *Engine) arm(c *call, at int64) {
-	first := len(e.timers) == 0 || at < e.timers[0].timerAt
 	c.timerAt = at
 	if c.timerIdx > 0 {
 		heap.Fix(&e.timers, int(c.timerIdx-1))
 	} else {
 		heap.Push(&e.timers, c)
 	}
-	if first {
+	if at < e.timerDue {
 		select {
 		case e.timerWake <- struct{}{}:
 		default:
@@ -74,6 +78,7 @@ func (e *Engine) timerLoop() {
 		if len(e.timers) == 0 && cap(e.timers) > 1024 {
 			e.timers = nil
 		}
+		e.timerDue = now + int64(wait)
 		e.mu.Unlock()
 		t.Reset(wait)
 		select {
@@ -85,9 +90,14 @@ func (e *Engine) timerLoop() {
 	}
 }
 
-// wake handles a timer of c: expiration, end of a poll's max_wait, or the
-// end of a retry back-off. Called with e.mu held.
+// wake handles a timer of c: expiration, end of a poll's max_wait, the
+// end of a retry back-off, or, for a running call, the end of MaxHold.
+// Called with e.mu held.
 func (e *Engine) wake(c *call, now int64) {
+	if c.state == stRunning {
+		e.flush(c) // the answer is late: the held batch goes on its own
+		return
+	}
 	switch c.state {
 	case stSuspended, stWaiting, stQueued:
 	default:

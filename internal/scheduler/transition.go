@@ -131,7 +131,7 @@ func (e *Engine) retry(c *call, s sdkv1.Status, cause *sdkv1.Error, now time.Tim
 	c.retryAt = at
 	e.arm(c, at)
 	b.Calls = append(b.Calls, c.row(now.UnixNano()))
-	e.submit(b, nil)
+	e.submitFor(c, b, nil)
 }
 
 func (e *Engine) expiredError(c *call, now time.Time) *sdkv1.Error {
@@ -162,7 +162,7 @@ func (e *Engine) newGeneration(c *call, now time.Time, b *store.Batch) {
 	b.ClearInbox = append(b.ClearInbox, c.id)
 	b.Calls = append(b.Calls, c.row(now.UnixNano()))
 	gen := c.gen
-	e.submit(b, func() {
+	e.submitFor(c, b, func() {
 		if c.state == stNew && c.gen == gen {
 			e.makeReady(c)
 		}
@@ -233,7 +233,7 @@ func (e *Engine) poll(c *call, p *sdkv1.Poll, now time.Time, b *store.Batch) {
 		c.pollErr = serverError(sdkv1.Status_STATUS_INVALID_ARGUMENT, "dispatch: invalid poll, no call was dispatched: "+err.Error())
 		c.minResults, c.maxResults, c.deadline = 0, 0, nowN
 		b.Calls = append(b.Calls, c.row(nowN))
-		e.submit(b, func() {
+		e.submitFor(c, b, func() {
 			if c.state == stNew && c.gen == gen {
 				e.makeReady(c)
 			}
@@ -262,7 +262,7 @@ func (e *Engine) poll(c *call, p *sdkv1.Poll, now time.Time, b *store.Batch) {
 			e.presign(ch, nil)
 		}
 	}
-	e.submit(b, func() {
+	e.submitFor(c, b, func() {
 		for _, ch := range children {
 			if ch.state == stNew {
 				e.makeReady(ch)
@@ -339,41 +339,49 @@ func (e *Engine) complete(c *call, s sdkv1.Status, res *sdkv1.CallResult, now ti
 	}
 	c.inbox, c.inboxIDs, c.stateAny, c.stateRaw = nil, nil, nil, nil
 
-	var deliver func()
-	if p := e.calls[c.parentID]; p != nil && p.gen == c.parentGen {
-		e.seq++
-		b.Results = append(b.Results, store.Result{
-			ParentID:  p.id,
-			ParentGen: p.gen,
-			ChildID:   c.id,
-			Seq:       e.seq,
-			Data:      marshal(res),
-		})
-		gen, id := p.gen, c.id
-		if p.state == stSuspended && p.pollErr == nil && len(p.inbox)+1 >= int(p.minResults) {
-			e.presign(p, res) // the result makes p ready
-		}
-		deliver = func() {
-			if p.state == stDone || p.gen != gen {
-				return
-			}
+	if c.parentID == "" && e.log.Debug().Enabled() {
+		e.log.Debug().Str("id", c.id).Str("status", s.String()).Msg("root call done")
+	}
+	id := c.id
+	e.finishing[id] = struct{}{}
+	finished := func() { e.finished(id, row) }
+	p := e.calls[c.parentID]
+	if p == nil || p.gen != c.parentGen {
+		e.submitFor(c, b, finished)
+		return
+	}
+	e.seq++
+	b.Results = append(b.Results, store.Result{
+		ParentID:  p.id,
+		ParentGen: p.gen,
+		ChildID:   id,
+		Seq:       e.seq,
+		Data:      marshal(res),
+	})
+	ready := p.state == stSuspended && p.pollErr == nil && len(p.inbox)+1 >= int(p.minResults)
+	if ready && e.canHold(p, c) {
+		// The result makes p ready: p resumes now, and b is committed
+		// with its answer (hold.go).
+		e.hold(p, id, res, b, finished, now)
+		return
+	}
+	// Another result for p must not overtake one held for p.
+	e.flush(p)
+	if ready {
+		e.presign(p, res)
+	}
+	gen := p.gen
+	p.unsettled++
+	e.submitFor(c, b, func() {
+		p.unsettled--
+		if p.state != stDone && p.gen == gen {
 			p.inbox = append(p.inbox, res)
 			p.inboxIDs = append(p.inboxIDs, id)
 			if p.state == stSuspended && len(p.inbox) >= int(p.minResults) {
 				e.makeReady(p)
 			}
 		}
-	}
-	if c.parentID == "" && e.log.Debug().Enabled() {
-		e.log.Debug().Str("id", c.id).Str("status", s.String()).Msg("root call done")
-	}
-	id := c.id
-	e.finishing[id] = struct{}{}
-	e.submit(b, func() {
-		if deliver != nil {
-			deliver()
-		}
-		e.finished(id, row)
+		finished()
 	})
 }
 

@@ -130,6 +130,9 @@ type Stats struct {
 	// Presigned counts the Run requests signed ahead (presign.go), and
 	// PresignedSent those sent with that signature.
 	Presigned, PresignedSent int64
+	// Held counts the child outcomes held for their parent's answer
+	// (hold.go), and HeldAlone those of them committed on their own.
+	Held, HeldAlone int64
 }
 
 // Stats returns counts of the live calls, for metrics and benchmarks. It
@@ -137,7 +140,7 @@ type Stats struct {
 func (e *Engine) Stats() Stats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	s := Stats{Live: len(e.calls), Presigned: e.presigns, PresignedSent: e.signer.presigned.hits.Load()}
+	s := Stats{Live: len(e.calls), Presigned: e.presigns, PresignedSent: e.signer.presigned.hits.Load(), Held: e.holds, HeldAlone: e.holdsAlone}
 	for _, c := range e.calls {
 		if c.state == stSuspended {
 			s.Suspended++

@@ -8,7 +8,8 @@ import (
 )
 
 // maxGroup bounds the number of batches applied in one transaction, so that
-// a flood of steps still commits in bounded time.
+// a flood of steps still commits in bounded time (one more when the bound
+// falls inside a pair of [Committer.SubmitPair], which is never split).
 const maxGroup = 4096
 
 // Default retry bounds of a failed transaction (see [CommitterOptions]).
@@ -33,7 +34,8 @@ type CommitterOptions struct {
 // grouping every batch submitted while the previous transaction was being
 // committed into the next one (group commit). Callbacks run on the writer
 // goroutine, in submission order, after the transaction that holds their
-// batch is durable; they must not block.
+// batch is durable; they must not block. [Committer.SubmitPair] queues two
+// batches that must become durable together.
 //
 // A failed transaction is retried for a few seconds (the store promises
 // that a failed Apply left nothing behind). If it still fails, the
@@ -56,6 +58,9 @@ type Committer struct {
 type pending struct {
 	b  *Batch
 	fn func(error)
+	// joined: b goes in the same transaction as the batch queued before
+	// it (SubmitPair).
+	joined bool
 }
 
 // NewCommitter starts the writer goroutine of st. Close stops it.
@@ -89,13 +94,39 @@ func (c *Committer) Submit(b *Batch, fn func(error)) error {
 		c.mu.Unlock()
 		return err
 	}
-	c.pending = append(c.pending, pending{b, fn})
+	c.pending = append(c.pending, pending{b: b, fn: fn})
 	c.mu.Unlock()
+	c.signal()
+	return nil
+}
+
+// SubmitPair queues first and then second, like two calls of Submit made
+// at once, and promises more: both go in the same transaction, first
+// applied before second, so that neither is ever durable without the
+// other. Callbacks are called as Submit's are, firstFn before fn.
+func (c *Committer) SubmitPair(first *Batch, firstFn func(error), second *Batch, fn func(error)) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if c.failed != nil {
+		err := c.failed
+		c.mu.Unlock()
+		return err
+	}
+	c.pending = append(c.pending, pending{b: first, fn: firstFn}, pending{b: second, fn: fn, joined: true})
+	c.mu.Unlock()
+	c.signal()
+	return nil
+}
+
+// signal wakes the writer.
+func (c *Committer) signal() {
 	select {
 	case c.wake <- struct{}{}:
 	default:
 	}
-	return nil
 }
 
 // Commit submits b and waits until it is durable.
@@ -135,10 +166,7 @@ func (c *Committer) Close() error {
 	}
 	c.closed = true
 	c.mu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
+	c.signal()
 	<-c.done
 	return nil
 }
@@ -152,6 +180,9 @@ func (c *Committer) run() {
 			c.linger()
 			c.mu.Lock()
 			n := min(len(c.pending), maxGroup)
+			for n < len(c.pending) && c.pending[n].joined {
+				n++ // a pair is never split
+			}
 			group = append(group[:0], c.pending[:n]...)
 			rest := copy(c.pending, c.pending[n:])
 			clear(c.pending[rest:])

@@ -117,3 +117,98 @@ func TestCommitterStaysFailed(t *testing.T) {
 	is.Equal(err, store.ErrNotFound)
 	is.Equal(c.Submit(batch("c"), nil), store.ErrClosed) // closed wins
 }
+
+// gated records the batches of each Apply (by the id of their first
+// call), and holds the Apply of batch "gate" until open is closed.
+type gated struct {
+	store.Store
+	entered, open chan struct{}
+	fail          bool
+	mu            sync.Mutex
+	groups        [][]string
+}
+
+func (g *gated) Apply(ctx context.Context, batches ...*store.Batch) error {
+	var ids []string
+	for _, b := range batches {
+		ids = append(ids, b.Calls[0].ID)
+	}
+	g.mu.Lock()
+	g.groups = append(g.groups, ids)
+	g.mu.Unlock()
+	if ids[0] == "gate" {
+		close(g.entered)
+		<-g.open
+	}
+	if g.fail {
+		return errIO
+	}
+	return g.Store.Apply(ctx, batches...)
+}
+
+// TestCommitterPairs checks SubmitPair: the two batches of a pair go in
+// one transaction, in order, even where a group reaches its bound, and
+// their callbacks run in order with the same outcome.
+func TestCommitterPairs(t *testing.T) {
+	tests := []struct {
+		name   string
+		before int  // batches queued before the pair
+		fail   bool // the store fails every Apply
+	}{
+		{"alone", 0, false},
+		{"after others", 10, false},
+		{"at a group's bound", store.MaxGroup - 1, false},
+		{"failing", 3, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			is := is.New(t)
+			g := &gated{Store: memstore.New(), entered: make(chan struct{}), open: make(chan struct{}), fail: tt.fail}
+			defer g.Close()
+			c := store.NewCommitter(g, store.CommitterOptions{RetryFor: -1})
+			is.NoErr(c.Submit(batch("gate"), nil))
+			<-g.entered // the writer is busy: what follows queues up
+			for i := range tt.before {
+				is.NoErr(c.Submit(batch(fmt.Sprint("b", i)), nil))
+			}
+			var mu sync.Mutex
+			var called []string
+			var errs []error
+			cb := func(id string) func(error) {
+				return func(err error) {
+					mu.Lock()
+					defer mu.Unlock()
+					called = append(called, id)
+					errs = append(errs, err)
+				}
+			}
+			is.NoErr(c.SubmitPair(batch("first"), cb("first"), batch("second"), cb("second")))
+			is.NoErr(c.Submit(batch("after"), nil))
+			close(g.open)
+			is.NoErr(c.Close())
+
+			mu.Lock()
+			defer mu.Unlock()
+			is.Equal(called, []string{"first", "second"})
+			is.Equal(errs[0] == nil, !tt.fail)
+			is.Equal(errs[1] == nil, !tt.fail)
+			if tt.fail {
+				is.True(errors.Is(errs[0], errIO) && errors.Is(errs[1], errIO))
+				return
+			}
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			found := false
+			for _, ids := range g.groups {
+				for i, id := range ids {
+					if id == "first" {
+						is.True(i+1 < len(ids)) // not the last of its transaction
+						is.Equal(ids[i+1], "second")
+						found = true
+					}
+				}
+			}
+			is.True(found)
+		})
+	}
+}
