@@ -184,7 +184,10 @@ func (l *ownerLock) setGone(err error) {
 	l.mu.Unlock()
 }
 
-// close stops the watch and releases the lock (by ending its session).
+// close stops the watch and releases the lock: explicitly first, since
+// ending the session releases it only once the server has noticed the
+// connection closed, after close returns, and a store opened right after
+// (a restart) would find it still held.
 func (l *ownerLock) close() error {
 	if l.stop != nil {
 		close(l.stop)
@@ -202,5 +205,7 @@ func (l *ownerLock) close() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), lockTimeout)
 	defer cancel()
+	// An error here (a lost connection) leaves the lock to the session's end.
+	_, _ = conn.Exec(ctx, `SELECT pg_advisory_unlock($1, hashtext(current_schema()))`, lockClassOwner)
 	return conn.Close(ctx)
 }
