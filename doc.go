@@ -34,6 +34,21 @@
 // other combinator, and [flow.NewCall] calls a function by name, on this
 // endpoint or another.
 //
+// A state that a later build cannot resume (a continuation renamed or
+// removed) restarts the workflow from its input, so what it did before
+// runs again; the program logs a warning naming the frame and the reason.
+// A workflow registered with [FailOnIncompatible] fails instead.
+//
+// Package flowtest runs a workflow in a test as the server runs it (mocked
+// calls, the server's retries, a virtual clock), and
+// flowtest.CrashEverywhere runs it once more per await, crashing the
+// process there and resuming in a new one from the saved state:
+//
+//	func TestPipeline(t *testing.T) {
+//		out, _, err := flowtest.CrashEverywhere(t, Pipeline, "hello", flowtest.Mock("transform1", ...))
+//		...
+//	}
+//
 // # Serving
 //
 // [New] configures an instance from options and the environment;
@@ -183,9 +198,9 @@
 // # Tracing
 //
 // DISPATCH_TRACE=1 prints every frame of a suspending workflow to standard
-// output before it is serialized: the function, the dispatch id, each
-// frame's continuation name and environment, the calls pending. See package
-// trace.
+// output, as Go values: the function, the dispatch id, each frame's
+// continuation name and environment, the calls sent, or that none was
+// because the state could not be saved. See package trace.
 //
 // # Packages
 //

@@ -555,6 +555,9 @@ type (
 	}
 )
 
+// The unexported fields above are there to be reported, never read.
+var _ = envBad{total: 1, Items: []envItem{{price: 1}}}
+
 // TestEnvironmentCheckedAtRegistration registers continuations whose
 // environment would not survive a suspension: the ...Safely forms return
 // one error naming the continuation and every field at fault, and the

@@ -49,6 +49,9 @@ type (
 	checkTree2 struct{ N int }
 )
 
+// The unexported fields above are there to be reported, never read.
+var _ = []any{checkOrder{total: 1, hidden: 1}, checkInner{notes: "n"}, checkEmbedded{count: 1}}
+
 func TestCheckType(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

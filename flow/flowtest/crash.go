@@ -72,7 +72,7 @@ func CrashEverywhere[I, O any](t testing.TB, fn *dispatch.Function[I, O], in I, 
 	if err != nil {
 		return zero, Report{}, fmt.Errorf("flowtest: input: %w", err)
 	}
-	call := nextCall(t.Name())
+	call := nextCall(t)
 	ctx := t.Context()
 
 	job, err := loadJob()
@@ -132,18 +132,26 @@ func CrashEverywhere[I, O any](t testing.TB, fn *dispatch.Function[I, O], in I, 
 	return o, rep, runErr
 }
 
-// calls counts the CrashEverywhere calls of each test, so that the new
-// process finds the one to resume.
+// calls counts the CrashEverywhere calls of each run of a test, so that the
+// new process finds the one to resume: the n-th of the test in both. A run
+// is a testing.TB, so that -count=2 counts each run from 1.
 var calls = struct {
 	sync.Mutex
-	n map[string]int
-}{n: map[string]int{}}
+	n map[testing.TB]int
+}{n: map[testing.TB]int{}}
 
-func nextCall(test string) int {
+func nextCall(t testing.TB) int {
 	calls.Lock()
 	defer calls.Unlock()
-	calls.n[test]++
-	return calls.n[test]
+	if _, ok := calls.n[t]; !ok {
+		t.Cleanup(func() {
+			calls.Lock()
+			defer calls.Unlock()
+			delete(calls.n, t)
+		})
+	}
+	calls.n[t]++
+	return calls.n[t]
 }
 
 // job is what the crashed process hands to the new one.

@@ -32,8 +32,8 @@ import (
 // logger.
 type Config struct {
 	// Trace, when not nil, receives a human-readable dump of every frame
-	// before the state is serialized (see package trace and
-	// DISPATCH_TRACE).
+	// at each suspension, once the state is saved or failed to be (see
+	// package trace and DISPATCH_TRACE).
 	Trace io.Writer
 	// Now returns the current time; tests inject a fixed clock.
 	Now func() time.Time
