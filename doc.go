@@ -34,6 +34,21 @@
 // other combinator, and [flow.NewCall] calls a function by name, on this
 // endpoint or another.
 //
+// A state that a later build cannot resume (a continuation renamed or
+// removed) restarts the workflow from its input, so what it did before
+// runs again; the program logs a warning naming the frame and the reason.
+// A workflow registered with [FailOnIncompatible] fails instead.
+//
+// Package flowtest runs a workflow in a test as the server runs it (mocked
+// calls, the server's retries, a virtual clock), and
+// flowtest.CrashEverywhere runs it once more per await, crashing the
+// process there and resuming in a new one from the saved state:
+//
+//	func TestPipeline(t *testing.T) {
+//		out, _, err := flowtest.CrashEverywhere(t, Pipeline, "hello", flowtest.Mock("transform1", ...))
+//		...
+//	}
+//
 // # Serving
 //
 // [New] configures an instance from options and the environment;
@@ -81,11 +96,12 @@
 // # Configuration
 //
 //	variable                    option                 default
-//	DISPATCH_API_KEY            WithAPIKey             none: with no URL either, local mode (see above); else dispatching without it is an error
-//	DISPATCH_API_URL            WithAPIURL             local mode if no API key either, else https://api.dispatch.run (set but empty is an error)
-//	DISPATCH_ENDPOINT_URL       WithEndpointURL        none; a full URL with scheme and host
-//	DISPATCH_VERIFICATION_KEY   WithVerificationKey    none: requests accepted unverified, with a warning
+//	DISPATCH_API_KEY            WithAPIKey             none. With no URL either: local mode, if the program imports package local (else New fails, saying what to set); with a URL: Dispatch fails with ErrNoAPIKey
+//	DISPATCH_API_URL            WithAPIURL             with no API key either: local mode, as above; with a key: https://api.dispatch.run (DefaultAPIURL, the former hosted platform); set but empty is an error
+//	DISPATCH_ENDPOINT_URL       WithEndpointURL        none (local mode picks a loopback port); a full URL with scheme and host
+//	DISPATCH_VERIFICATION_KEY   WithVerificationKey    none: requests accepted unverified, with a warning at start and at most once a minute while serving
 //	DISPATCH_TRACE              WithTrace              off; any value but "", "0", "false" turns it on
+//	DISPATCH_STATE_DIR          WithLocalServer(dir)   $XDG_STATE_HOME/dispatch/<program> or ~/.local/state/dispatch/<program>
 //
 // Options win over the environment. A wrong value fails [New] with a
 // message naming the option or variable and what a right value looks like.
@@ -182,9 +198,9 @@
 // # Tracing
 //
 // DISPATCH_TRACE=1 prints every frame of a suspending workflow to standard
-// output before it is serialized: the function, the dispatch id, each
-// frame's continuation name and environment, the calls pending. See package
-// trace.
+// output, as Go values: the function, the dispatch id, each frame's
+// continuation name and environment, the calls sent, or that none was
+// because the state could not be saved. See package trace.
 //
 // # Packages
 //
@@ -192,7 +208,7 @@
 //
 //	dispatch          this package: register functions and workflows, serve the endpoint, dispatch calls, wait for results
 //	flow              the DSL of workflows: Step, Await, Gather, Any, Race, Sleep, Timeout, Then, Handle, Bind, TailCall
-//	flow/flowtest     runs a workflow in a test, playing Dispatch's part with mocked calls and a fake clock
+//	flow/flowtest     runs a workflow in a test as the server runs it (mocked calls, retries, a virtual clock), and crashes it at every await
 //	dispatcherr       the error types users handle: Status, Error, PanicError, HTTPStatusError, ErrTimeout and the other sentinels
 //	serde             the values on the wire: Go values to google.protobuf.Any and back, CBOR for the rest
 //	trace             the frame dumps of DISPATCH_TRACE

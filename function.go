@@ -19,6 +19,7 @@ import (
 // combinators of package flow) to call it from a workflow.
 type Function[I, O any] struct {
 	name string
+	flow bool // registered with Flow
 	run  func(ctx context.Context, rt *runtime, req *sdkv1.RunRequest) *sdkv1.RunResponse
 }
 
@@ -31,6 +32,7 @@ type runtime struct {
 type entry interface {
 	Name() string
 	serve(ctx context.Context, rt *runtime, req *sdkv1.RunRequest) *sdkv1.RunResponse
+	isFlow() bool
 }
 
 // functions are the registered functions, by name.
@@ -117,13 +119,14 @@ func callPlain[I, O any](ctx context.Context, fn func(context.Context, I) (O, er
 // when the results are in, on any instance of the service.
 //
 // See [Func] about names and panics; [FlowSafely] returns the error instead
-// of panicking.
+// of panicking. Options configure the workflow (see [FailOnIncompatible]).
+// Package flowtest runs the workflow in tests as Dispatch does.
 //
 //	var Pipeline = dispatch.Flow("pipeline", func(ctx *flow.Ctx, msg string) flow.Step[string] {
 //		return flow.Await(Transform1.Call(msg), transformed)
 //	})
-func Flow[I, O any](name string, fn func(ctx *flow.Ctx, in I) flow.Step[O]) *Function[I, O] {
-	f, err := FlowSafely(name, fn)
+func Flow[I, O any](name string, fn func(ctx *flow.Ctx, in I) flow.Step[O], opts ...FlowOption) *Function[I, O] {
+	f, err := FlowSafely(name, fn, opts...)
 	if err != nil {
 		panic(err)
 	}
@@ -131,8 +134,12 @@ func Flow[I, O any](name string, fn func(ctx *flow.Ctx, in I) flow.Step[O]) *Fun
 }
 
 // FlowSafely is [Flow] returning an error instead of panicking.
-func FlowSafely[I, O any](name string, fn func(ctx *flow.Ctx, in I) flow.Step[O]) (*Function[I, O], error) {
-	f := &Function[I, O]{name: name}
+func FlowSafely[I, O any](name string, fn func(ctx *flow.Ctx, in I) flow.Step[O], opts ...FlowOption) (*Function[I, O], error) {
+	var fc flowConfig
+	for _, o := range opts {
+		o.applyFlow(&fc)
+	}
+	f := &Function[I, O]{name: name, flow: true}
 	// The interpreter of package flow runs the flow; start is its first
 	// step, typed here where I and O are known (see internal/flowrun).
 	start := func(c any, input *anypb.Any) any {
@@ -143,7 +150,9 @@ func FlowSafely[I, O any](name string, fn func(ctx *flow.Ctx, in I) flow.Step[O]
 		return fn(c.(*flow.Ctx), in)
 	}
 	f.run = func(ctx context.Context, rt *runtime, req *sdkv1.RunRequest) *sdkv1.RunResponse {
-		return flowrun.Serve(ctx, rt.flowConfig, req, start)
+		cfg := rt.flowConfig
+		cfg.FailOnIncompatible = fc.failOnIncompatible
+		return flowrun.Serve(ctx, cfg, req, start)
 	}
 	if err := register(f); err != nil {
 		return nil, err
@@ -157,6 +166,8 @@ func (f *Function[I, O]) Name() string { return f.name }
 func (f *Function[I, O]) serve(ctx context.Context, rt *runtime, req *sdkv1.RunRequest) *sdkv1.RunResponse {
 	return f.run(ctx, rt, req)
 }
+
+func (f *Function[I, O]) isFlow() bool { return f.flow }
 
 // Call returns a call of the function with in, to await in a workflow:
 //

@@ -3,6 +3,7 @@ package flow
 import (
 	"fmt"
 	"reflect"
+	"strings"
 
 	"github.com/dispatchkit/dispatch/internal/registry"
 	"github.com/dispatchkit/dispatch/serde"
@@ -79,7 +80,11 @@ func register(d *contDef) {
 	}
 }
 
+// registerSafely checks d's name and environment type and registers it.
 func registerSafely(d *contDef) error {
+	if err := checkEnv(d); err != nil {
+		return err
+	}
 	if len(d.name) > registry.MaxNameBytes {
 		return fmt.Errorf("flow: continuation name %q is %d bytes, at most %d: choose a shorter name", registry.Short(d.name), len(d.name), registry.MaxNameBytes)
 	}
@@ -94,6 +99,51 @@ func registerSafely(d *contDef) error {
 
 func lookup(name string) (*contDef, bool) { return conts.Get(name) }
 
+// checkEnv checks, when a continuation is registered, that its environment
+// type survives the state's CBOR encoding, so that a mistake shows at
+// start-up rather than at the first suspension, or never (a dropped
+// field). It reports every problem at once, each with its field path.
+// Interfaces are not looked into: what they hold is checked when the state
+// is saved.
+func checkEnv(d *contDef) error {
+	if d.env == nil {
+		return nil
+	}
+	problems := serde.CheckType(d.env)
+	if len(problems) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "flow: continuation %q: its environment %s would not survive a suspension (it is saved with CBOR):", registry.Short(d.name), d.env)
+	for _, p := range problems {
+		b.WriteString("\n\t")
+		b.WriteString(p.String())
+	}
+	b.WriteString("\nremove these fields or tag them `cbor:\"-\"`, and export the fields the continuation needs; fields of interface type are checked when the state is saved, since what they hold is known only then")
+	return &EnvError{Name: d.name, Type: d.env, Problems: problems, msg: b.String()}
+}
+
+// EnvError reports an environment type that would not survive a
+// suspension, found when its continuation was registered ([ThenWith],
+// [HandleWith] panic with it; [ThenWithSafely], [HandleWithSafely] return
+// it): every field CBOR cannot encode (channels, funcs, unsafe pointers,
+// complex numbers) and every unexported field, which CBOR would drop
+// without a word, so that the continuation would see its zero value after a
+// resume. A field tagged `cbor:"-"` is left out on purpose and is not
+// reported.
+//
+// Types are checked, not values: a field of interface type holding a
+// channel is found only when the state is saved, which then fails the call
+// with an error naming the frame and the field path.
+type EnvError struct {
+	Name     string               // the continuation's name
+	Type     reflect.Type         // its environment type
+	Problems []serde.FieldProblem // every problem, in field order
+	msg      string
+}
+
+func (e *EnvError) Error() string { return e.msg }
+
 // Then registers fn as the continuation called name and returns it. fn
 // receives the value of the step it continues; an error skips it and goes on
 // to the next frame that handles errors.
@@ -101,13 +151,18 @@ func lookup(name string) (*contDef, bool) { return conts.Get(name) }
 // The name, not the Go identifier, is what a suspended state records: keep
 // it stable across builds so that states written by one build resume in the
 // next even if the Go code was renamed or moved. Then panics if the name is
-// invalid or already taken, so declare continuations as package-level
-// variables:
+// invalid or already taken ([ThenSafely] returns the error), so declare
+// continuations as package-level variables:
 //
 //	var transformed = flow.Then("pipeline.transformed", func(ctx *flow.Ctx, msg string) flow.Step[string] {
 //		return flow.Await(Transform2.Call(msg), flow.Return[string]())
 //	})
 func Then[A, T any](name string, fn func(ctx *Ctx, v A) Step[T]) Cont[A, T] {
+	return must(ThenSafely(name, fn))
+}
+
+// ThenSafely is [Then] returning an error instead of panicking.
+func ThenSafely[A, T any](name string, fn func(ctx *Ctx, v A) Step[T]) (Cont[A, T], error) {
 	d := &contDef{name: name, in: reflect.TypeFor[A]()}
 	d.apply = func(c *Ctx, _ any, in value, _ error) node {
 		a, err := decodeValue[A](d, in)
@@ -116,14 +171,28 @@ func Then[A, T any](name string, fn func(ctx *Ctx, v A) Step[T]) Cont[A, T] {
 		}
 		return fn(c, a).n
 	}
-	register(d)
-	return Cont[A, T]{def: d}
+	if err := registerSafely(d); err != nil {
+		return Cont[A, T]{}, err
+	}
+	return Cont[A, T]{def: d}, nil
+}
+
+func must[C any](c C, err error) C {
+	if err != nil {
+		panic(err)
+	}
+	return c
 }
 
 // Handle is like [Then] for a continuation that also receives errors: fn is
 // called with the value, or with the zero value and the error of the step it
 // continues (a failed call keeps its status: see [dispatcherr.Error]).
 func Handle[A, T any](name string, fn func(ctx *Ctx, v A, err error) Step[T]) Cont[A, T] {
+	return must(HandleSafely(name, fn))
+}
+
+// HandleSafely is [Handle] returning an error instead of panicking.
+func HandleSafely[A, T any](name string, fn func(ctx *Ctx, v A, err error) Step[T]) (Cont[A, T], error) {
 	d := &contDef{name: name, in: reflect.TypeFor[A](), catches: true}
 	d.apply = func(c *Ctx, _ any, in value, err error) node {
 		var a A
@@ -132,8 +201,10 @@ func Handle[A, T any](name string, fn func(ctx *Ctx, v A, err error) Step[T]) Co
 		}
 		return fn(c, a, err).n
 	}
-	register(d)
-	return Cont[A, T]{def: d}
+	if err := registerSafely(d); err != nil {
+		return Cont[A, T]{}, err
+	}
+	return Cont[A, T]{def: d}, nil
 }
 
 // ThenWith registers a continuation that captures an environment E: the
@@ -145,7 +216,20 @@ func Handle[A, T any](name string, fn func(ctx *Ctx, v A, err error) Step[T]) Co
 //
 // The environment is CBOR-encoded into the state, costing about its encoded
 // size plus the name's length plus 3 bytes per frame. See [Then] about names.
+//
+// E is checked here, once: ThenWith panics with an [*EnvError] listing
+// every field of E that CBOR cannot encode (channels, funcs, unsafe
+// pointers) and every unexported field, which CBOR would drop without a
+// word; [ThenWithSafely] returns it. Fields of interface type are checked
+// when the state is saved, since what they hold is known only then.
 func ThenWith[E, A, T any](name string, fn func(ctx *Ctx, env E, v A) Step[T]) ContWith[E, A, T] {
+	return must(ThenWithSafely(name, fn))
+}
+
+// ThenWithSafely is [ThenWith] returning an error instead of panicking: an
+// [*EnvError] for an environment type that would not survive a suspension,
+// or an error about the name.
+func ThenWithSafely[E, A, T any](name string, fn func(ctx *Ctx, env E, v A) Step[T]) (ContWith[E, A, T], error) {
 	d := &contDef{name: name, in: reflect.TypeFor[A](), env: reflect.TypeFor[E]()}
 	d.apply = func(c *Ctx, env any, in value, _ error) node {
 		a, err := decodeValue[A](d, in)
@@ -155,13 +239,21 @@ func ThenWith[E, A, T any](name string, fn func(ctx *Ctx, env E, v A) Step[T]) C
 		e, _ := env.(E)
 		return fn(c, e, a).n
 	}
-	register(d)
-	return ContWith[E, A, T]{def: d}
+	if err := registerSafely(d); err != nil {
+		return ContWith[E, A, T]{}, err
+	}
+	return ContWith[E, A, T]{def: d}, nil
 }
 
 // HandleWith is [ThenWith] for a continuation that also receives errors, as
-// [Handle] does.
+// [Handle] does. It checks E as ThenWith does.
 func HandleWith[E, A, T any](name string, fn func(ctx *Ctx, env E, v A, err error) Step[T]) ContWith[E, A, T] {
+	return must(HandleWithSafely(name, fn))
+}
+
+// HandleWithSafely is [HandleWith] returning an error instead of panicking,
+// as [ThenWithSafely] does.
+func HandleWithSafely[E, A, T any](name string, fn func(ctx *Ctx, env E, v A, err error) Step[T]) (ContWith[E, A, T], error) {
 	d := &contDef{name: name, in: reflect.TypeFor[A](), env: reflect.TypeFor[E](), catches: true}
 	d.apply = func(c *Ctx, env any, in value, err error) node {
 		var a A
@@ -171,8 +263,10 @@ func HandleWith[E, A, T any](name string, fn func(ctx *Ctx, env E, v A, err erro
 		e, _ := env.(E)
 		return fn(c, e, a, err).n
 	}
-	register(d)
-	return ContWith[E, A, T]{def: d}
+	if err := registerSafely(d); err != nil {
+		return ContWith[E, A, T]{}, err
+	}
+	return ContWith[E, A, T]{def: d}, nil
 }
 
 // returnDef is the identity continuation behind [Return]. It passes the value

@@ -38,7 +38,10 @@ type machine struct {
 	nextID uint64
 }
 
-func init() { flowrun.Serve = serve }
+func init() {
+	flowrun.Serve = serve
+	flowrun.Frames = stateFrames
+}
 
 // serve is the interpreter's entry point, registered with internal/flowrun
 // for package dispatch and flowtest: it runs one RunRequest of a flow, its
@@ -82,15 +85,15 @@ func run(c *Ctx, start flowrun.Start, input *anypb.Any) *sdkv1.RunResponse {
 func resume(c *Ctx, pr *sdkv1.PollResult) *sdkv1.RunResponse {
 	data, err := stateFromPollResult(pr)
 	if err != nil {
-		return status.ExitError(err)
+		return incompatible(c, err)
 	}
 	m, err := decodeState(data)
 	if err != nil {
-		return status.ExitError(err)
+		return incompatible(c, err)
 	}
 	m.c = c
 	if m.wait == nil {
-		return status.ExitError(&IncompatibleStateError{Frame: -1, Err: errors.New("the state is not suspended on a wait")})
+		return incompatible(c, &IncompatibleStateError{Frame: -1, Err: errors.New("the state is not suspended on a wait")})
 	}
 	if e := pr.GetError(); e != nil {
 		// None of the poll's calls was dispatched: the wait fails as a whole.
@@ -103,6 +106,29 @@ func resume(c *Ctx, pr *sdkv1.PollResult) *sdkv1.RunResponse {
 		return m.run(n)
 	}
 	return m.suspend()
+}
+
+// incompatible answers a state this build cannot resume, err (an
+// *IncompatibleStateError), and logs a warning naming the frame and the
+// reason, so that the program that hit it says so. By default the call
+// fails with INCOMPATIBLE_STATE, and Dispatch restarts it from its input:
+// whatever the flow did before (calls made, side effects of its
+// continuations) happens again. With Config.FailOnIncompatible
+// (dispatch.FailOnIncompatible) the call fails with PERMANENT_ERROR
+// instead, and is not restarted.
+func incompatible(c *Ctx, err error) *sdkv1.RunResponse {
+	l := c.Logger()
+	ev := l.Warn().Err(err)
+	var ise *IncompatibleStateError
+	if errors.As(err, &ise) && ise.Frame >= 0 {
+		ev = ev.Int("frame", ise.Frame).Str("continuation", ise.Name)
+	}
+	if c.cfg.FailOnIncompatible {
+		ev.Msg("flow: the saved state is incompatible with this build: the call fails, and is not restarted from its input (dispatch.FailOnIncompatible)")
+		return status.ExitError(status.WithStatus(fmt.Errorf("%w (dispatch.FailOnIncompatible: the call fails rather than restart from its input)", err), status.PermanentError))
+	}
+	ev.Msg("flow: the saved state is incompatible with this build: Dispatch restarts the call from its input, so what the flow did before runs again (dispatch.FailOnIncompatible fails the call instead)")
+	return status.ExitError(err)
 }
 
 // call runs user code, turning a panic into a failure and a zero Step into
@@ -279,27 +305,22 @@ func (w *waitState) joinErrors(first error) error {
 
 // suspend sends queued calls (keeping at most MaxInFlight in flight),
 // prints the trace, serializes the state and returns the Poll.
+//
+// The trace is printed once the state is saved, or failed to be: the dump
+// shows the frames and calls as Go values either way, and says which calls
+// were sent, or that none was because the state could not be saved.
 func (m *machine) suspend() *sdkv1.RunResponse {
 	w := m.wait
 	send := min(MaxInFlight-w.inFlight(), len(w.pending))
+	state, calls, err := m.save(send)
 	if m.c.cfg.Trace != nil {
-		m.dump(send)
+		m.dump(send, err)
 	}
-	calls := make([]*sdkv1.Call, send)
-	for i := range send {
-		c, err := w.pending[i].toProto(w.Base + uint64(w.Sent+i))
-		if err != nil {
-			return status.ExitError(status.WithStatus(err, status.PermanentError))
-		}
-		calls[i] = c
-	}
-	w.pending = w.pending[send:]
-	w.Sent += send
-
-	state, err := m.encodeState()
 	if err != nil {
 		return status.ExitError(status.WithStatus(err, status.PermanentError))
 	}
+	w.pending = w.pending[send:]
+	w.Sent += send
 	minResults := 1
 	if mode(w.Mode) == modeAll {
 		minResults = max(1, min(w.inFlight(), MaxInFlight))
@@ -318,6 +339,31 @@ func (m *machine) suspend() *sdkv1.RunResponse {
 			MaxWait:    durationpb.New(maxWait),
 		}},
 	}
+}
+
+// save encodes the first send pending calls and the state as it will be
+// once they are sent; the wait is left as it was, for the trace, and the
+// caller marks the calls sent.
+func (m *machine) save(send int) ([]byte, []*sdkv1.Call, error) {
+	w := m.wait
+	calls := make([]*sdkv1.Call, send)
+	for i := range send {
+		c, err := w.pending[i].toProto(w.Base + uint64(w.Sent+i))
+		if err != nil {
+			return nil, nil, err
+		}
+		calls[i] = c
+	}
+	rest := w.pending
+	w.pending = w.pending[send:]
+	w.Sent += send
+	state, err := m.encodeState()
+	w.pending = rest
+	w.Sent -= send
+	if err != nil {
+		return nil, nil, err
+	}
+	return state, calls, nil
 }
 
 // exit ends the call with v as its result.

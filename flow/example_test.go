@@ -17,11 +17,12 @@ var exampleShouted = flow.Then("example.shouted", func(ctx *flow.Ctx, s string) 
 	return flow.Await(flow.NewCall[string]("exclaim", s), flow.Return[string]())
 })
 
+var exampleShout = dispatch.Flow("example.shout", func(ctx *flow.Ctx, s string) flow.Step[string] {
+	return flow.Await(flow.NewCall[string]("upper", s), exampleShouted)
+})
+
 func ExampleAwait() {
-	shout := func(ctx *flow.Ctx, s string) flow.Step[string] {
-		return flow.Await(flow.NewCall[string]("upper", s), exampleShouted)
-	}
-	out, rep, err := flowtest.Run(context.Background(), shout, "hello",
+	out, rep, err := flowtest.Run(context.Background(), exampleShout, "hello",
 		flowtest.Mock("upper", func(s string) (string, error) { return strings.ToUpper(s), nil }),
 		flowtest.Mock("exclaim", func(s string) (string, error) { return s + "!", nil }),
 	)
@@ -39,15 +40,16 @@ var exampleTotal = flow.ThenWith("example.total", func(ctx *flow.Ctx, unit strin
 	return flow.Done(fmt.Sprintf("%v = %d %s", sizes, sum, unit))
 })
 
-func ExampleGather() {
-	total := func(ctx *flow.Ctx, words []string) flow.Step[string] {
-		calls := make([]flow.Call[int], len(words))
-		for i, w := range words {
-			calls[i] = flow.NewCall[int]("len", w)
-		}
-		return flow.Gather(calls, exampleTotal.With("letters"))
+var exampleLetters = dispatch.Flow("example.letters", func(ctx *flow.Ctx, words []string) flow.Step[string] {
+	calls := make([]flow.Call[int], len(words))
+	for i, w := range words {
+		calls[i] = flow.NewCall[int]("len", w)
 	}
-	out, _, err := flowtest.Run(context.Background(), total, []string{"a", "bb", "ccc"},
+	return flow.Gather(calls, exampleTotal.With("letters"))
+})
+
+func ExampleGather() {
+	out, _, err := flowtest.Run(context.Background(), exampleLetters, []string{"a", "bb", "ccc"},
 		flowtest.Mock("len", func(s string) (int, error) { return len(s), nil }),
 		flowtest.Deliver(flowtest.Reversed),
 	)
@@ -66,17 +68,18 @@ var exampleFastest = flow.Handle("example.fastest", func(ctx *flow.Ctx, s string
 	return flow.Done("answer from " + s)
 })
 
+var exampleQuery = dispatch.Flow("example.query", func(ctx *flow.Ctx, q string) flow.Step[string] {
+	calls := []flow.Call[string]{flow.NewCall[string]("eu", q), flow.NewCall[string]("us", q)}
+	return flow.Any(calls, exampleFastest, flow.Timeout(5*time.Second))
+})
+
 func ExampleAny() {
-	query := func(ctx *flow.Ctx, q string) flow.Step[string] {
-		calls := []flow.Call[string]{flow.NewCall[string]("eu", q), flow.NewCall[string]("us", q)}
-		return flow.Any(calls, exampleFastest, flow.Timeout(5*time.Second))
-	}
-	eu := flowtest.Mock("eu", func(string) (string, error) { return "", errors.New("eu is down") })
+	eu := flowtest.Mock("eu", func(string) (string, error) { return "", dispatch.Permanent(errors.New("eu is down")) })
 	us := flowtest.Mock("us", func(string) (string, error) { return "us", nil })
 
-	out, _, _ := flowtest.Run(context.Background(), query, "q", eu, us)
+	out, _, _ := flowtest.Run(context.Background(), exampleQuery, "q", eu, us)
 	fmt.Println(out)
-	out, _, _ = flowtest.Run(context.Background(), query, "q", eu, flowtest.Hang("us"))
+	out, _, _ = flowtest.Run(context.Background(), exampleQuery, "q", eu, flowtest.Hang("us"))
 	fmt.Println(out)
 	// Output:
 	// answer from us

@@ -61,7 +61,7 @@ func TestAwaitAndGather(t *testing.T) {
 		t.Run(o.name, func(t *testing.T) {
 			t.Run("await chain", func(t *testing.T) {
 				is := is.New(t)
-				out, rep, err := flowtest.Run(context.Background(), pipeline, "hi", upper, exclaim, flowtest.Deliver(o.order))
+				out, rep, err := flowtest.RunFunc(context.Background(), pipeline, "hi", upper, exclaim, flowtest.Deliver(o.order))
 				is.NoErr(err)
 				is.Equal(out, "HI!")
 				is.Equal(rep.Resumes, 2)
@@ -69,7 +69,7 @@ func TestAwaitAndGather(t *testing.T) {
 			})
 			t.Run("gather in argument order", func(t *testing.T) {
 				is := is.New(t)
-				out, rep, err := flowtest.Run(context.Background(), func(_ *flow.Ctx, n int) flow.Step[[]int] { return squares(n) }, 7, square, flowtest.Deliver(o.order))
+				out, rep, err := flowtest.RunFunc(context.Background(), func(_ *flow.Ctx, n int) flow.Step[[]int] { return squares(n) }, 7, square, flowtest.Deliver(o.order))
 				is.NoErr(err)
 				is.Equal(out, []int{0, 1, 4, 9, 16, 25, 36})
 				is.Equal(rep.Calls, 7)
@@ -77,7 +77,7 @@ func TestAwaitAndGather(t *testing.T) {
 			t.Run("gather then reduce, duplicates ignored", func(t *testing.T) {
 				is := is.New(t)
 				f := func(_ *flow.Ctx, n int) flow.Step[int] { return flow.Bind(squares(n), sumInts) }
-				out, _, err := flowtest.Run(context.Background(), f, 10, square, flowtest.Deliver(o.order), flowtest.Duplicates())
+				out, _, err := flowtest.RunFunc(context.Background(), f, 10, square, flowtest.Deliver(o.order), flowtest.Duplicates())
 				is.NoErr(err)
 				is.Equal(out, 285)
 			})
@@ -87,7 +87,7 @@ func TestAwaitAndGather(t *testing.T) {
 					calls := []flow.Call[int]{flow.NewCall[int]("failOdd", 0), flow.NewCall[int]("failOdd", 1), flow.NewCall[int]("failOdd", 2)}
 					return flow.Gather(calls, flow.Return[[]int]())
 				}
-				_, _, err := flowtest.Run(context.Background(), f, 0, failOdd, flowtest.Deliver(o.order))
+				_, _, err := flowtest.RunFunc(context.Background(), f, 0, failOdd, flowtest.Deliver(o.order), flowtest.RawOutcomes())
 				is.True(err != nil)
 				is.Equal(status.Of(err), status.TemporaryError)
 				is.True(strings.Contains(err.Error(), "odd 1"))
@@ -99,7 +99,7 @@ func TestAwaitAndGather(t *testing.T) {
 
 func TestGatherEmpty(t *testing.T) {
 	is := is.New(t)
-	out, rep, err := flowtest.Run(context.Background(), func(_ *flow.Ctx, n int) flow.Step[[]int] { return squares(n) }, 0)
+	out, rep, err := flowtest.RunFunc(context.Background(), func(_ *flow.Ctx, n int) flow.Step[[]int] { return squares(n) }, 0)
 	is.NoErr(err)
 	is.Equal(len(out), 0)
 	is.Equal(rep.Resumes, 0) // no suspension at all
@@ -108,7 +108,7 @@ func TestGatherEmpty(t *testing.T) {
 func TestGatherOverThousandSplitsPolls(t *testing.T) {
 	is := is.New(t)
 	const n = 2500
-	out, rep, err := flowtest.Run(context.Background(), func(_ *flow.Ctx, n int) flow.Step[[]int] { return squares(n) }, n, square)
+	out, rep, err := flowtest.RunFunc(context.Background(), func(_ *flow.Ctx, n int) flow.Step[[]int] { return squares(n) }, n, square)
 	is.NoErr(err)
 	is.Equal(len(out), n)
 	for i, v := range out {
@@ -128,8 +128,8 @@ func TestGatherOverThousandSplitsPolls(t *testing.T) {
 // forever for calls that were never made.
 func TestGatherLaterPollError(t *testing.T) {
 	is := is.New(t)
-	_, rep, err := flowtest.Run(context.Background(), func(_ *flow.Ctx, n int) flow.Step[[]int] { return squares(n) }, 1500, square,
-		flowtest.PollError(2, status.MarkThrottled(errors.New("quota of calls exceeded"))))
+	_, rep, err := flowtest.RunFunc(context.Background(), func(_ *flow.Ctx, n int) flow.Step[[]int] { return squares(n) }, 1500, square,
+		flowtest.RefusePoll(2, status.MarkThrottled(errors.New("quota of calls exceeded"))), flowtest.RawOutcomes())
 	is.True(err != nil)
 	is.True(strings.Contains(err.Error(), "quota of calls exceeded"))
 	is.Equal(status.Of(err), status.Throttled)
@@ -179,7 +179,7 @@ func TestAnyRace(t *testing.T) {
 			flow: func(*flow.Ctx, int) flow.Step[string] {
 				return flow.Any(replicas("replicaC", "replicaA"), flow.Return[string]())
 			},
-			opts:    []flowtest.Option{flowtest.Deliver(flowtest.Reversed)},
+			opts:    []flowtest.Option{flowtest.Deliver(flowtest.Reversed), flowtest.RawOutcomes()},
 			wantErr: []string{"every call failed", "call 0", "c is busy", "call 1", "a is down"},
 			status:  status.Throttled,
 		},
@@ -222,7 +222,7 @@ func TestAnyRace(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			is := is.New(t)
 			opts := append([]flowtest.Option{replicaA, replicaB, replicaC}, tt.opts...)
-			out, _, err := flowtest.Run(context.Background(), tt.flow, 0, opts...)
+			out, _, err := flowtest.RunFunc(context.Background(), tt.flow, 0, opts...)
 			if tt.wantErr == nil {
 				is.NoErr(err)
 				is.Equal(out, tt.want)
@@ -260,7 +260,7 @@ func TestSleepAndTimeout(t *testing.T) {
 	t.Run("sleep is durable and lasts at least d", func(t *testing.T) {
 		is := is.New(t)
 		start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-		out, rep, err := flowtest.Run(context.Background(), func(*flow.Ctx, int) flow.Step[time.Time] {
+		out, rep, err := flowtest.RunFunc(context.Background(), func(*flow.Ctx, int) flow.Step[time.Time] {
 			return flow.Sleep(90*time.Second, woke)
 		}, 0, flowtest.Clock(start))
 		is.NoErr(err)
@@ -274,7 +274,7 @@ func TestSleepAndTimeout(t *testing.T) {
 		f := func(*flow.Ctx, int) flow.Step[time.Time] {
 			return flow.Race(replicas("replicaB", "replicaA"), raceThenSleep)
 		}
-		out, _, err := flowtest.Run(context.Background(), f, 0, replicaA, replicaB, flowtest.Clock(start), flowtest.Deliver(flowtest.OneAtATime))
+		out, _, err := flowtest.RunFunc(context.Background(), f, 0, replicaA, replicaB, flowtest.Clock(start), flowtest.Deliver(flowtest.OneAtATime))
 		is.NoErr(err)
 		is.True(!out.Before(start.Add(time.Minute)))
 	})
@@ -283,7 +283,7 @@ func TestSleepAndTimeout(t *testing.T) {
 		f := func(*flow.Ctx, int) flow.Step[string] {
 			return flow.Await(flow.NewCall[string]("slow", "x"), timedOut, flow.Timeout(10*time.Second))
 		}
-		out, rep, err := flowtest.Run(context.Background(), f, 0, flowtest.Hang("slow"))
+		out, rep, err := flowtest.RunFunc(context.Background(), f, 0, flowtest.Hang("slow"))
 		is.NoErr(err)
 		is.Equal(out, "fallback")
 		is.True(rep.Slept >= 10*time.Second)
@@ -294,7 +294,7 @@ func TestSleepAndTimeout(t *testing.T) {
 			return flow.Await(flow.NewCall[string]("late", "x"), timedOut)
 		}
 		late := flowtest.Mock("late", func(string) (string, error) { return "", context.DeadlineExceeded })
-		out, _, err := flowtest.Run(context.Background(), f, 0, late)
+		out, _, err := flowtest.RunFunc(context.Background(), f, 0, late)
 		is.NoErr(err)
 		is.Equal(out, "fallback")
 	})
@@ -326,7 +326,7 @@ func TestErrorsAndHandlers(t *testing.T) {
 			flow: func(*flow.Ctx, int) flow.Step[string] {
 				return flow.Await(flow.NewCall[string]("replicaB", "x"), recovered)
 			},
-			opts: []flowtest.Option{flowtest.PollError(1, status.MarkThrottled(boom))},
+			opts: []flowtest.Option{flowtest.RefusePoll(1, status.MarkThrottled(boom))},
 			want: "recovered: dispatch: THROTTLED",
 		},
 		{
@@ -358,6 +358,7 @@ func TestErrorsAndHandlers(t *testing.T) {
 			flow: func(*flow.Ctx, int) flow.Step[string] {
 				return flow.Fail[string](status.MarkTemporary(boom))
 			},
+			opts:    []flowtest.Option{flowtest.RawOutcomes()},
 			wantErr: "boom",
 			status:  status.TemporaryError,
 		},
@@ -382,7 +383,7 @@ func TestErrorsAndHandlers(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			is := is.New(t)
 			opts := append([]flowtest.Option{replicaA, replicaB}, tt.opts...)
-			out, _, err := flowtest.Run(context.Background(), tt.flow, 0, opts...)
+			out, _, err := flowtest.RunFunc(context.Background(), tt.flow, 0, opts...)
 			if tt.wantErr == "" {
 				is.NoErr(err)
 				is.True(strings.HasPrefix(out, tt.want))
@@ -422,7 +423,7 @@ var intToString = flow.Then("test.intToString", func(ctx *flow.Ctx, n int) flow.
 
 func TestTailCall(t *testing.T) {
 	is := is.New(t)
-	_, rep, err := flowtest.Run(context.Background(), func(*flow.Ctx, int) flow.Step[string] {
+	_, rep, err := flowtest.RunFunc(context.Background(), func(*flow.Ctx, int) flow.Step[string] {
 		return flow.TailCall(flow.NewCall[string]("next", "input").At("https://other.example.com"))
 	}, 0)
 	is.NoErr(err)
@@ -454,7 +455,7 @@ func nested(ctx *flow.Ctx, o Order) flow.Step[string] {
 func TestStateSize(t *testing.T) {
 	t.Run("three frames with small environments fit in 200 bytes", func(t *testing.T) {
 		is := is.New(t)
-		out, rep, err := flowtest.Run(context.Background(), nested, Order{ID: "o-17", Items: 3}, upper)
+		out, rep, err := flowtest.RunFunc(context.Background(), nested, Order{ID: "o-17", Items: 3}, upper)
 		is.NoErr(err)
 		is.Equal(out, "o-17:O-17")
 		is.Equal(len(rep.States), 1)
@@ -463,7 +464,7 @@ func TestStateSize(t *testing.T) {
 	})
 	t.Run("state does not grow with the number of steps taken", func(t *testing.T) {
 		is := is.New(t)
-		out, rep, err := flowtest.Run(context.Background(), countdown, 40, upper)
+		out, rep, err := flowtest.RunFunc(context.Background(), countdown, 40, upper)
 		is.NoErr(err)
 		is.Equal(out, 0)
 		is.Equal(len(rep.States), 41)
@@ -491,33 +492,156 @@ func init() {
 	})
 }
 
-type withChan struct {
+// withAny holds, in a field of interface type, what only the value tells:
+// its type passes the check at registration, and a channel in it fails
+// when the state is saved.
+type withAny struct {
 	Name  string
-	Inner struct{ Events chan int }
+	Inner struct{ Events any }
 }
 
-var chanEnv = flow.ThenWith("test.chanEnv", func(ctx *flow.Ctx, e withChan, s string) flow.Step[string] {
+var anyEnv = flow.ThenWith("test.anyEnv", func(ctx *flow.Ctx, e withAny, s string) flow.Step[string] {
 	return flow.Done(s)
 })
 
 func TestUnencodableEnvironment(t *testing.T) {
 	is := is.New(t)
 	var trace bytes.Buffer
-	_, _, err := flowtest.Run(context.Background(), func(*flow.Ctx, int) flow.Step[string] {
-		return flow.Await(flow.NewCall[string]("upper", "x"), chanEnv.With(withChan{Name: "n", Inner: struct{ Events chan int }{make(chan int)}}))
+	_, rep, err := flowtest.RunFunc(context.Background(), func(*flow.Ctx, int) flow.Step[string] {
+		return flow.Await(flow.NewCall[string]("upper", "x"), anyEnv.With(withAny{Name: "n", Inner: struct{ Events any }{make(chan int)}}))
 	}, 0, upper, flowtest.Trace(&trace))
 	is.True(err != nil)
 	msg := err.Error()
-	is.True(strings.Contains(msg, `"test.chanEnv"`)) // names the frame
-	is.True(strings.Contains(msg, "Inner.Events"))   // and the field path
+	is.True(strings.Contains(msg, `"test.anyEnv"`)) // names the frame
+	is.True(strings.Contains(msg, "Inner.Events"))  // and the field path
 	is.Equal(status.Of(err), status.PermanentError)
-	is.True(strings.Contains(trace.String(), "test.chanEnv")) // the trace was printed before serialization failed
+	is.Equal(rep.Calls, 0) // nothing was sent
+	// The trace was printed with the Go values, and says that the call was
+	// not sent because the state could not be saved.
+	out := trace.String()
+	t.Log("\n" + out)
+	for _, want := range []string{
+		"test.anyEnv",
+		"failed: the state could not be saved, so the call fails and no call was sent: flow: frame 0",
+		"waits on await: 1 calls, 0 sent before, 1 not sent, 0 results in",
+		"calls not sent: 1",
+		`upper("x")`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("trace lacks %q", want)
+		}
+	}
+	is.True(!strings.Contains(out, "pending calls"))
+	is.True(!strings.Contains(out, "1 sent"))
+}
+
+type (
+	envClean struct {
+		ID    string
+		Items []string
+		Later any    // checked at run time
+		Skip  func() `cbor:"-"`
+	}
+	envBad struct {
+		ID      string
+		Done    chan bool
+		Items   []envItem
+		total   int
+		Handler func(string)
+	}
+	envItem struct {
+		Name  string
+		price float64
+	}
+)
+
+// The unexported fields above are there to be reported, never read.
+var _ = envBad{total: 1, Items: []envItem{{price: 1}}}
+
+// TestEnvironmentCheckedAtRegistration registers continuations whose
+// environment would not survive a suspension: the ...Safely forms return
+// one error naming the continuation and every field at fault, and the
+// panicking forms panic with it.
+func TestEnvironmentCheckedAtRegistration(t *testing.T) {
+	noop := func(ctx *flow.Ctx, e envBad, s string) flow.Step[string] { return flow.Done(s) }
+	noopErr := func(ctx *flow.Ctx, e envBad, s string, err error) flow.Step[string] { return flow.Done(s) }
+	tests := []struct {
+		name     string
+		register func(name string) error
+		want     []string // in the message, in this order
+	}{
+		{"a clean environment", func(name string) error {
+			_, err := flow.ThenWithSafely(name, func(ctx *flow.Ctx, e envClean, s string) flow.Step[string] { return flow.Done(s) })
+			return err
+		}, nil},
+		{"ThenWithSafely lists every field", func(name string) error {
+			_, err := flow.ThenWithSafely(name, noop)
+			return err
+		}, []string{
+			"its environment flow_test.envBad would not survive a suspension",
+			"Done (chan bool): CBOR cannot encode this type",
+			"Items[*].price (float64): unexported, so CBOR drops it",
+			"total (int): unexported, so CBOR drops it",
+			"Handler (func(string)): CBOR cannot encode this type",
+			"tag them `cbor:\"-\"`",
+			"fields of interface type are checked when the state is saved",
+		}},
+		{"HandleWithSafely too", func(name string) error {
+			_, err := flow.HandleWithSafely(name, noopErr)
+			return err
+		}, []string{"Done (chan bool)", "Handler (func(string))"}},
+		{"ThenWith panics with it", func(name string) (err error) {
+			defer func() {
+				if v := recover(); v != nil {
+					err = v.(error)
+				}
+			}()
+			flow.ThenWith(name, noop)
+			return nil
+		}, []string{"Done (chan bool)", "total (int)"}},
+		{"HandleWith panics with it", func(name string) (err error) {
+			defer func() {
+				if v := recover(); v != nil {
+					err = v.(error)
+				}
+			}()
+			flow.HandleWith(name, noopErr)
+			return nil
+		}, []string{"Done (chan bool)", "total (int)"}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			is := is.New(t)
+			name := fmt.Sprintf("test.env%d", i)
+			err := tt.register(name)
+			if tt.want == nil {
+				is.NoErr(err)
+				return
+			}
+			is.True(err != nil)
+			msg, at := err.Error(), 0
+			is.True(strings.HasPrefix(msg, fmt.Sprintf("flow: continuation %q: ", name)))
+			for _, w := range tt.want {
+				j := strings.Index(msg[at:], w)
+				if j < 0 {
+					t.Fatalf("error %q: want %q after position %d", msg, w, at)
+				}
+				at += j
+			}
+			var envErr *flow.EnvError
+			is.True(errors.As(err, &envErr))
+			is.Equal(envErr.Name, name)
+			// A refused continuation does not take its name.
+			_, err = flow.ThenSafely(name, func(ctx *flow.Ctx, s string) flow.Step[string] { return flow.Done(s) })
+			is.NoErr(err)
+		})
+	}
 }
 
 func TestTraceDump(t *testing.T) {
 	is := is.New(t)
 	var trace bytes.Buffer
-	_, _, err := flowtest.Run(context.Background(), nested, Order{ID: "o-42", Items: 2}, upper, flowtest.Trace(&trace))
+	_, _, err := flowtest.RunFunc(context.Background(), nested, Order{ID: "o-42", Items: 2}, upper, flowtest.Trace(&trace))
 	is.NoErr(err)
 	out := trace.String()
 	t.Log("\n" + out)

@@ -175,6 +175,20 @@ func decodeState(data []byte) (*machine, error) {
 	return m, nil
 }
 
+// stateFrames returns the continuation names of a state's frames, top of
+// the stack first, without looking them up (see flowrun.Frames).
+func stateFrames(data []byte) ([]string, error) {
+	var doc stateDoc
+	if err := serde.UnmarshalCBOR(data, &doc); err != nil {
+		return nil, &IncompatibleStateError{Frame: -1, Err: fmt.Errorf("not a state document of this SDK: %w", err)}
+	}
+	names := make([]string, len(doc.Frames))
+	for i, f := range doc.Frames {
+		names[len(names)-1-i] = f.Name
+	}
+	return names, nil
+}
+
 func decodeWait(w *waitDoc) (*waitState, error) {
 	if w.Mode < uint8(modeOne) || w.Mode > uint8(modeSleep) {
 		return nil, fmt.Errorf("unknown wait mode %d", w.Mode)

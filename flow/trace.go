@@ -6,9 +6,11 @@ import (
 	"github.com/dispatchkit/dispatch/trace"
 )
 
-// dump prints the frames to the trace writer before the state is
-// serialized, so a value that cannot be encoded is still shown.
-func (m *machine) dump(send int) {
+// dump prints the frames to the trace writer, as Go values, so that a value
+// that cannot be encoded is still shown. saveErr is the error that kept the
+// state from being saved, if any: the send calls of this suspension were
+// then not sent, and the dump says so.
+func (m *machine) dump(send int, saveErr error) {
 	w := m.wait
 	s := trace.Snapshot{
 		Function:   m.c.info.Function,
@@ -17,6 +19,10 @@ func (m *machine) dump(send int) {
 		Queued:     len(w.pending) - send,
 	}
 	detail := fmt.Sprintf("waits on %s: %d calls, %d sent, %d results in", mode(w.Mode), w.N, w.Sent+send, w.arrived())
+	if saveErr != nil {
+		s.Failure = "the state could not be saved, so the call fails and no call was sent: " + saveErr.Error()
+		detail = fmt.Sprintf("waits on %s: %d calls, %d sent before, %d not sent, %d results in", mode(w.Mode), w.N, w.Sent, send, w.arrived())
+	}
 	if mode(w.Mode) == modeSleep {
 		detail = fmt.Sprintf("waits on sleep until %s", w.deadline().UTC().Format("2006-01-02T15:04:05.000Z07:00"))
 	} else if d := w.deadline(); !d.IsZero() {

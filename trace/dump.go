@@ -26,6 +26,10 @@ type Snapshot struct {
 	// more calls than may be in flight at once sends the rest as results
 	// come in. Zero is not printed.
 	Queued int
+	// Failure, when not empty, says why the coroutine could not do what
+	// Event says: for a suspension, why its state could not be saved. The
+	// calls in Pending were then not sent, and Dump lists them as such.
+	Failure string
 }
 
 // Frame is one frame of a coroutine's stack.
@@ -56,7 +60,8 @@ type Pending struct {
 // Dump writes s to w in a layout for people to read: a header line with the
 // event, the function and its dispatch id, then the frames from the top of
 // the stack down, each with its env and detail, then the pending calls and
-// the number of calls queued behind them, if any:
+// the number of calls queued behind them, if any (a Failure is printed
+// under the header, and the pending calls are then listed as not sent):
 //
 //	dispatch trace: suspend pipeline (id 7f3a9c2e)
 //	  frames, top of stack first:
@@ -86,6 +91,9 @@ func Dump(w io.Writer, s Snapshot) error {
 		b.WriteString(" (id " + s.DispatchID + ")")
 	}
 	b.WriteString("\n")
+	if s.Failure != "" {
+		b.WriteString("  failed: " + indentLines(s.Failure, "          ") + "\n")
+	}
 
 	if len(s.Frames) == 0 {
 		b.WriteString("  frames: none\n")
@@ -104,10 +112,14 @@ func Dump(w io.Writer, s Snapshot) error {
 		}
 	}
 
+	pending := "pending calls"
+	if s.Failure != "" {
+		pending = "calls not sent"
+	}
 	if len(s.Pending) == 0 {
-		b.WriteString("  pending calls: none\n")
+		b.WriteString("  " + pending + ": none\n")
 	} else {
-		b.WriteString("  pending calls: " + strconv.Itoa(len(s.Pending)) + "\n")
+		b.WriteString("  " + pending + ": " + strconv.Itoa(len(s.Pending)) + "\n")
 		ids := make([]string, len(s.Pending))
 		calls := make([]string, len(s.Pending))
 		idWidth, callWidth := 0, 0

@@ -90,6 +90,27 @@ func TestDump(t *testing.T) {
 `,
 		},
 		{
+			name: "a suspension whose state could not be saved sent nothing",
+			snapshot: trace.Snapshot{
+				Function:   "order",
+				DispatchID: "01JB",
+				Event:      "suspend",
+				Frames:     []trace.Frame{{Name: "order.charged", Env: Input{N: 1}, Detail: "waits on await: 1 calls, 0 sent before, 1 not sent, 0 results in"}},
+				Pending:    []trace.Pending{{CorrelationID: 1, Function: "charge", Input: 42}},
+				Failure:    "the state could not be saved, so the call fails and no call was sent: flow: frame 0\nsecond line",
+			},
+			want: `dispatch trace: suspend order (id 01JB)
+  failed: the state could not be saved, so the call fails and no call was sent: flow: frame 0
+          second line
+  frames, top of stack first:
+    0  order.charged
+       env:    Input{N: 1}
+       detail: waits on await: 1 calls, 0 sent before, 1 not sent, 0 results in
+  calls not sent: 1
+    #1  charge(42)
+`,
+		},
+		{
 			name:     "exit with nothing",
 			snapshot: trace.Snapshot{Function: "noop", Event: "exit"},
 			want: `dispatch trace: exit noop

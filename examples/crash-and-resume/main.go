@@ -7,9 +7,10 @@
 //
 // The local Dispatch server keeps its calls in the state directory
 // (~/.local/state/dispatch/crash-and-resume, or $DISPATCH_STATE_DIR) and
-// recovers the calls in flight when the program starts again. The program
-// keeps a marker file there, run.json, naming the workflow in flight: it
-// dispatches a new workflow only when there is none.
+// recovers the calls in flight when the program starts again, moving them
+// to the endpoint of the new run, on a new port. The program keeps a marker
+// file there, run.json, naming the workflow in flight: it dispatches a new
+// workflow only when there is none.
 package main
 
 import (
@@ -21,7 +22,6 @@ import (
 	"io"
 	"io/fs"
 	"log"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -70,9 +70,8 @@ type Result struct {
 
 // Marker is the content of run.json: the workflow in flight.
 type Marker struct {
-	ID       string
-	Endpoint string // where the local server sends its calls
-	Started  time.Time
+	ID      string
+	Started time.Time
 }
 
 // out is where the program reports progress; functions run concurrently,
@@ -174,25 +173,17 @@ func run(ctx context.Context, w io.Writer, dir string, job Job, opts ...dispatch
 		return fmt.Errorf("%s: %w (remove it to start afresh)", markerFile, err)
 	}
 
-	// The local server sends calls to the endpoint URL they were
-	// dispatched with, so a resumed workflow needs the endpoint on the
-	// same address as before: pick one now and keep it in run.json.
-	if os.Getenv("DISPATCH_ENDPOINT_URL") == "" {
-		endpoint := m.Endpoint
-		if endpoint == "" {
-			if endpoint, err = freeEndpoint(); err != nil {
-				return err
-			}
-		}
-		opts = append(opts, dispatch.WithEndpointURL(endpoint))
-	}
+	// Each run serves the endpoint on a new port (local mode picks a free
+	// one): when it starts, the local server moves the calls in flight
+	// from the previous run's endpoint to this one ("moved N calls from
+	// the previous endpoint" in its log).
 	d, err := dispatch.New(opts...)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
 	if err := d.Start(); err != nil {
-		return fmt.Errorf("%w (is the endpoint's address taken? remove %s to start afresh)", err, markerFile)
+		return err
 	}
 
 	if resuming {
@@ -202,7 +193,7 @@ func run(ctx context.Context, w io.Writer, dir string, job Job, opts ...dispatch
 		if err != nil {
 			return err
 		}
-		m = Marker{ID: id, Endpoint: d.EndpointURL(), Started: time.Now()}
+		m = Marker{ID: id, Started: time.Now()}
 		if err := writeJSON(markerFile, m); err != nil {
 			return err
 		}
@@ -230,16 +221,6 @@ func run(ctx context.Context, w io.Writer, dir string, job Job, opts ...dispatch
 	out.Printf("workflow %s finished at %s: steps %v\n", r.ID, r.Finished.Format(time.TimeOnly), r.Steps)
 	// The next run starts a new workflow.
 	return os.Remove(markerFile)
-}
-
-// freeEndpoint returns the URL of a free loopback port.
-func freeEndpoint() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return "http://" + ln.Addr().String(), nil
 }
 
 func readJSON(path string, v any) error {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dispatchkit/dispatch"
+	"github.com/dispatchkit/dispatch/flow/flowtest"
 	"github.com/matryer/is"
 	"go.uber.org/goleak"
 )
@@ -144,7 +146,42 @@ func TestKill(t *testing.T) {
 			is.True(strings.Contains(string(second), "resuming workflow "))
 			is.True(strings.Contains(string(second), allSteps))
 			is.True(strings.Contains(stderr.String(), "recovered calls in flight"))
+			// The second run serves the endpoint on another port: the
+			// server moved the calls in flight there.
+			is.True(strings.Contains(stderr.String(), "calls from the previous endpoint http://127.0.0.1:"))
 			checkSteps(t, first.String()+string(second))
+		})
+	}
+}
+
+// TestCrashEverywhere runs the workflow without a server, its steps
+// mocked (each taking StepTime on the virtual clock), once uninterrupted
+// and once crashed at each await (each step, and the sleep): every run
+// must finish with each step once, in order.
+func TestCrashEverywhere(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		job  Job
+		want Result
+	}{
+		{"four steps", Job{Steps: 4, StepTime: time.Minute}, Result{ID: "test-1", Steps: []int{1, 2, 3, 4}, Finished: start.Add(4*time.Minute + time.Second)}},
+		{"one step", Job{Steps: 1, StepTime: time.Second}, Result{ID: "test-1", Steps: []int{1}, Finished: start.Add(time.Second)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			is := is.New(t)
+			out.SetOutput(io.Discard)
+			r, rep, err := flowtest.CrashEverywhere(t, Workflow, tt.job,
+				flowtest.Mock("step", func(s StepInput) (int, error) { return s.N, nil }),
+				flowtest.Latency("step", func(s StepInput) time.Duration { return s.Took }),
+				flowtest.Clock(start),
+			)
+			is.NoErr(err)
+			is.Equal(r.ID, tt.want.ID)
+			is.Equal(r.Steps, tt.want.Steps)
+			is.True(r.Finished.Equal(tt.want.Finished)) // steps and the sleep on the virtual clock
+			is.Equal(rep.Calls, tt.job.Steps)
 		})
 	}
 }

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dispatchkit/dispatch"
+	"github.com/dispatchkit/dispatch/flow/flowtest"
 	"github.com/matryer/is"
 	"go.uber.org/goleak"
 )
@@ -71,4 +73,29 @@ func expected(chapters [][]string) string {
 		}
 	}
 	return fmt.Sprintf("%d words (%d distinct) in %d lines of %d chapters", words, len(distinct), lines, len(chapters))
+}
+
+// TestCrashEverywhere runs the book workflow without a server, its
+// functions and chapter workflows for real, once uninterrupted and once
+// crashed at each of its awaits (the gather of chapters, the merge).
+func TestCrashEverywhere(t *testing.T) {
+	tests := []struct {
+		name     string
+		chapters [][]string
+	}{
+		{"three chapters", book(3, 4)},
+		{"an empty chapter", [][]string{{}, {"one line", "Two lines."}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			is := is.New(t)
+			out.SetOutput(io.Discard)
+			s, rep, err := flowtest.CrashEverywhere(t, Book, tt.chapters)
+			is.NoErr(err)
+			got := fmt.Sprintf("%d words (%d distinct) in %d lines of %d chapters", s.Words, s.Distinct, s.Lines, s.Chapters)
+			is.Equal(got, expected(tt.chapters))
+			is.True(len(s.Top) > 0)
+			is.Equal(rep.Calls, len(tt.chapters)+1) // the chapter workflows, then the merge
+		})
+	}
 }

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dispatchkit/dispatch"
+	"github.com/dispatchkit/dispatch/flow/flowtest"
 	"github.com/matryer/is"
 	"go.uber.org/goleak"
 )
@@ -104,4 +107,56 @@ func githubLike(t *testing.T) string {
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// TestCrashEverywhere runs the workflow without a server, fetch mocked,
+// once uninterrupted and once crashed at its await. The rate limit of a
+// repository's first attempt is retried, as the server retries THROTTLED;
+// a repository that is not found fails the workflow.
+func TestCrashEverywhere(t *testing.T) {
+	fetch := flowtest.MockAttempt("fetch", func(r Repo, attempt int) (Stats, error) {
+		switch {
+		case r.Name == "no/such":
+			return Stats{}, dispatch.WithStatus(errors.New("404 Not Found"), dispatch.StatusNotFound)
+		case attempt == 1 && strings.HasPrefix(r.Name, "busy/"):
+			return Stats{}, dispatch.Throttled(errors.New("403 rate limit exceeded"))
+		}
+		return Stats{FullName: r.Name, Stars: 10 * len(r.Name)}, nil
+	})
+	tests := []struct {
+		name    string
+		repos   []string
+		want    []string // full names, most stars first
+		stars   int
+		retries int
+		err     string
+	}{
+		{"sorted by stars", []string{"a/b", "golang/go", "c/dd"}, []string{"golang/go", "c/dd", "a/b"}, 160, 0, ""},
+		{"a rate limit is retried", []string{"busy/one", "x/y"}, []string{"busy/one", "x/y"}, 110, 1, ""},
+		{"an unknown repository fails the workflow", []string{"golang/go", "no/such"}, nil, 0, 0, "NOT_FOUND"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			is := is.New(t)
+			out.SetOutput(io.Discard)
+			repos := make([]Repo, len(tt.repos))
+			for i, r := range tt.repos {
+				repos[i] = Repo{BaseURL: "https://api.example.com", Name: r}
+			}
+			s, rep, err := flowtest.CrashEverywhere(t, RepoStats, repos, fetch)
+			if tt.err != "" {
+				is.True(err != nil)
+				is.True(strings.Contains(err.Error(), tt.err))
+				return
+			}
+			is.NoErr(err)
+			var names []string
+			for _, r := range s.Repos {
+				names = append(names, r.FullName)
+			}
+			is.Equal(names, tt.want)
+			is.Equal(s.Stars, tt.stars)
+			is.Equal(rep.Retries, tt.retries)
+		})
+	}
 }

@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dispatchkit/dispatch"
+	"github.com/dispatchkit/dispatch/flow/flowtest"
 	"github.com/matryer/is"
 	"go.uber.org/goleak"
 )
@@ -40,6 +42,31 @@ func TestPipeline(t *testing.T) {
 					t.Errorf("output lacks %q:\n%s", w, buf.String())
 				}
 			}
+		})
+	}
+}
+
+// TestCrashEverywhere runs the pipeline without a server, its functions
+// for real, once uninterrupted and once crashed at each of its three
+// awaits: each crashed run resumes in a new process from the saved state
+// and must publish the same receipt.
+func TestCrashEverywhere(t *testing.T) {
+	tests := []struct {
+		name string
+		msg  string
+		want Receipt
+	}{
+		{"three words", "hello durable world", Receipt{Original: "hello durable world", Published: "WORLD DURABLE HELLO", Length: 19}},
+		{"one word", "solo", Receipt{Original: "solo", Published: "SOLO", Length: 4}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			is := is.New(t)
+			out = io.Discard
+			r, rep, err := flowtest.CrashEverywhere(t, Pipeline, tt.msg)
+			is.NoErr(err)
+			is.Equal(r, tt.want)
+			is.Equal(rep.Calls, 3) // transform1, transform2, publish
 		})
 	}
 }

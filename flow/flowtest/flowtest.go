@@ -1,49 +1,64 @@
-// Package flowtest runs workflows in a test, without Dispatch: it plays
-// Dispatch's part in-process, making the calls a flow awaits with mocked
-// functions, delivering their results in an order the test chooses, and
-// moving a fake clock through sleeps and timeouts. Every suspension goes
-// through the real state encoding, so a flow that passes here also
-// serializes.
-//
-//	out, err := flowtest.Run(ctx, Pipeline, "hello",
-//		flowtest.Mock("transform1", strings.ToUpper),
-//		flowtest.Mock("transform2", func(s string) (string, error) { return s + "!", nil }),
-//	)
 package flowtest
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
+	"github.com/rs/zerolog"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/dispatchkit/dispatch"
 	"github.com/dispatchkit/dispatch/flow"
 	"github.com/dispatchkit/dispatch/internal/flowrun"
 	"github.com/dispatchkit/dispatch/internal/status"
 	"github.com/dispatchkit/dispatch/serde"
-	"google.golang.org/protobuf/types/known/anypb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // An Option configures a run.
+//
+// Option is sealed: only this package implements it, so that options can
+// grow without breaking anyone.
 type Option interface{ apply(*driver) }
 
 type optionFunc func(*driver)
 
 func (f optionFunc) apply(d *driver) { f(d) }
 
-// Mock serves calls to the function called name with fn. fn's error, if
-// any, reaches the flow with its status (see the dispatch package's
-// markers).
+// Mock serves calls to the function called name with fn, in place of a
+// function of that name registered in the program, if any. fn's error, if
+// any, is the attempt's outcome, with its status (see the markers of
+// package dispatch): an error the server retries (dispatch.Temporary, a
+// timeout, a network error) makes flowtest call fn again after a back-off,
+// as the server does, unless [RawOutcomes] is given.
 func Mock[I, O any](name string, fn func(I) (O, error)) Option {
+	return MockAttempt(name, func(in I, _ int) (O, error) { return fn(in) })
+}
+
+// MockAttempt is [Mock] for a mock that depends on the attempt: fn receives
+// the number of the attempt of this call, from 1, so that a function that
+// fails twice with a temporary error before it succeeds is
+//
+//	flowtest.MockAttempt("book_hotel", func(h Hotel, attempt int) (string, error) {
+//		if attempt <= 2 {
+//			return "", dispatch.Temporary(errors.New("busy"))
+//		}
+//		return "h-1", nil
+//	})
+//
+// Unlike a counter kept by the mock, the attempt number survives the
+// crashes of [CrashEverywhere], as the server's count does.
+func MockAttempt[I, O any](name string, fn func(in I, attempt int) (O, error)) Option {
 	return optionFunc(func(d *driver) {
-		d.funcs[name] = func(in *anypb.Any) (*anypb.Any, error) {
+		d.mocks[name] = func(in *anypb.Any, attempt int) (*anypb.Any, error) {
 			var i I
 			if err := serde.Unmarshal(in, &i); err != nil {
-				return nil, status.WithStatus(err, status.InvalidArgument)
+				return nil, status.WithStatus(fmt.Errorf("flowtest: mock of %q: input: %w", name, err), status.InvalidArgument)
 			}
-			o, err := fn(i)
+			o, err := fn(i, attempt)
 			if err != nil {
 				return nil, err
 			}
@@ -52,9 +67,27 @@ func Mock[I, O any](name string, fn func(I) (O, error)) Option {
 	})
 }
 
+// Latency makes every attempt of a call to the function called name take
+// d(in) on the virtual clock, in is the call's input. Its result, or the
+// next attempt, comes that much later; an attempt that would end past the
+// call's expiration fails the call with TIMEOUT at its expiration. Use it
+// to test timeouts ([flow.Timeout]) and races without waiting for them.
+func Latency[I any](name string, d func(in I) time.Duration) Option {
+	return optionFunc(func(dr *driver) {
+		dr.latency[name] = func(in *anypb.Any) time.Duration {
+			var i I
+			if err := serde.Unmarshal(in, &i); err != nil {
+				return 0 // the mock or the function reports the input
+			}
+			return max(d(i), 0)
+		}
+	})
+}
+
 // Hang makes calls to the function called name never complete, as a
-// function that hangs until its expiration would; a flow waiting on them
-// moves on only through a timeout or another call.
+// function that hangs until its expiration: each fails with TIMEOUT at its
+// expiration, on the virtual clock. A flow waiting on them moves on before
+// that only through a timeout or another call.
 func Hang(name string) Option {
 	return optionFunc(func(d *driver) { d.hang[name] = true })
 }
@@ -63,12 +96,16 @@ func Hang(name string) Option {
 type Order int
 
 const (
-	// AllAtOnce delivers every ready result in one resume (up to the
-	// poll's max_results), in call order.
+	// AllAtOnce resumes the flow when the poll's min_results results are
+	// ready (or its max_wait has passed) and delivers every ready result
+	// in one resume (up to the poll's max_results), in call order, as the
+	// server does.
 	AllAtOnce Order = iota
-	// OneAtATime delivers one result per resume, in call order.
+	// OneAtATime delivers one result per resume, the first in call order
+	// of those ready, as soon as one is ready.
 	OneAtATime
-	// Reversed delivers one result per resume, last call first.
+	// Reversed delivers one result per resume, the last in call order of
+	// those ready, as soon as one is ready.
 	Reversed
 )
 
@@ -79,18 +116,66 @@ func Deliver(o Order) Option { return optionFunc(func(d *driver) { d.order = o }
 // may.
 func Duplicates() Option { return optionFunc(func(d *driver) { d.dup = true }) }
 
-// PollError makes the n-th poll (from 1) fail as a whole, as when Dispatch
-// cannot make its calls.
-func PollError(n int, err error) Option {
-	return optionFunc(func(d *driver) { d.pollErrAt, d.pollErr = n, err })
+// RawOutcomes delivers every outcome as it is: the first attempt's result of
+// each call reaches the flow whatever its status, and the flow's own
+// failures and incompatible states end the run, without the retries and
+// restarts of the server. It is how flowtest behaved before it followed
+// the server's rules; use it to test how a flow handles an error that, run
+// by the server, would have been retried away.
+func RawOutcomes() Option { return optionFunc(func(d *driver) { d.raw = true }) }
+
+// RefusePoll makes Dispatch refuse the n-th poll of the flow (from 1):
+// none of its calls is made, and the flow resumes at once with err in
+// PollResult.error, as when the server rejects a poll (an invalid call, a
+// quota). The wait fails as a whole, and the continuation receives err,
+// with its status. It is not a crash: the flow keeps its state and goes
+// on; see [CrashEverywhere] for crashes.
+func RefusePoll(n int, err error) Option {
+	return optionFunc(func(d *driver) { d.refuseAt, d.refuseErr = n, err })
 }
 
-// Clock starts the fake clock at t (default 2026-01-01T00:00:00Z).
-func Clock(t time.Time) Option { return optionFunc(func(d *driver) { d.now = t }) }
+// PollError is RefusePoll.
+//
+// Deprecated: use [RefusePoll], which says what it does: Dispatch refuses
+// the poll's calls. It does not simulate a crash; [CrashEverywhere] does.
+func PollError(n int, err error) Option { return RefusePoll(n, err) }
+
+// IncompatibleState gives the flow, when it resumes after its n-th poll
+// (from 1), a state this build cannot read, as after a deployment that
+// renamed a continuation the state refers to. The flow answers
+// INCOMPATIBLE_STATE and, as the server does, flowtest restarts it from
+// its input (at most [MaxRestarts] times): what it did before runs again.
+// A workflow registered with dispatch.FailOnIncompatible fails with
+// PERMANENT_ERROR instead.
+func IncompatibleState(n int) Option {
+	return optionFunc(func(d *driver) { d.badStateAt = n })
+}
+
+// Clock starts the virtual clock at t (default 2026-01-01T00:00:00Z).
+func Clock(t time.Time) Option { return optionFunc(func(d *driver) { d.start = t }) }
+
+// Expiration sets how long the flow under test may run before it fails
+// with TIMEOUT, as dispatching it with flow.Call.WithExpiration does
+// (default [DefaultExpiration], the server's: 1 hour). Its calls never
+// outlive it.
+func Expiration(d time.Duration) Option {
+	return optionFunc(func(dr *driver) {
+		if d > 0 {
+			dr.expiration = d
+		}
+	})
+}
 
 // Trace writes the frame dumps of the run to w (see package trace).
-func Trace(w interface{ Write([]byte) (int, error) }) Option {
+func Trace(w io.Writer) Option {
 	return optionFunc(func(d *driver) { d.trace = w })
+}
+
+// Logger gives the interpreter a logger, for its warnings (an incompatible
+// state) and the flow's own events (flow.Ctx.Logger). By default nothing is
+// logged.
+func Logger(l zerolog.Logger) Option {
+	return optionFunc(func(d *driver) { d.logger = l })
 }
 
 // Report describes a run.
@@ -99,46 +184,53 @@ type Report struct {
 	Calls      int           // calls the flow made
 	MaxState   int           // largest state in bytes
 	States     []int         // size of the state at each suspension
-	Slept      time.Duration // fake time that passed
+	Slept      time.Duration // virtual time that passed
 	TailCall   *sdkv1.Call   // the tail call the flow ended with, if any
 	MaxPending int           // most calls in flight at once
+	Retries    int           // attempts retried, of the flow and of its calls
+	Restarts   int           // restarts of the flow from its input
 }
 
-type driver struct {
-	funcs     map[string]func(*anypb.Any) (*anypb.Any, error)
-	hang      map[string]bool
-	order     Order
-	dup       bool
-	pollErrAt int
-	pollErr   error
-	now       time.Time
-	trace     interface{ Write([]byte) (int, error) }
-}
-
-// Run runs the flow fn with input in, to completion, and returns its result
-// decoded into O, or its error: a *dispatcherr.Error keeping the status, as
-// the flow's caller would receive it.
-func Run[I, O any](ctx context.Context, fn func(*flow.Ctx, I) flow.Step[O], in I, opts ...Option) (O, Report, error) {
-	var out O
-	var rep Report
-	d := &driver{funcs: map[string]func(*anypb.Any) (*anypb.Any, error){}, hang: map[string]bool{}, now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	for _, o := range opts {
-		o.apply(d)
-	}
-	input, err := serde.Marshal(in)
+// Run runs the workflow fn, registered with dispatch.Flow, with input in,
+// to completion, as Dispatch would, and returns its result decoded into O,
+// or its error: a *dispatcherr.Error keeping the status, as the workflow's
+// caller would receive it. fn may also be a plain function
+// (dispatch.Func), run with the server's retries.
+//
+// Calls go to the mocks given, else to the function of that name
+// registered in the program (a child workflow runs as a call of its own),
+// else fail with NOT_FOUND. See the package documentation for the
+// server's rules flowtest follows.
+func Run[I, O any](ctx context.Context, fn *dispatch.Function[I, O], in I, opts ...Option) (O, Report, error) {
+	var zero O
+	w, err := registered(fn)
 	if err != nil {
-		return out, rep, fmt.Errorf("flowtest: input: %w", err)
+		return zero, Report{}, err
 	}
-	cfg := flowrun.Config{Now: func() time.Time { return d.now }}
-	if d.trace != nil {
-		cfg.Trace = d.trace
+	return runWorkflow[I, O](ctx, w, in, opts)
+}
+
+// RunFunc is [Run] for a flow function that is not registered, such as one
+// written in the test itself: it runs under the name "flowtest".
+func RunFunc[I, O any](ctx context.Context, fn func(*flow.Ctx, I) flow.Step[O], in I, opts ...Option) (O, Report, error) {
+	return runWorkflow[I, O](ctx, unregistered(fn), in, opts)
+}
+
+// registered returns the workflow of a function registered with package
+// dispatch.
+func registered[I, O any](fn *dispatch.Function[I, O]) (workflow, error) {
+	if fn == nil {
+		return workflow{}, errors.New("flowtest: the function is nil: pass what dispatch.Flow returned")
 	}
-	// Each run gets a RunRequest as Dispatch would send it, to the
-	// interpreter of package flow (see internal/flowrun).
-	created := timestamppb.New(d.now)
-	request := func() *sdkv1.RunRequest {
-		return &sdkv1.RunRequest{Function: "flowtest", DispatchId: "test-1", RootDispatchId: "test-1", CreationTime: created}
+	f, ok := flowrun.Lookup(fn.Name())
+	if !ok {
+		return workflow{}, fmt.Errorf("flowtest: no function %q is registered in this program", fn.Name())
 	}
+	return workflow{name: f.Name, serve: f.Serve}, nil
+}
+
+// unregistered returns the workflow of a flow function of the test.
+func unregistered[I, O any](fn func(*flow.Ctx, I) flow.Step[O]) workflow {
 	start := func(c any, input *anypb.Any) any {
 		in, err := flowrun.Input[I]("flowtest", input)
 		if err != nil {
@@ -146,109 +238,35 @@ func Run[I, O any](ctx context.Context, fn func(*flow.Ctx, I) flow.Step[O], in I
 		}
 		return fn(c.(*flow.Ctx), in)
 	}
-	req := request()
-	req.Directive = &sdkv1.RunRequest_Input{Input: input}
-	resp := flowrun.Serve(ctx, cfg, req, start)
-	var inbox []*sdkv1.CallResult
-	inflight := 0
-	for polls := 1; ; polls++ {
-		switch dir := resp.GetDirective().(type) {
-		case *sdkv1.RunResponse_Exit:
-			rep.TailCall = dir.Exit.GetTailCall()
-			r := dir.Exit.GetResult()
-			if r.GetError() != nil || resp.GetStatus() != sdkv1.Status_STATUS_OK {
-				return out, rep, status.FromProto(resp.GetStatus(), r.GetError())
-			}
-			if rep.TailCall != nil {
-				return out, rep, nil
-			}
-			if err := serde.Unmarshal(r.GetOutput(), &out); err != nil {
-				return out, rep, fmt.Errorf("flowtest: result: %w", err)
-			}
-			return out, rep, nil
-		case *sdkv1.RunResponse_Poll:
-			p := dir.Poll
-			size := len(p.GetTypedCoroutineState().GetValue()) + len(p.GetCoroutineState())
-			rep.States = append(rep.States, size)
-			rep.MaxState = max(rep.MaxState, size)
-			pr := &sdkv1.PollResult{}
-			if p.GetTypedCoroutineState() != nil {
-				pr.State = &sdkv1.PollResult_TypedCoroutineState{TypedCoroutineState: p.GetTypedCoroutineState()}
-			} else {
-				pr.State = &sdkv1.PollResult_CoroutineState{CoroutineState: p.GetCoroutineState()}
-			}
-			if polls == d.pollErrAt {
-				_, pe := status.ToProto(d.pollErr)
-				pr.Error = pe
-			} else {
-				for _, c := range p.GetCalls() {
-					rep.Calls++
-					if !d.hang[c.GetFunction()] {
-						inbox = append(inbox, d.call(c))
-					}
-				}
-				inflight += len(p.GetCalls())
-				rep.MaxPending = max(rep.MaxPending, inflight)
-			}
-			batch := d.pick(&inbox, int(p.GetMaxResults()))
-			inflight -= len(batch)
-			if len(batch) < int(p.GetMinResults()) || len(p.GetCalls()) == 0 && len(batch) == 0 {
-				// Nothing more will arrive in time: the poll's max_wait passes.
-				wait := p.GetMaxWait().AsDuration()
-				d.now = d.now.Add(wait)
-				rep.Slept += wait
-			}
-			for _, b := range batch {
-				pr.Results = append(pr.Results, b)
-				if d.dup {
-					pr.Results = append(pr.Results, b)
-				}
-			}
-			rep.Resumes++
-			if rep.Resumes > 100000 {
-				return out, rep, errors.New("flowtest: the flow resumed 100000 times without finishing")
-			}
-			req := request()
-			req.Directive = &sdkv1.RunRequest_PollResult{PollResult: pr}
-			resp = flowrun.Serve(ctx, cfg, req, start)
-		default:
-			return out, rep, fmt.Errorf("flowtest: the flow answered neither exit nor poll (status %s)", resp.GetStatus())
-		}
-	}
+	return workflow{name: "flowtest", serve: func(ctx context.Context, cfg flowrun.Config, req *sdkv1.RunRequest) *sdkv1.RunResponse {
+		return flowrun.Serve(ctx, cfg, req, start)
+	}}
 }
 
-// call makes one call with its mock.
-func (d *driver) call(c *sdkv1.Call) *sdkv1.CallResult {
-	res := &sdkv1.CallResult{CorrelationId: c.GetCorrelationId(), DispatchId: fmt.Sprintf("child-%d", c.GetCorrelationId())}
-	fn, ok := d.funcs[c.GetFunction()]
-	if !ok {
-		_, res.Error = status.ToProto(status.WithStatus(fmt.Errorf("flowtest: no mock for function %q: add flowtest.Mock(%q, ...)", c.GetFunction(), c.GetFunction()), status.NotFound))
-		return res
-	}
-	out, err := fn(c.GetInput())
+func runWorkflow[I, O any](ctx context.Context, w workflow, in I, opts []Option) (O, Report, error) {
+	var zero O
+	input, err := serde.Marshal(in)
 	if err != nil {
-		_, res.Error = status.ToProto(err)
-		return res
+		return zero, Report{}, fmt.Errorf("flowtest: input: %w", err)
 	}
-	res.Output = out
-	return res
+	r := newDriver(opts).newRoot(ctx, w, input)
+	out := r.loop(r.first())
+	return result[O](r, out)
 }
 
-// pick takes the results of the next resume out of the inbox.
-func (d *driver) pick(inbox *[]*sdkv1.CallResult, maxResults int) []*sdkv1.CallResult {
-	q := *inbox
-	n := len(q)
-	if d.order != AllAtOnce {
-		n = min(n, 1)
+// result decodes the outcome of a run for its caller.
+func result[O any](r *run, out outcome) (O, Report, error) {
+	var o O
+	rep := r.rep
+	rep.TailCall = out.tail
+	if out.tail != nil {
+		return o, rep, nil
 	}
-	n = min(n, max(maxResults, 1))
-	var batch []*sdkv1.CallResult
-	if d.order == Reversed {
-		batch = append(batch, q[len(q)-n:]...)
-		*inbox = q[:len(q)-n]
-	} else {
-		batch = append(batch, q[:n]...)
-		*inbox = q[n:]
+	if e := out.result.GetError(); e != nil || out.status != sdkv1.Status_STATUS_OK {
+		return o, rep, status.FromProto(out.status, e)
 	}
-	return batch
+	if err := serde.Unmarshal(out.result.GetOutput(), &o); err != nil {
+		return o, rep, fmt.Errorf("flowtest: result: %w", err)
+	}
+	return o, rep, nil
 }

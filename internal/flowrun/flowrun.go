@@ -32,13 +32,19 @@ import (
 // logger.
 type Config struct {
 	// Trace, when not nil, receives a human-readable dump of every frame
-	// before the state is serialized (see package trace and
-	// DISPATCH_TRACE).
+	// at each suspension, once the state is saved or failed to be (see
+	// package trace and DISPATCH_TRACE).
 	Trace io.Writer
 	// Now returns the current time; tests inject a fixed clock.
 	Now func() time.Time
-	// Logger receives debug events of the interpreter (flow.Ctx.Logger).
+	// Logger receives the interpreter's events (flow.Ctx.Logger), such as
+	// the warning that a saved state is incompatible.
 	Logger zerolog.Logger
+	// FailOnIncompatible makes a state this build cannot resume fail the
+	// call with PERMANENT_ERROR instead of INCOMPATIBLE_STATE, which
+	// Dispatch answers by restarting the call from its input
+	// (dispatch.FailOnIncompatible).
+	FailOnIncompatible bool
 }
 
 // Start is the first step of a registered flow: called with the flow's
@@ -52,6 +58,30 @@ type Start func(c any, input *anypb.Any) any
 // panics: a panic in the flow fails the call with PERMANENT_ERROR. Package
 // flow sets it at init.
 var Serve func(ctx context.Context, cfg Config, req *sdkv1.RunRequest, start Start) *sdkv1.RunResponse
+
+// Function is a function registered with package dispatch, as its drivers
+// see it: how to serve one RunRequest of it.
+type Function struct {
+	// Name is the name it is registered under.
+	Name string
+	// Flow says it is a workflow (dispatch.Flow): it may answer with a
+	// Poll, and resumes from its state.
+	Flow bool
+	// Serve runs one RunRequest of the function, as the endpoint does, with
+	// cfg for a workflow (a plain function ignores it). It never panics.
+	Serve func(ctx context.Context, cfg Config, req *sdkv1.RunRequest) *sdkv1.RunResponse
+}
+
+// Lookup returns the function registered with package dispatch under name.
+// Package dispatch sets it at init; flowtest uses it to run the workflows
+// it is given and the functions they call. It is nil in a program that
+// does not link package dispatch.
+var Lookup func(name string) (Function, bool)
+
+// Frames returns the continuation names of the frames of a suspended
+// flow's state, from the top of the stack down, without resuming it (for
+// flowtest's reports). Package flow sets it at init.
+var Frames func(state []byte) ([]string, error)
 
 // Input decodes the input of a first run of the flow named function into
 // an I. Its error is the one the call fails with: INVALID_ARGUMENT, naming
