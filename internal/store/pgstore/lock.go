@@ -202,5 +202,10 @@ func (l *ownerLock) close() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), lockTimeout)
 	defer cancel()
+	// Unlocked explicitly: the session's end frees the lock too, but the
+	// backend ends after the connection closes, so a store opened at once
+	// (a restart) could still find it held. A failure is the session's
+	// end anyway.
+	conn.Exec(ctx, `SELECT pg_advisory_unlock($1, hashtext(current_schema()))`, lockClassOwner)
 	return conn.Close(ctx)
 }
