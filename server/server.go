@@ -129,6 +129,7 @@ func newLocked(cfg Config) (*Server, error) {
 		MaxConcurrency:     cfg.MaxConcurrency,
 		CommitRetry:        cfg.commitRetry,
 		Policy:             policy,
+		KeyRetention:       cfg.KeyRetention,
 	})
 	if err != nil {
 		st.Close()
