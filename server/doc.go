@@ -94,7 +94,8 @@
 // step (see the package documentation of internal/store/pgstore for the
 // fencing it will use).
 //
-// Retention: nothing is pruned yet, on PostgreSQL as on SQLite. Every
+// Retention: no call is pruned yet (expired idempotency keys are, see
+// Idempotency keys), on PostgreSQL as on SQLite. Every
 // call stays in calls once done (its input, output, error and attempts),
 // and its attempts in attempts; inboxes (results) are emptied as parents
 // resume. To delete the done calls older than a week, with their
