@@ -257,7 +257,11 @@ func TestDispatchKeyAfterRestart(t *testing.T) {
 				_, _, err := keyed(ctx, b1.srv, b1.client, []string{"order-42"}, call("slow", "x"))
 				errc <- err
 			}()
-			<-lost.stored
+			select {
+			case <-lost.stored:
+			case <-time.After(10 * time.Second):
+				t.Fatal("no batch stored the key")
+			}
 			cancel() // the answer is lost
 			err := <-errc
 			is.True(errors.Is(err, context.Canceled) || connect.CodeOf(err) == connect.CodeCanceled)
