@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,7 +30,14 @@ type ctSig struct {
 	inner            chan string // the dispatch id of an inner workflow
 }
 
-var ctSignals sync.Map
+var (
+	ctSignals sync.Map
+	ctRuns    atomic.Int64
+)
+
+// runName names one run of a test for its signals: with -count=N, each
+// run has its own.
+func runName(t *testing.T) string { return fmt.Sprintf("%s#%d", t.Name(), ctRuns.Add(1)) }
 
 func sigOf(test string) *ctSig {
 	v, _ := ctSignals.LoadOrStore(test, &ctSig{
@@ -100,8 +108,9 @@ func TestCancel(t *testing.T) {
 			t.Run("a running call", func(t *testing.T) {
 				is := is.New(t)
 				d, srv := m.start(t)
-				s := sigOf(t.Name())
-				id, err := ctBlock.Dispatch(ctx, ctIn{Test: t.Name()})
+				run := runName(t)
+				s := sigOf(run)
+				id, err := ctBlock.Dispatch(ctx, ctIn{Test: run})
 				is.NoErr(err)
 				<-s.started
 				stopped, err := d.Cancel(ctx, id)
@@ -117,8 +126,9 @@ func TestCancel(t *testing.T) {
 			t.Run("a workflow's gather; its parent handles it", func(t *testing.T) {
 				is := is.New(t)
 				d, srv := m.start(t)
-				s := sigOf(t.Name())
-				outer, err := ctOuter.Dispatch(ctx, ctIn{Test: t.Name(), N: 3})
+				run := runName(t)
+				s := sigOf(run)
+				outer, err := ctOuter.Dispatch(ctx, ctIn{Test: run, N: 3})
 				is.NoErr(err)
 				inner := <-s.inner
 				for range 3 {
@@ -183,8 +193,9 @@ func TestCancelGather5000(t *testing.T) {
 	d, srv := startLocal(t, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	s := sigOf(t.Name())
-	outer, err := ctOuter.Dispatch(ctx, ctIn{Test: t.Name(), N: 5000})
+	run := runName(t)
+	s := sigOf(run)
+	outer, err := ctOuter.Dispatch(ctx, ctIn{Test: run, N: 5000})
 	is.NoErr(err)
 	inner := <-s.inner
 	testsync.WaitFor(t, "a thousand children", func() bool { return srv.Stats().Live >= 1002 })
