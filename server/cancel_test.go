@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -319,8 +320,9 @@ func TestCancelOutcomes(t *testing.T) {
 	})
 }
 
-// postCancel posts to the cancel route of srv.
-func postCancel(t *testing.T, srv *server.Server, key, id, body string) (int, map[string]any) {
+// postCancel posts to the cancel route of srv, and returns the answer's
+// code, its JSON, and its text.
+func postCancel(t *testing.T, srv *server.Server, key, id, body string) (int, map[string]any, string) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, srv.URL()+"/dispatch.local.v1/calls/"+id+"/cancel", bytes.NewReader([]byte(body)))
 	if err != nil {
@@ -332,9 +334,13 @@ func postCancel(t *testing.T, srv *server.Server, key, id, body string) (int, ma
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var out map[string]any
-	json.NewDecoder(res.Body).Decode(&out)
-	return res.StatusCode, out
+	json.Unmarshal(raw, &out)
+	return res.StatusCode, out, string(raw)
 }
 
 func TestCancelRoute(t *testing.T) {
@@ -347,23 +353,25 @@ func TestCancelRoute(t *testing.T) {
 	waitFor(t, "asleep", func() bool { return cb.srv.Suspended() == 1 })
 	outcome(t, cb.srv, ids[1])
 
-	code, _ := postCancel(t, cb.srv, "wrong", ids[0], "")
+	code, _, _ := postCancel(t, cb.srv, "wrong", ids[0], "")
 	is.Equal(code, http.StatusUnauthorized)
-	code, body := postCancel(t, cb.srv, "test", ids[0], `{"reason":"`+strings.Repeat("r", 1025)+`"}`)
+	code, _, text := postCancel(t, cb.srv, "test", ids[0], `{"reason":"`+strings.Repeat("r", 1025)+`"}`)
 	is.Equal(code, http.StatusBadRequest)
-	code, _ = postCancel(t, cb.srv, "test", ids[0], `not json`)
+	is.True(strings.Contains(text, "the reason of a cancel is at most 1024 bytes"))
+	code, _, text = postCancel(t, cb.srv, "test", ids[0], `not json`)
 	is.Equal(code, http.StatusBadRequest)
+	is.True(strings.Contains(text, `{"reason":"..."}`))
 	is.Equal(cb.srv.Suspended(), 1) // refused requests cancel nothing
 
-	code, body = postCancel(t, cb.srv, "test", ids[0], `{"reason":"ops, ticket 7"}`)
+	code, body, _ := postCancel(t, cb.srv, "test", ids[0], `{"reason":"ops, ticket 7"}`)
 	is.Equal(code, http.StatusOK)
 	is.Equal(body["status"], "cancelled")
 	is.Equal(body["calls"], 1.0)
 	is.Equal(outcome(t, cb.srv, ids[0]).Result.GetError().GetMessage(), "dispatch: call "+ids[0]+" was cancelled by ops, ticket 7")
-	code, body = postCancel(t, cb.srv, "test", ids[1], "")
+	code, body, _ = postCancel(t, cb.srv, "test", ids[1], "")
 	is.Equal(code, http.StatusOK)
 	is.Equal(body["status"], "done")
-	code, body = postCancel(t, cb.srv, "test", "nope", "")
+	code, body, _ = postCancel(t, cb.srv, "test", "nope", "")
 	is.Equal(code, http.StatusNotFound)
 	is.Equal(body["status"], "unknown")
 	req, _ := http.NewRequest(http.MethodGet, cb.srv.URL()+"/dispatch.local.v1/calls/"+ids[0]+"/cancel", nil)
