@@ -281,7 +281,7 @@
 //   - Not protected: the server speaks plain HTTP (put TLS in front of
 //     it beyond a trusted network); there is one API key, which grants
 //     everything (dispatching to any allowed endpoint, reading every
-//     call's input and output); calls and results are stored unencrypted
+//     call's input and output, cancelling any call); calls and results are stored unencrypted
 //     in the state directory or the database; there is no rate limit beyond the
 //     concurrency limit of each endpoint. "*" turns the endpoint policy
 //     off.
