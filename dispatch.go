@@ -14,6 +14,7 @@ import (
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
 	"connectrpc.com/connect"
 	"github.com/dispatchkit/dispatch/internal/flowrun"
+	"github.com/dispatchkit/dispatch/internal/localapi"
 	"github.com/dispatchkit/dispatch/internal/localmode"
 	"github.com/dispatchkit/dispatch/internal/signature"
 	"github.com/rs/zerolog"
@@ -213,6 +214,12 @@ func (d *Dispatch) Dispatch(ctx context.Context, calls ...Caller) ([]string, err
 	if len(calls) == 0 {
 		return nil, nil
 	}
+	return d.dispatch(ctx, "", calls)
+}
+
+// dispatch is Dispatch, with the idempotency key key unless it is ""
+// (DispatchKey, key.go).
+func (d *Dispatch) dispatch(ctx context.Context, key string, calls []Caller) ([]string, error) {
 	if d.client == nil {
 		return nil, fmt.Errorf("dispatch: no Dispatch server configured: set %s or pass WithAPIURL", EnvAPIURL)
 	}
@@ -233,13 +240,25 @@ func (d *Dispatch) Dispatch(ctx context.Context, calls ...Caller) ([]string, err
 		}
 		req.Calls[i] = pc
 	}
-	res, err := d.client.Dispatch(ctx, connect.NewRequest(req))
+	creq := connect.NewRequest(req)
+	if key != "" {
+		creq.Header().Set(localapi.HeaderKey, key)
+	}
+	res, err := d.client.Dispatch(ctx, creq)
 	if err != nil {
+		if key != "" && connect.CodeOf(err) == connect.CodeAlreadyExists {
+			return nil, keyConflict(err)
+		}
 		return nil, dispatchError(err, d.cfg.protocol)
 	}
 	ids := res.Msg.GetDispatchIds()
 	if len(ids) != len(calls) {
 		return nil, fmt.Errorf("dispatch: Dispatch answered %d ids for %d calls", len(ids), len(calls))
+	}
+	if key != "" {
+		if err := d.checkKeyHonoured(res.Header(), key, ids); err != nil {
+			return ids, err
+		}
 	}
 	return ids, nil
 }

@@ -184,6 +184,28 @@
 // documented, so that package flow shares them; [Error], [Status],
 // [ErrTimeout] and the others here are aliases of dispatcherr's.
 //
+// # Start once, wait typed, cancel
+//
+// The local server (embedded in local mode, or `dispatch test`) does three
+// things beyond the protocol, in an API of its own: the hosted protocol
+// has no field for them, and other servers do not.
+//
+// [Dispatch.DispatchKey] and [Function.DispatchKey] start calls once per
+// key: a request with a key already used within its retention (24 h)
+// gets the first request's ids and starts nothing, so a program that
+// dispatches again after a crash starts nothing twice. Against a server
+// that ignores keys they fail with [ErrKeysUnsupported]; a key used for
+// other calls fails with [ErrKeyConflict].
+//
+// [Function.Wait] waits for a call by id and decodes its result;
+// [Function.WaitAll] waits for a batch ([Function.DispatchAll]) and
+// returns a [Result] per call.
+//
+// [Dispatch.Cancel] stops a call and its whole tree of children, durably:
+// each fails with PERMANENT_ERROR and an error of type "CANCELLED", which
+// errors.Is matches with [ErrCanceled]; the cancelled call's parent
+// receives it like any failure of a child.
+//
 // # Values on the wire
 //
 // Inputs and results are google.protobuf.Any, with well-known types for
@@ -209,12 +231,12 @@
 //	dispatch          this package: register functions and workflows, serve the endpoint, dispatch calls, wait for results
 //	flow              the DSL of workflows: Step, Await, Gather, Any, Race, Sleep, Timeout, Then, Handle, Bind, TailCall
 //	flow/flowtest     runs a workflow in a test as the server runs it (mocked calls, retries, a virtual clock), and crashes it at every await
-//	dispatcherr       the error types users handle: Status, Error, PanicError, HTTPStatusError, ErrTimeout and the other sentinels
+//	dispatcherr       the error types users handle: Status, Error, PanicError, HTTPStatusError, ErrTimeout and the other sentinels, ErrCanceled
 //	serde             the values on the wire: Go values to google.protobuf.Any and back, CBOR for the rest
 //	trace             the frame dumps of DISPATCH_TRACE
 //	local             local mode, by a blank import: a Dispatch server embedded in the program (links the server)
 //	server            the local Dispatch server: DispatchService, the scheduler, the stores, the inspection API
-//	cmd/dispatch      the dispatch command (test, calls, call, bench); a few lines over internal/cli
+//	cmd/dispatch      the dispatch command (test, calls, call, cancel, bench); a few lines over internal/cli
 //	examples/...      programs to run and copy, each folder on its own
 //
 // Machinery, in internal/ (not importable outside the module). The SDK's:
@@ -225,6 +247,7 @@
 //	internal/registry        names registered by a stable name (functions, continuations) and their rules
 //	internal/signature       HTTP Message Signatures (RFC 9421, Ed25519): signing, verifying, the replay cache
 //	internal/callresult      the client of the local server's result route, for Wait without linking the server
+//	internal/localapi        the rest of the local server's own API the SDK uses: idempotency keys, the cancel route
 //	internal/localmode       the bridge to local mode: what package local registers, what this package asks of it
 //	internal/slogbridge      zerolog events as log/slog records, for WithLogger and server.Config.Slog
 //

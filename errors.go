@@ -71,6 +71,11 @@ var (
 	ErrNotFound          = dispatcherr.ErrNotFound
 )
 
+// ErrCanceled is [dispatcherr.ErrCanceled]: errors.Is matches it for the
+// error of a call that was cancelled ([Dispatch.Cancel], `dispatch
+// cancel`), which has status PERMANENT_ERROR and type "CANCELLED".
+var ErrCanceled = dispatcherr.ErrCanceled
+
 // Temporary marks err as temporary: Dispatch retries the call, with
 // exponential backoff, until it succeeds or expires. A nil err stays nil.
 func Temporary(err error) error { return status.MarkTemporary(err) }

@@ -189,3 +189,30 @@ func (f *Function[I, O]) Dispatch(ctx context.Context, in I) (string, error) {
 	}
 	return ids[0], nil
 }
+
+// DispatchAll is [Function.Dispatch] for many inputs at once: it
+// dispatches a call of the function per input, atomically (all are
+// recorded or none is), and returns their dispatch ids in the order of
+// the inputs; [Function.WaitAll] waits for them. No input dispatches
+// nothing.
+//
+//	ids, err := Resize.DispatchAll(ctx, images...)
+func (f *Function[I, O]) DispatchAll(ctx context.Context, inputs ...I) ([]string, error) {
+	if len(inputs) == 0 {
+		return nil, nil
+	}
+	d, err := Default()
+	if err != nil {
+		return nil, err
+	}
+	return d.Dispatch(ctx, f.callers(inputs)...)
+}
+
+// callers returns a call of the function per input, as Callers.
+func (f *Function[I, O]) callers(inputs []I) []Caller {
+	calls := make([]Caller, len(inputs))
+	for i, in := range inputs {
+		calls[i] = f.Call(in)
+	}
+	return calls
+}

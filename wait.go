@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
@@ -65,16 +66,143 @@ func (f *Function[I, O]) DispatchAndWait(ctx context.Context, in I) (O, error) {
 	if err != nil {
 		return out, err
 	}
-	res, err := d.Wait(ctx, ids[0])
+	return f.wait(ctx, d, ids[0])
+}
+
+// Wait waits until the call of the function with dispatch id id is
+// finished and returns its result, decoded into O as [Function.DispatchAndWait]
+// does: the id of an earlier [Function.Dispatch] or [Function.DispatchKey],
+// of this run of the program or of a previous one. A call that failed
+// gives an error wrapping its [*Error] (errors.Is matches the sentinel of
+// its status, and [ErrCanceled] for a cancelled call); an id the server
+// has no call for, an error wrapping [ErrUnknownCall]. It uses the
+// default [Dispatch] instance; see [Dispatch.Wait] for the servers that
+// support it.
+//
+//	id, err := PlaceOrder.DispatchKey(ctx, "order-42", order)
+//	...
+//	receipt, err := PlaceOrder.Wait(ctx, id)
+func (f *Function[I, O]) Wait(ctx context.Context, id string) (O, error) {
+	d, err := Default()
+	if err != nil {
+		var out O
+		return out, err
+	}
+	return f.wait(ctx, d, id)
+}
+
+// wait is Wait on the instance d.
+func (f *Function[I, O]) wait(ctx context.Context, d *Dispatch, id string) (O, error) {
+	var out O
+	res, err := d.Wait(ctx, id)
 	if err != nil {
 		var e *Error
 		if errors.As(err, &e) {
-			return out, fmt.Errorf("dispatch: %s (%s) failed: %w", f.name, ids[0], err)
+			return out, fmt.Errorf("dispatch: %s (%s) failed: %w", f.name, id, err)
 		}
 		return out, err
 	}
 	if err := serde.Unmarshal(res.GetOutput(), &out); err != nil {
-		return out, fmt.Errorf("dispatch: result of %s (%s): %w", f.name, ids[0], err)
+		return out, &decodeError{fmt.Errorf("dispatch: result of %s (%s): %w", f.name, id, err)}
+	}
+	return out, nil
+}
+
+// decodeError is the error of a result that does not decode: the call's
+// outcome, not a failure to wait.
+type decodeError struct{ err error }
+
+func (e *decodeError) Error() string { return e.err.Error() }
+func (e *decodeError) Unwrap() error { return e.err }
+
+// Result is the outcome of one call, as [Function.WaitAll] returns it:
+// its value, or why it has none.
+type Result[O any] struct {
+	// ID is the call's dispatch id.
+	ID string
+	// Value is the call's result when Err is nil, else the zero value.
+	Value O
+	// Err is the call's failure, as [Function.Wait] returns it: an error
+	// wrapping its [*Error], or one saying that its result does not
+	// decode into O.
+	Err error
+}
+
+// waitAllConcurrency bounds the waits WaitAll keeps in flight.
+const waitAllConcurrency = 16
+
+// WaitAll waits until every call of ids is finished and returns their
+// outcomes, in the order of ids: the result of each call, or its failure
+// in [Result.Err]. A batch dispatched together (Dispatch with many calls
+// of the function, or its Calls) is waited for at once, without a
+// goroutine per call in the program: WaitAll keeps at most 16 waits in
+// flight, each returning as soon as its call is final.
+//
+// The error is for the waiting, not the calls: ctx ended, an id the
+// server has no call for (wrapping [ErrUnknownCall]), or a server that
+// cannot answer; WaitAll then stops waiting for the others and returns
+// no results.
+//
+//	ids, err := d.Dispatch(ctx, Resize.Calls(images...)...)
+//	...
+//	results, err := Resize.WaitAll(ctx, ids...)
+//	for _, r := range results {
+//		if r.Err != nil { ... }
+//	}
+func (f *Function[I, O]) WaitAll(ctx context.Context, ids ...string) ([]Result[O], error) {
+	d, err := Default()
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	out := make([]Result[O], len(ids))
+	next := make(chan int)
+	errs := make(chan error, 1)
+	var wg sync.WaitGroup
+	for range min(len(ids), waitAllConcurrency) {
+		wg.Go(func() {
+			for i := range next {
+				v, err := f.wait(ctx, d, ids[i])
+				var e *Error
+				var de *decodeError
+				if err != nil && !errors.As(err, &e) && !errors.As(err, &de) {
+					select {
+					case errs <- err:
+					default:
+					}
+					cancel()
+					continue
+				}
+				out[i] = Result[O]{ID: ids[i], Value: v, Err: err}
+			}
+		})
+	}
+	fed := 0
+feed:
+	for i := range ids {
+		select {
+		case next <- i:
+			fed++
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return nil, err
+	default:
+	}
+	if fed < len(ids) {
+		return nil, ctx.Err() // ended between two waits
 	}
 	return out, nil
 }

@@ -117,6 +117,35 @@ func TestSentinels(t *testing.T) {
 	}
 }
 
+// ErrCanceled matches by type, not by status: a cancelled call's error
+// (PERMANENT_ERROR, type CANCELLED) and nothing else.
+func TestErrCanceled(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"a cancelled call", &dispatcherr.Error{Status: dispatcherr.StatusPermanentError, Type: "CANCELLED", Message: "dispatch: call x was cancelled by me"}, true},
+		{"wrapped", fmt.Errorf("charge: %w", &dispatcherr.Error{Status: dispatcherr.StatusPermanentError, Type: dispatcherr.CanceledType}), true},
+		{"whatever its status", &dispatcherr.Error{Type: "CANCELLED"}, true},
+		{"itself", dispatcherr.ErrCanceled, true},
+		{"another permanent error", &dispatcherr.Error{Status: dispatcherr.StatusPermanentError, Type: "*errors.errorString"}, false},
+		{"a timeout", dispatcherr.ErrTimeout, false},
+		{"a nil Error", (*dispatcherr.Error)(nil), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			is := is.New(t)
+			is.Equal(errors.Is(tt.err, dispatcherr.ErrCanceled), tt.want)
+		})
+	}
+	is := is.New(t)
+	e := &dispatcherr.Error{Status: dispatcherr.StatusPermanentError, Type: "CANCELLED"}
+	is.True(errors.Is(e, dispatcherr.ErrPermanent)) // its status too
+	is.Equal(dispatcherr.ErrCanceled.Error(), "dispatch: cancelled")
+}
+
 func TestPanicAndHTTPErrors(t *testing.T) {
 	t.Parallel()
 	boom := errors.New("boom")

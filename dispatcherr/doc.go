@@ -2,8 +2,8 @@
 // types and values that programs handle when calls fail. It holds types
 // only (river's rivertype is the model): the [Status] of a finished call,
 // the [Error] a caller receives for a failed call, [PanicError] and
-// [HTTPStatusError], and the sentinels [ErrTimeout], [ErrThrottled], ...
-// of the statuses. It imports no other package of the SDK, so package
+// [HTTPStatusError], the sentinels [ErrTimeout], [ErrThrottled], ... of
+// the statuses, and [ErrCanceled] for cancelled calls. It imports no other package of the SDK, so package
 // dispatch and package flow both use it; package dispatch re-exports each
 // name (dispatch.Error is dispatcherr.Error, dispatch.StatusTimeout is
 // [StatusTimeout], ...), and its functions make and classify errors:
@@ -37,6 +37,20 @@
 // error's type was registered with dispatch.RegisterError, errors.As finds
 // it rebuilt; the sentinels, [*HTTPStatusError] and [*PanicError] need no
 // registration.
+//
+// # Cancelled calls
+//
+// The protocol has no status for a cancelled call. A call cancelled
+// through the local Dispatch server (dispatch.Dispatch.Cancel, `dispatch
+// cancel`), with its whole tree of children, fails with status
+// PERMANENT_ERROR, which is final and never retried, and an [Error] of
+// type "CANCELLED" ([CanceledType]) whose message says who cancelled.
+// errors.Is(err, [ErrCanceled]) matches it by that type, as
+// errors.Is(err, [ErrTimeout]) matches TIMEOUT by status; errors.Is(err,
+// [ErrPermanent]) holds too. The parent of the cancelled call receives it
+// in its continuation, like any failure of a child, and may handle it;
+// passed on (returned, wrapped or not), it keeps its type, so the
+// workflow's own caller sees a cancel too.
 //
 // # Sentinels
 //

@@ -68,11 +68,17 @@ func (e *Error) Unwrap() error {
 }
 
 // Is reports whether target is the sentinel of e's status, such as
-// [ErrNotFound] for an Error with status NOT_FOUND. A Status that is not a
-// failure counts as PERMANENT_ERROR.
+// [ErrNotFound] for an Error with status NOT_FOUND (a Status that is not a
+// failure counts as PERMANENT_ERROR), or [ErrCanceled] for an Error of
+// type "CANCELLED".
 func (e *Error) Is(target error) bool {
-	t, ok := target.(*sentinel)
-	return ok && t.status == e.status()
+	switch t := target.(type) {
+	case *sentinel:
+		return t.status == e.status()
+	case *typeSentinel:
+		return e != nil && e.Type == t.typ
+	}
+	return false
 }
 
 func init() {
@@ -86,5 +92,11 @@ func init() {
 			return 0, "", false
 		}
 		return int32(s.status), s.name, true
+	}
+	errbridge.TypeName = func(err error) (string, bool) {
+		if s, ok := err.(*typeSentinel); ok && s != nil {
+			return s.typ, true
+		}
+		return "", false
 	}
 }

@@ -33,3 +33,25 @@ var (
 	ErrPermissionDenied  error = newSentinel(StatusPermissionDenied, "ErrPermissionDenied", "permission denied")
 	ErrNotFound          error = newSentinel(StatusNotFound, "ErrNotFound", "not found")
 )
+
+// typeSentinel is the type of the sentinels that stand for an error type
+// rather than a status: errors.Is matches an [Error] of that type.
+type typeSentinel struct {
+	typ string // the Error.type it matches
+	msg string
+}
+
+func (e *typeSentinel) Error() string { return e.msg }
+
+// CanceledType is the Error.type of the error of a cancelled call.
+const CanceledType = "CANCELLED"
+
+// ErrCanceled is matched with errors.Is by the error of a call that was
+// cancelled (dispatch.Dispatch.Cancel, `dispatch cancel`): an [Error] of
+// type "CANCELLED" ([CanceledType]) and status PERMANENT_ERROR, since the
+// protocol has no status for a cancel (see "Cancelled calls" in the
+// package documentation). A workflow whose awaited call was cancelled gets
+// that error in its continuation, and so does a wait for a cancelled call.
+// Returned by a function (wrapped or not), it fails the call the same way:
+// status PERMANENT_ERROR, type "CANCELLED".
+var ErrCanceled error = &typeSentinel{typ: CanceledType, msg: "dispatch: cancelled"}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/dispatchkit/dispatch"
 	"github.com/dispatchkit/dispatch/internal/callresult"
+	"github.com/dispatchkit/dispatch/internal/localapi"
 	"github.com/dispatchkit/dispatch/internal/localmode"
 	"github.com/dispatchkit/dispatch/server"
 )
@@ -34,12 +35,21 @@ import (
 func init() { localmode.Register(start) }
 
 // embedded is the server as local mode's bridge sees it: its Result
-// answers the bridge's Outcome, a type of the same fields.
+// answers the bridge's Outcome, and its Cancel the bridge's CancelResult,
+// types of the same fields.
 type embedded struct{ *server.Server }
 
 func (e embedded) Result(ctx context.Context, id string) (*callresult.Outcome, error) {
 	o, err := e.Server.Result(ctx, id)
 	return (*callresult.Outcome)(o), err
+}
+
+func (e embedded) Cancel(ctx context.Context, id, reason string) (*localapi.CancelResult, error) {
+	r, err := e.Server.Cancel(ctx, id, reason)
+	if err != nil {
+		return nil, err
+	}
+	return (*localapi.CancelResult)(&r), nil
 }
 
 // start makes and starts the embedded server: the program's endpoint is

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/dispatchkit/dispatch/internal/endpointpolicy"
+	"github.com/dispatchkit/dispatch/internal/localapi"
 	"github.com/dispatchkit/dispatch/internal/slogbridge"
 	"github.com/dispatchkit/dispatch/internal/store"
 	"github.com/dispatchkit/dispatch/internal/store/pgstore"
@@ -152,6 +153,14 @@ type Config struct {
 	// next request before the server closes it; 2 minutes.
 	IdleTimeout time.Duration
 
+	// KeyRetention is how long the server keeps the idempotency key of a
+	// Dispatch request (the Idempotency-Key header): within it, a request
+	// with the key gets the ids of the first one's calls and starts
+	// nothing; after it, the key is forgotten and a request with it
+	// starts its calls again. 24 hours (--key-retention of dispatch
+	// test). See "Idempotency keys" in the package documentation.
+	KeyRetention time.Duration
+
 	// Test hooks (export_test.go): wrapStore wraps the store the server
 	// opens; commitRetry bounds the retries of a failed commit (the
 	// engine's default when zero); maxHold bounds how long a child's
@@ -186,6 +195,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = defaultIdleTimeout
+	}
+	if c.KeyRetention == 0 {
+		c.KeyRetention = localapi.DefaultKeyRetention
 	}
 }
 
@@ -231,6 +243,7 @@ func (c *Config) validate() error {
 		{"AttemptTimeout", c.AttemptTimeout},
 		{"BodyReadTimeout", c.BodyReadTimeout},
 		{"IdleTimeout", c.IdleTimeout},
+		{"KeyRetention", c.KeyRetention},
 	} {
 		if d.v < 0 {
 			return fmt.Errorf("server: Config.%s is negative (%v); use 0 for the default", d.name, d.v)

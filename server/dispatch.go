@@ -6,12 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
 	"buf.build/go/protovalidate"
 	"connectrpc.com/connect"
 
+	"github.com/dispatchkit/dispatch/internal/localapi"
 	"github.com/dispatchkit/dispatch/internal/scheduler"
 )
 
@@ -29,7 +32,9 @@ var errUnauthenticated = errors.New(`dispatch: missing or wrong API key: expecte
 // A call without an endpoint takes Config.Endpoint before validation; with
 // no Config.Endpoint such a call is invalid. Beside the protovalidate
 // rules, each call's function name must be at most 256 bytes and its
-// endpoint allowed by the endpoint policy (Config.AllowEndpoints).
+// endpoint allowed by the endpoint policy (Config.AllowEndpoints). A
+// request with an Idempotency-Key header starts its calls once per key
+// (see "Idempotency keys" in the package documentation).
 func (d *dispatchService) Dispatch(ctx context.Context, req *connect.Request[sdkv1.DispatchRequest]) (*connect.Response[sdkv1.DispatchResponse], error) {
 	// Server.authorize checked the key before the body was read; checked
 	// again here so that the service never runs without it.
@@ -50,10 +55,35 @@ func (d *dispatchService) Dispatch(ctx context.Context, req *connect.Request[sdk
 			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("dispatch: call %d: %w", i, err))
 		}
 	}
-	if len(msg.GetCalls()) == 0 {
-		return connect.NewResponse(&sdkv1.DispatchResponse{}), nil
+	key, keyed, err := idempotencyKey(req.Header())
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, err)
 	}
-	ids, err := d.s.engine.Dispatch(ctx, msg.GetCalls())
+	if len(msg.GetCalls()) == 0 {
+		res := connect.NewResponse(&sdkv1.DispatchResponse{})
+		if keyed {
+			res.Header().Set(localapi.HeaderReplayed, "false") // nothing to start, nothing recorded
+		}
+		return res, nil
+	}
+	var ids []string
+	var replayed bool
+	if keyed {
+		ids, replayed, err = d.s.engine.DispatchKey(ctx, key, msg.GetCalls())
+	} else {
+		ids, err = d.s.engine.Dispatch(ctx, msg.GetCalls())
+	}
+	var conflict *scheduler.KeyConflictError
+	if errors.As(err, &conflict) {
+		return nil, connect.NewError(connect.CodeAlreadyExists, fmt.Errorf(
+			"dispatch: idempotency key %q was used at %s for other calls (%s): a key names the calls of one request for %v (Config.KeyRetention, --key-retention of dispatch test); send the same calls to get their ids, or another key for other calls",
+			conflict.Key, conflict.CreatedAt.UTC().Format(time.RFC3339), strings.Join(conflict.IDs, ", "), d.s.cfg.KeyRetention))
+	}
+	if code, ok := contextCode(err); ok {
+		// Waiting for an earlier request with the key, or reading it:
+		// nothing was recorded.
+		return nil, connect.NewError(code, fmt.Errorf("dispatch: no call was recorded: %w", err))
+	}
 	if err != nil {
 		if errors.Is(err, scheduler.ErrClosed) {
 			return nil, connect.NewError(connect.CodeUnavailable, errors.New("dispatch: the server is shutting down; retry later"))
@@ -65,7 +95,28 @@ func (d *dispatchService) Dispatch(ctx context.Context, req *connect.Request[sdk
 		d.s.cfg.Logger.Error().Err(err).Msg("dispatch failed")
 		return nil, connect.NewError(connect.CodeInternal, fmt.Errorf("dispatch: no call was recorded: %w", err))
 	}
-	return connect.NewResponse(&sdkv1.DispatchResponse{DispatchIds: ids}), nil
+	res := connect.NewResponse(&sdkv1.DispatchResponse{DispatchIds: ids})
+	if keyed {
+		res.Header().Set(localapi.HeaderReplayed, strconv.FormatBool(replayed))
+	}
+	return res, nil
+}
+
+// idempotencyKey reads the Idempotency-Key header of a Dispatch request:
+// at most one, valid (see internal/localapi).
+func idempotencyKey(h http.Header) (key string, ok bool, err error) {
+	vals := h.Values(localapi.HeaderKey)
+	switch len(vals) {
+	case 0:
+		return "", false, nil
+	case 1:
+	default:
+		return "", false, fmt.Errorf("dispatch: %d %s headers: one key per request, naming its list of calls", len(vals), localapi.HeaderKey)
+	}
+	if err := localapi.CheckKey(vals[0]); err != nil {
+		return "", false, fmt.Errorf("dispatch: header %s: %w", localapi.HeaderKey, err)
+	}
+	return vals[0], true, nil
 }
 
 // authorized reports whether h carries "Authorization: Bearer <key>"; the
@@ -84,4 +135,15 @@ func authorized(h http.Header, key string) bool {
 // the calls.
 func storeFailed(se *scheduler.StoreError) error {
 	return fmt.Errorf("server: the store cannot write: %w; calls already accepted are kept and resume on restart", se.Err)
+}
+
+// contextCode is the code of a context's error.
+func contextCode(err error) (connect.Code, bool) {
+	switch {
+	case errors.Is(err, context.Canceled):
+		return connect.CodeCanceled, true
+	case errors.Is(err, context.DeadlineExceeded):
+		return connect.CodeDeadlineExceeded, true
+	}
+	return 0, false
 }

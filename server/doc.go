@@ -21,7 +21,11 @@
 // DispatchService.Dispatch is served over Connect, gRPC (HTTP/2 over
 // cleartext) and gRPC-Web, behind "Authorization: Bearer <key>". Requests
 // are validated against the protovalidate rules of the protos; the calls of
-// one request are recorded all or none, durably, before the answer.
+// one request are recorded all or none, durably, before the answer. A
+// request with an Idempotency-Key header starts its calls once per key
+// (see Idempotency keys); a call and its tree of children can be
+// cancelled (see Cancel). Both are this server's own: the protocol has
+// neither.
 //
 // Each call runs on its endpoint's FunctionService.Run, signed with the
 // server's Ed25519 key (RFC 9421, as PROTOCOL.md says), and the server
@@ -92,7 +96,8 @@
 // step (see the package documentation of internal/store/pgstore for the
 // fencing it will use).
 //
-// Retention: nothing is pruned yet, on PostgreSQL as on SQLite. Every
+// Retention: no call is pruned yet (expired idempotency keys are, see
+// Idempotency keys), on PostgreSQL as on SQLite. Every
 // call stays in calls once done (its input, output, error and attempts),
 // and its attempts in attempts; inboxes (results) are emptied as parents
 // resume. To delete the done calls older than a week, with their
@@ -128,6 +133,68 @@
 // before a restart. Programs that
 // use a server started by `dispatch test` get the same over HTTP with
 // [FetchResult] (see Inspection).
+//
+// # Idempotency keys
+//
+// A Dispatch request with the header "Idempotency-Key: <key>" (the name
+// of the IETF httpapi draft; the protocol's DispatchRequest has no field
+// for it, so the hosted platform and other servers cannot carry one)
+// starts its calls once per key. The first request with the key records
+// it with the ids of its calls, in the transaction that records the
+// calls, in every store; a request with the key within the retention
+// (Config.KeyRetention, `dispatch test --key-retention`, 24 h by default)
+// gets the same ids, in order, and starts nothing, even if the first one's
+// answer was lost, the server restarted since, or many such requests
+// arrive at once (they wait for one another, and one starts the calls).
+// The answer carries "Idempotent-Replayed: false" (the calls were
+// started) or "true" (the ids are an earlier request's), so that a client
+// can tell a server that honoured the key from one that ignored it.
+//
+//   - One key per request (a second header is refused), naming the
+//     request's whole list of calls. A key is 1 to 255 bytes of
+//     printable ASCII without spaces (0x21 to 0x7E); others are refused
+//     with invalid_argument naming the header.
+//   - Scope: one server, that is one store (a state directory, or a
+//     PostgreSQL database); there is one API key.
+//   - A key reused within its retention for other calls (other functions,
+//     inputs, versions, expirations or number of calls, in order) is
+//     refused with already_exists (HTTP 409): `dispatch: idempotency key
+//     "order-42" was used at ... for other calls (ids): ...`, and nothing
+//     is started. The calls' endpoints are not compared: a program in
+//     local mode listens on a new port at each run, and its retry after a
+//     crash names another.
+//   - After the retention the key is forgotten: a request with it starts
+//     its calls again, whatever they are. Expired keys are deleted in the
+//     background, within half the retention (at most an hour) of their
+//     expiration.
+//   - A request with a key and no calls starts and records nothing.
+//
+// # Cancel
+//
+// POST /dispatch.local.v1/calls/{id}/cancel (with the API key; body
+// optional, {"reason":"..."}), [Server.Cancel], `dispatch cancel ID` and
+// the SDK's Dispatch.Cancel stop a call and its whole tree of live
+// descendants, in one transaction: every call of the tree becomes final
+// with status PERMANENT_ERROR (the protocol has no CANCELLED status, and
+// PERMANENT_ERROR is final and never retried) and an error of type
+// "CANCELLED" whose message says who cancelled ("dispatch: call ID was
+// cancelled by REASON"; "... cancelled with its ancestor ID, by REASON"
+// below it). A Run request in flight has its context cancelled (the
+// connection to the endpoint is closed, so the function's context ends)
+// and its answer is dropped; calls waiting to run, for a retry, for
+// results or for the end of a sleep never run again, and their timers
+// are disarmed. The parent of the cancelled call, when it has one that
+// still waits for it, receives the error in its inbox, in the same
+// transaction, and resumes with it as with any failed child. A restart
+// does not bring the tree back.
+//
+// Cancelling a call that is final already (done, failed, expired, or
+// cancelled before) changes nothing and is not an error: the route answers
+// 200 {"status":"done"}; a cancel answers {"status":"cancelled","calls":N}
+// with the number of calls it stopped, and an unknown id 404
+// {"status":"unknown"}. Finding the tree visits every live call of the
+// server once (calls do not list their children); a tree of thousands of
+// calls is cancelled in one transaction.
 //
 // # The default endpoint across restarts
 //
@@ -165,6 +232,10 @@
 //   - A tail call or a restart drops the results of the children of the
 //     previous run; children of a call that exited run on, their results
 //     are dropped.
+//   - A cancelled call fails with PERMANENT_ERROR and Error.type
+//     "CANCELLED" (see Cancel); the SDK's dispatch.ErrCanceled matches it.
+//   - Idempotency keys travel in the Idempotency-Key header (see
+//     Idempotency keys): the protocol has no field for them.
 //
 // # Security
 //
@@ -213,7 +284,7 @@
 //   - Not protected: the server speaks plain HTTP (put TLS in front of
 //     it beyond a trusted network); there is one API key, which grants
 //     everything (dispatching to any allowed endpoint, reading every
-//     call's input and output); calls and results are stored unencrypted
+//     call's input and output, cancelling any call); calls and results are stored unencrypted
 //     in the state directory or the database; there is no rate limit beyond the
 //     concurrency limit of each endpoint. "*" turns the endpoint policy
 //     off.
@@ -231,6 +302,7 @@
 // GET /dispatch.local.v1/calls and GET /dispatch.local.v1/calls/{id} with
 // JSON, which `dispatch calls` and `dispatch call ID` read (they also read
 // a state directory directly), and
+// POST /dispatch.local.v1/calls/{id}/cancel (see Cancel), and
 // GET /dispatch.local.v1/calls/{id}/result?wait=30s, which answers a final
 // call's outcome ({"status":"STATUS_OK","result":{CallResult in
 // protojson},"result_proto":"<base64>"}) or, once wait (at most 60 s;

@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/dispatchkit/dispatch/internal/inspect"
+	"github.com/dispatchkit/dispatch/internal/localapi"
 	"github.com/dispatchkit/dispatch/internal/store"
 )
 
@@ -17,6 +18,7 @@ import (
 //	GET /dispatch.local.v1/calls/{id}?depth=N    one call, its attempts and its children
 //	GET /dispatch.local.v1/calls/{id}/result?wait=30s
 //	                                             the call's final outcome, waiting for it
+//	POST /dispatch.local.v1/calls/{id}/cancel    cancels the call and its tree of children
 //	GET /dispatch.local.v1/health                200 {"status":"ok"} while the server runs
 //	                                             calls; 503 {"status":"unavailable","error":...}
 //	                                             once its store cannot write, or while it stops
@@ -29,8 +31,12 @@ import (
 // "result_proto":"<base64 binary CallResult>"} once the call is final, or
 // 202 {"status":"pending"} if wait (default 0: answer at once, at most
 // 60s) passes first; 404 {"status":"unknown",...} for an unknown id.
-// [FetchResult] is its client. This API is for the dispatch command, SDKs
-// in local mode and people; it is not part of the Dispatch protocol.
+// [FetchResult] is its client. The cancel route takes an optional JSON
+// body {"reason":"..."} (who cancels, for the calls' error) and answers
+// {"status":"cancelled","calls":N}, {"status":"done"} for a call already
+// final (nothing changes), or 404 {"status":"unknown",...}; see
+// [Server.Cancel]. This API is for the dispatch command, SDKs and people;
+// it is not part of the Dispatch protocol.
 const inspectPrefix = "/dispatch.local.v1/"
 
 func (s *Server) inspectHandler() http.Handler {
@@ -46,6 +52,7 @@ func (s *Server) inspectHandler() http.Handler {
 		writeJSON(w, calls)
 	})
 	mux.HandleFunc("GET "+inspectPrefix+"calls/{id}/result", s.serveResult)
+	mux.HandleFunc("POST "+localapi.CancelRoute, s.serveCancel)
 	mux.HandleFunc("GET "+inspectPrefix+"calls/{id}", func(w http.ResponseWriter, r *http.Request) {
 		depth, err := strconv.Atoi(r.URL.Query().Get("depth"))
 		if err != nil {

@@ -130,6 +130,7 @@ func newLocked(cfg Config) (*Server, error) {
 		CommitRetry:        cfg.commitRetry,
 		MaxHold:            cfg.maxHold,
 		Policy:             policy,
+		KeyRetention:       cfg.KeyRetention,
 	})
 	if err != nil {
 		st.Close()

@@ -32,6 +32,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		testCommand(stdout, stderr),
 		callsCommand(stdout, stderr),
 		callCommand(stdout, stderr),
+		cancelCommand(stdout, stderr),
 		benchCommand(stdout, stderr),
 	)
 	if err := root.ExecuteContext(ctx); err != nil {

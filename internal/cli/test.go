@@ -26,6 +26,7 @@ func testCommand(stdout, stderr io.Writer) *cobra.Command {
 		memory   bool
 		postgres string
 		allow    []string
+		keyKeep  time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "test <endpoint-url>",
@@ -60,7 +61,11 @@ more:
 URLs with credentials (user:password@) or a fragment are always refused, and
 so are unspecified (0.0.0.0), link-local (169.254.169.254, the cloud
 metadata service) and multicast addresses that a host name resolves to,
-unless a pattern names that IP literal or is '*'.`,
+unless a pattern names that IP literal or is '*'.
+
+A Dispatch request with an Idempotency-Key header (DispatchKey in the Go SDK)
+starts its calls once: a request with the same key within --key-retention
+(24h) gets the ids of the first one and starts nothing.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usageError{fmt.Errorf("test takes the endpoint URL, as in \"dispatch test http://127.0.0.1:8000\"")}
@@ -73,6 +78,9 @@ unless a pattern names that IP literal or is '*'.`,
 			}
 			if _, err := endpointpolicy.New(allow...); err != nil {
 				return usageError{fmt.Errorf("--allow-endpoint: %v", err)}
+			}
+			if keyKeep < 0 {
+				return usageError{fmt.Errorf("--key-retention %v is negative: want a duration such as 24h (0 for the default, 24h)", keyKeep)}
 			}
 			if postgres != "" && (memory || stateDir != "") {
 				return usageError{fmt.Errorf("--postgres keeps the calls in PostgreSQL: leave out --memory and --state")}
@@ -93,6 +101,7 @@ unless a pattern names that IP literal or is '*'.`,
 				// Loopback by default: the endpoint being developed and
 				// its neighbours on this machine.
 				AllowEndpoints: append([]string{"loopback"}, allow...),
+				KeyRetention:   keyKeep,
 			}
 			if !memory && postgres == "" {
 				if stateDir == "" {
@@ -118,6 +127,7 @@ unless a pattern names that IP literal or is '*'.`,
 	f.BoolVar(&memory, "memory", false, "keep calls in memory only (nothing survives a restart)")
 	f.StringVar(&postgres, "postgres", "", "keep calls and the signing key in this PostgreSQL database (postgres://user:password@host:5432/db) instead of the state directory")
 	f.StringArrayVar(&allow, "allow-endpoint", nil, "also allow calls to endpoints matching this pattern (repeatable; loopback and <endpoint-url> are always allowed)")
+	f.DurationVar(&keyKeep, "key-retention", 24*time.Hour, "how long an idempotency key (Idempotency-Key header of Dispatch) names its calls; after it, the key is forgotten")
 	return cmd
 }
 

@@ -19,4 +19,9 @@ var (
 	// (ErrTimeout, ...), with its status (a dispatcherr.Status) and the
 	// name of its variable ("ErrTimeout").
 	Sentinel func(err error) (status int32, name string, ok bool)
+
+	// TypeName reports whether err is one of dispatcherr's sentinels of
+	// an error type (ErrCanceled), with the Error.type it stands for
+	// ("CANCELLED").
+	TypeName func(err error) (typ string, ok bool)
 )

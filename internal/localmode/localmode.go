@@ -21,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/dispatchkit/dispatch/internal/callresult"
+	"github.com/dispatchkit/dispatch/internal/localapi"
 )
 
 // Config is what the SDK asks of the embedded server.
@@ -47,6 +48,9 @@ type Server interface {
 	PublicKey() ed25519.PublicKey
 	// Result waits until the call id is final and returns its outcome.
 	Result(ctx context.Context, id string) (*callresult.Outcome, error)
+	// Cancel cancels the call id and its tree of children; reason says
+	// who cancels.
+	Cancel(ctx context.Context, id, reason string) (*localapi.CancelResult, error)
 	// Close stops the server; calls in flight stay in its store.
 	Close() error
 }

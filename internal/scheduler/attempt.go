@@ -94,19 +94,31 @@ type outcome struct {
 	throttle bool               // a signal to slow the endpoint down
 }
 
-// attempt sends one Run request and hands its outcome to the engine.
-func (e *Engine) attempt(c *call, ep *endpoint, req *sdkv1.RunRequest, n int, start, deadline time.Time) {
+// attempt sends one Run request and hands its outcome to the engine. The
+// request's context is base, which stop cancels: the engine's, or the
+// call's cancel (cancel.go).
+func (e *Engine) attempt(base context.Context, stop context.CancelFunc, c *call, ep *endpoint, req *sdkv1.RunRequest, n int, start, deadline time.Time) {
 	slot := &httpStatus{}
-	ctx, cancel := context.WithDeadline(context.WithValue(e.ctx, slotKey{}, slot), deadline)
+	ctx, cancel := context.WithDeadline(context.WithValue(base, slotKey{}, slot), deadline)
 	res, err := ep.client.Run(ctx, connect.NewRequest(req))
 	timedOut := ctx.Err() == context.DeadlineExceeded
 	cancel()
+	stop()
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	c.stop = nil
 	if e.ctx.Err() != nil {
 		// Closing: drop the outcome; the call runs again after a restart.
 		ep.inflight--
 		e.running--
+		return
+	}
+	if c.state == stDone {
+		// Cancelled while the request ran (cancel.go): the call's final
+		// row is stored already, and the outcome is no longer its own.
+		ep.inflight--
+		e.running--
+		e.pump(ep)
 		return
 	}
 	var o outcome

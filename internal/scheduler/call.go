@@ -44,6 +44,9 @@ type call struct {
 	state                callState
 	timerIdx             int32 // index in e.timers plus one; 0 when not armed
 	timerAt              int64 // when the armed wake-up is due
+	// stop cancels the Run request in flight (stRunning), for a cancel
+	// of the call (cancel.go); nil otherwise.
+	stop func()
 
 	// Poll. polled is set once the call returned a Poll in this
 	// generation: its next run is a resume.

@@ -214,4 +214,11 @@
 //   - Watch wakes a waiter in the commit callback of the call's final
 //     change, with the row just stored, so the outcome it gets is durable;
 //     a store failure wakes every waiter with the error.
+//   - Cancel (cancel.go) makes a call and its live descendants done in
+//     one batch, with PERMANENT_ERROR and Error.type "CANCELLED"; the
+//     requests in flight are cancelled and their outcomes dropped, and
+//     only the cancelled call's parent gets a result.
+//   - DispatchKey (keys.go) records an idempotency key in the batch of
+//     the calls it names; the requests of one key are serialised by a
+//     lock of this process, from the lookup to the commit.
 package scheduler

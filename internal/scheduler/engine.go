@@ -84,6 +84,9 @@ type Config struct {
 	// engine's dialer may connect to. Nil allows every endpoint and
 	// address: the server always sets one.
 	Policy *endpointpolicy.Policy
+	// KeyRetention is how long an idempotency key of DispatchKey is
+	// kept (keys.go); 24 hours.
+	KeyRetention time.Duration
 	// Now is the clock; time.Now.
 	Now func() time.Time
 }
@@ -129,6 +132,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxHold == 0 {
 		c.MaxHold = DefaultMaxHold
+	}
+	if c.KeyRetention <= 0 {
+		c.KeyRetention = 24 * time.Hour
 	}
 }
 
@@ -176,6 +182,11 @@ type Engine struct {
 	waiters   map[string]*waiter
 	// knownEndpoints are endpoints protovalidate accepted (validate.go).
 	knownEndpoints map[string]struct{}
+	// keyLocks serialises the requests of each idempotency key;
+	// keysUntil is the latest expiration of the keys that may be stored,
+	// keysPruned the time of the last pruning (keys.go).
+	keyLocks              keyLocks
+	keysUntil, keysPruned int64
 }
 
 // New returns an engine; it does nothing until Start.
@@ -278,6 +289,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	})
 	e.wg.Add(1)
 	go e.timerLoop()
+	e.startPruner()
 	e.started = true
 	e.resume()
 	return nil
@@ -335,6 +347,12 @@ func (e *Engine) Suspended() int {
 // none was recorded. Once the store cannot write, Dispatch returns a
 // *[StoreError].
 func (e *Engine) Dispatch(ctx context.Context, calls []*sdkv1.Call) ([]string, error) {
+	return e.dispatch(ctx, calls, nil)
+}
+
+// dispatch is Dispatch; a key, if not nil, is recorded with the ids of
+// the calls in their batch (DispatchKey, keys.go).
+func (e *Engine) dispatch(ctx context.Context, calls []*sdkv1.Call, key *store.Key) ([]string, error) {
 	ids := make([]string, len(calls))
 	done := make(chan error, 1)
 
@@ -355,6 +373,9 @@ func (e *Engine) Dispatch(ctx context.Context, calls []*sdkv1.Call) ([]string, e
 		c := e.newCall(pc, nil, now)
 		ids[i], made[i] = c.id, c
 		b.Calls = append(b.Calls, c.row(now.UnixNano()))
+	}
+	if key != nil {
+		b.Keys = []store.Key{e.keyRow(key, ids, now)}
 	}
 	if len(made) <= presignMaxCalls {
 		for _, c := range made {
@@ -539,7 +560,9 @@ func (e *Engine) pump(ep *endpoint) {
 		ep.inflight++
 		e.running++
 		deadline := min(after(now, e.cfg.AttemptTimeout), c.expires)
-		e.spawn(func() { e.attempt(c, ep, req, n, now, time.Unix(0, deadline)) })
+		ctx, stop := context.WithCancel(e.ctx)
+		c.stop = stop // a cancel of the call ends the request (cancel.go)
+		e.spawn(func() { e.attempt(ctx, stop, c, ep, req, n, now, time.Unix(0, deadline)) })
 	}
 }
 

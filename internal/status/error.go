@@ -137,6 +137,9 @@ func typeName(err error) string {
 	if _, name, ok := sentinelOf(err); ok {
 		return reservedPrefix + name
 	}
+	if typ, ok := errbridge.TypeName(err); ok {
+		return typ // ErrCanceled: "CANCELLED", as the server's cancel
+	}
 	name := fmt.Sprintf("%T", err)
 	if name == "*errors.errorString" {
 		// errors.New and fmt.Errorf without %w: the type says nothing

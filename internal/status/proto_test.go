@@ -11,6 +11,7 @@ import (
 	"github.com/matryer/is"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/dispatchkit/dispatch/dispatcherr"
 	"github.com/dispatchkit/dispatch/internal/status"
 )
 
@@ -294,6 +295,24 @@ func TestSentinelAcrossTheWire(t *testing.T) {
 	got := status.FromProto(sdkv1.Status_STATUS_UNSPECIFIED, overTheWire(t, pe))
 	is.Equal(got.Status, status.IncompatibleState)
 	is.Equal(got.Unwrap(), status.ErrIncompatibleState)
+}
+
+// A function that returns ErrCanceled (a workflow passing on the cancel of
+// its child, say) fails like a cancelled call: PERMANENT_ERROR, type
+// CANCELLED, which errors.Is matches in the caller.
+func TestCanceledAcrossTheWire(t *testing.T) {
+	t.Parallel()
+	is := is.New(t)
+	st, pe := status.ToProto(fmt.Errorf("charge: %w", dispatcherr.ErrCanceled))
+	is.Equal(st, sdkv1.Status_STATUS_PERMANENT_ERROR)
+	is.Equal(pe.GetType(), "CANCELLED")
+	got := status.FromProto(sdkv1.Status_STATUS_UNSPECIFIED, overTheWire(t, pe))
+	is.Equal(got.Status, status.PermanentError)
+	is.True(errors.Is(got, dispatcherr.ErrCanceled))
+	// The server's own error of a cancelled call.
+	got = status.FromProto(sdkv1.Status_STATUS_UNSPECIFIED, &sdkv1.Error{Type: "CANCELLED", Message: "dispatch: call x was cancelled by y"})
+	is.Equal(got.Status, status.PermanentError)
+	is.True(errors.Is(got, dispatcherr.ErrCanceled))
 }
 
 func TestFromProtoEdges(t *testing.T) {

@@ -7,7 +7,8 @@
 // each change to a [Store] before it acts on it. A change is a [Batch]: the
 // rows of the calls it creates or updates, the results it adds to the inbox
 // of a suspended parent, the inbox results a resume consumed, and the
-// attempts it made (and, rarely, server-wide [Batch.Meta] values). A Batch
+// attempts it made (and, rarely, server-wide [Batch.Meta] values, and the
+// idempotency keys of Dispatch requests: see [Key]). A Batch
 // is applied atomically. [Committer] groups the batches of concurrent steps
 // into one transaction (group commit), so one slow disk sync does not
 // serialise every step.
@@ -148,12 +149,20 @@ type Batch struct {
 	// Meta sets server-wide values (see [Store.Meta]), such as
 	// [MetaDefaultEndpoint], in the same transaction as the rest.
 	Meta map[string]string
+	// PruneKeys, when not zero, deletes the idempotency keys whose
+	// ExpiresAt is at or before it (keys.go). It is applied before the
+	// batch's Keys.
+	PruneKeys time.Time
+	// Keys are idempotency keys upserted, whole rows, in the same
+	// transaction as the calls they name.
+	Keys []Key
 }
 
 // Empty reports whether b changes nothing.
 func (b *Batch) Empty() bool {
 	return len(b.Calls) == 0 && len(b.Results) == 0 && len(b.Delivered) == 0 &&
-		len(b.ClearInbox) == 0 && len(b.Attempts) == 0 && len(b.Meta) == 0
+		len(b.ClearInbox) == 0 && len(b.Attempts) == 0 && len(b.Meta) == 0 &&
+		b.PruneKeys.IsZero() && len(b.Keys) == 0
 }
 
 // MetaDefaultEndpoint is the [Store.Meta] key under which the server keeps
@@ -188,6 +197,9 @@ type Store interface {
 	Attempts(ctx context.Context, id string) ([]Attempt, error)
 	// Meta returns the value last set for key by a Batch, or "" if none.
 	Meta(ctx context.Context, key string) (string, error)
+	// Key returns the idempotency key key as last stored, expired or
+	// not, or [ErrNoKey].
+	Key(ctx context.Context, key string) (*Key, error)
 	// Close releases the store.
 	Close() error
 }

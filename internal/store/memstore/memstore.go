@@ -23,6 +23,7 @@ type Store struct {
 	inbox    map[string][]store.Result
 	attempts map[string][]store.Attempt
 	meta     map[string]string
+	keys     map[string]store.Key
 	closed   bool
 }
 
@@ -34,6 +35,7 @@ func New() *Store {
 		inbox:    make(map[string][]store.Result),
 		attempts: make(map[string][]store.Attempt),
 		meta:     make(map[string]string),
+		keys:     make(map[string]store.Key),
 	}
 }
 
@@ -82,6 +84,17 @@ func (s *Store) Apply(ctx context.Context, batches ...*store.Batch) error {
 		}
 		for k, v := range b.Meta {
 			s.meta[k] = v
+		}
+		if !b.PruneKeys.IsZero() {
+			for k, v := range s.keys {
+				if !v.ExpiresAt.After(b.PruneKeys) {
+					delete(s.keys, k)
+				}
+			}
+		}
+		for _, k := range b.Keys {
+			k.IDs = slices.Clone(k.IDs)
+			s.keys[k.Key] = k
 		}
 	}
 	return nil
@@ -189,6 +202,18 @@ func (s *Store) Meta(_ context.Context, key string) (string, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.meta[key], nil
+}
+
+// Key implements [store.Store].
+func (s *Store) Key(_ context.Context, key string) (*store.Key, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	k, ok := s.keys[key]
+	if !ok {
+		return nil, store.ErrNoKey
+	}
+	k.IDs = slices.Clone(k.IDs)
+	return &k, nil
 }
 
 // Close implements [store.Store].

@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"cmp"
+	"encoding/json"
 	"slices"
 
 	"github.com/jackc/pgx/v5"
@@ -65,6 +66,14 @@ const (
 	start = excluded.start, duration = excluded.duration, status = excluded.status, outcome = excluded.outcome`
 	sqlSetMeta = `INSERT INTO meta (key, value) SELECT * FROM unnest($1::text[], $2::text[])
 	ON CONFLICT (key) DO UPDATE SET value = excluded.value`
+
+	keysUpdate = `ON CONFLICT (key) DO UPDATE SET
+	digest = excluded.digest, ids = excluded.ids, created_at = excluded.created_at, expires_at = excluded.expires_at`
+	sqlPruneKeys = `DELETE FROM idempotency_keys WHERE expires_at <= $1`
+	sqlDelKeys   = `DELETE FROM idempotency_keys WHERE key = ANY($1::text[])`
+	sqlSetKey    = `INSERT INTO idempotency_keys (key, digest, ids, created_at, expires_at) VALUES ($1, $2, $3, $4, $5) ` + keysUpdate
+	sqlSetKeys   = `INSERT INTO idempotency_keys (key, digest, ids, created_at, expires_at)
+	SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::bigint[], $5::bigint[]) ` + keysUpdate
 )
 
 // applyBuf computes the net effect of the batches of one Apply and builds
@@ -77,6 +86,13 @@ type applyBuf struct {
 	cleared  map[string]bool
 	attempts map[attemptKey]store.Attempt
 	meta     map[string]string
+	keys     map[string]keyOp
+	prune    int64 // the latest PruneKeys, unix ns; 0 if none
+}
+
+type keyOp struct {
+	present bool // upserted last (else pruned after it was upserted)
+	k       store.Key
 }
 
 type resultOp struct {
@@ -97,6 +113,7 @@ func (a *applyBuf) reset() {
 		a.cleared = map[string]bool{}
 		a.attempts = map[attemptKey]store.Attempt{}
 		a.meta = map[string]string{}
+		a.keys = map[string]keyOp{}
 	}
 	clear(a.calls)
 	clear(a.results)
@@ -104,12 +121,17 @@ func (a *applyBuf) reset() {
 	clear(a.cleared)
 	clear(a.attempts)
 	clear(a.meta)
+	clear(a.keys)
+	a.prune = 0
 }
 
 // build returns the batch of statements that applies batches: their net
 // effect, as the SQLite store's statements in order would leave it.
 // Within a batch, as there: calls, cleared inboxes, removed results,
-// added results, attempts, meta.
+// added results, attempts, meta, pruned keys, keys. Keys are written
+// after one DELETE of those expired at the latest PruneKeys; a key
+// upserted by a batch and expired by a later batch's PruneKeys is
+// deleted by name, so that a row stored before it does not come back.
 func (a *applyBuf) build(batches []*store.Batch) *pgx.Batch {
 	a.reset()
 	setResult := func(k store.ResultKey, op resultOp) {
@@ -141,6 +163,18 @@ func (a *applyBuf) build(batches []*store.Batch) *pgx.Batch {
 		}
 		for k, v := range b.Meta {
 			a.meta[k] = v
+		}
+		if !b.PruneKeys.IsZero() {
+			p := ns(b.PruneKeys)
+			a.prune = max(a.prune, p)
+			for name, op := range a.keys {
+				if op.present && ns(op.k.ExpiresAt) <= p {
+					a.keys[name] = keyOp{}
+				}
+			}
+		}
+		for _, k := range b.Keys {
+			a.keys[k.Key] = keyOp{present: true, k: k}
 		}
 	}
 
@@ -245,7 +279,53 @@ func (a *applyBuf) build(batches []*store.Batch) *pgx.Batch {
 			out.Queue(sqlSetMeta, keys, vals)
 		}
 	}
+	a.buildKeys(out)
 	return out
+}
+
+// buildKeys queues the statements of the idempotency keys.
+func (a *applyBuf) buildKeys(out *pgx.Batch) {
+	if a.prune != 0 {
+		out.Queue(sqlPruneKeys, a.prune)
+	}
+	if len(a.keys) == 0 {
+		return
+	}
+	var del, set []string
+	for name, op := range a.keys {
+		if op.present {
+			set = append(set, name)
+		} else {
+			del = append(del, name)
+		}
+	}
+	if len(del) > 0 {
+		slices.Sort(del)
+		out.Queue(sqlDelKeys, del)
+	}
+	slices.Sort(set)
+	if n := len(set); n > 0 && n < arrayRows {
+		for _, name := range set {
+			k := a.keys[name].k
+			out.Queue(sqlSetKey, k.Key, nonNil(k.Digest), idsJSON(k.IDs), ns(k.CreatedAt), ns(k.ExpiresAt))
+		}
+	} else if n > 0 {
+		names, digests, ids, created, expires := make([]string, n), make([][]byte, n), make([]string, n), make([]int64, n), make([]int64, n)
+		for i, name := range set {
+			k := a.keys[name].k
+			names[i], digests[i], ids[i], created[i], expires[i] = k.Key, nonNil(k.Digest), idsJSON(k.IDs), ns(k.CreatedAt), ns(k.ExpiresAt)
+		}
+		out.Queue(sqlSetKeys, names, digests, ids, created, expires)
+	}
+}
+
+// idsJSON is the ids column of a key: a JSON array.
+func idsJSON(ids []string) string {
+	if ids == nil {
+		ids = []string{}
+	}
+	b, _ := json.Marshal(ids) // strings: cannot fail
+	return string(b)
 }
 
 // callRow returns the arguments of sqlUpsertCall for c.

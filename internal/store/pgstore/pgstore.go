@@ -41,7 +41,8 @@
 // # Tables and vacuum
 //
 // calls, results, attempts, meta, keys (the server's signing key),
-// partitions and schema_version; see schema.go for their storage
+// idempotency_keys (those of Dispatch requests), partitions and
+// schema_version; see schema.go for their storage
 // parameters and why. Updates of a call stay HOT: no index names a column
 // that changes while the call is live (calls_live is on created_at where
 // not done, done being a generated column that changes once), and
@@ -91,6 +92,7 @@ package pgstore
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -101,6 +103,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dispatchkit/dispatch/internal/store"
@@ -471,6 +474,30 @@ func (s *Store) Meta(ctx context.Context, key string) (string, error) {
 		return "", fmt.Errorf("pgstore: reading %s: %w", key, err)
 	}
 	return v, nil
+}
+
+// Key implements [store.Store]. A database of schema version 1, read by
+// a read-only store beside an older server, has no keys.
+func (s *Store) Key(ctx context.Context, key string) (*store.Key, error) {
+	k := store.Key{Key: key}
+	var ids string
+	var created, expires int64
+	err := s.pool.QueryRow(ctx, `SELECT digest, ids, created_at, expires_at FROM idempotency_keys WHERE key = $1`, key).
+		Scan(&k.Digest, &ids, &created, &expires)
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, store.ErrNoKey
+	case errors.As(err, &pgErr) && pgErr.Code == "42P01": // undefined_table
+		return nil, store.ErrNoKey
+	case err != nil:
+		return nil, fmt.Errorf("pgstore: reading idempotency key %q: %w", key, err)
+	}
+	if err := json.Unmarshal([]byte(ids), &k.IDs); err != nil {
+		return nil, fmt.Errorf("pgstore: reading idempotency key %q: its ids: %w", key, err)
+	}
+	k.CreatedAt, k.ExpiresAt = fromNS(created), fromNS(expires)
+	return &k, nil
 }
 
 // SigningKey returns the server's signing key as stored (its text

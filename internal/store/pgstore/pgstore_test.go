@@ -137,11 +137,47 @@ func TestSchemaVersion(t *testing.T) {
 	_, err = pgstore.Open(t.Context(), url, pgstore.Options{})
 	is.True(err != nil)
 	msg := err.Error()
-	is.True(strings.Contains(msg, "was made by a newer version of dispatch (schema version 99, this one knows up to 1)"))
+	is.True(strings.Contains(msg, fmt.Sprintf("was made by a newer version of dispatch (schema version 99, this one knows up to %d)", pgstore.SchemaVersion)))
 	is.True(strings.Contains(msg, "--postgres")) // what to do
 	_, err = pgstore.OpenReadOnly(t.Context(), url)
 	is.True(err != nil)
 	is.True(strings.Contains(err.Error(), "schema version 99"))
+}
+
+// A database of version 1 is migrated to the current version when a
+// store opens it: its calls stay, and it keeps idempotency keys. A reader
+// beside an older server (version 1) finds no key.
+func TestMigrateFromVersion1(t *testing.T) {
+	is := is.New(t)
+	url := pgtest.URL(t)
+	exec(t, url, pgstore.SchemaV1, `INSERT INTO schema_version (version) VALUES (1)`,
+		`INSERT INTO calls (id, parent_id, root_id, parent_gen, gen, correlation_id, endpoint, function, version,
+			input_type, created_at, expires_at, updated_at, state, attempts, restarts, state_type,
+			min_results, max_results, poll_deadline, status)
+		VALUES ('a', '', 'a', 0, 0, 0, 'http://127.0.0.1:8000', 'fn', '', '', 1, 2, 3, 1, 0, 0, '', 0, 0, 0, 0)`)
+	r, err := pgstore.OpenReadOnly(t.Context(), url)
+	is.NoErr(err)
+	_, err = r.Key(t.Context(), "k")
+	is.Equal(err, store.ErrNoKey) // no table yet
+	is.NoErr(r.Close())
+
+	s := open(t, url)
+	c, err := s.GetCall(t.Context(), "a")
+	is.NoErr(err)
+	is.Equal(c.Function, "fn")
+	k := store.Key{Key: "k", Digest: []byte("d"), IDs: []string{"a"}, CreatedAt: time.Unix(1, 0), ExpiresAt: time.Unix(2, 0)}
+	is.NoErr(s.Apply(t.Context(), &store.Batch{Keys: []store.Key{k}}))
+	got, err := s.Key(t.Context(), "k")
+	is.NoErr(err)
+	is.Equal(got.IDs, []string{"a"})
+	is.NoErr(s.Close())
+
+	conn, err := pgx.Connect(t.Context(), url)
+	is.NoErr(err)
+	defer conn.Close(context.Background())
+	var v int
+	is.NoErr(conn.QueryRow(t.Context(), `SELECT version FROM schema_version`).Scan(&v))
+	is.Equal(v, pgstore.SchemaVersion)
 }
 
 // A read-only store reads what the owner wrote and writes nothing.

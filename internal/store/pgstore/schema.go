@@ -13,7 +13,8 @@ import (
 // refuses a newer one.
 //
 //	1: the first
-const schemaVersion = 1
+//	2: the table idempotency_keys (schemaV2)
+const schemaVersion = 2
 
 // Advisory lock keys (the two-int form, so as not to meet an application's
 // one-bigint keys): the class is "dispatch", the object the hash of the
@@ -23,7 +24,8 @@ const (
 	lockClassMigrate = 0x44535032 // "DSP2": one migration at a time (transaction lock)
 )
 
-// schema is version 1, made in a new database. Storage parameters, table
+// schema is version 1, made in a new database (the versions after it are
+// applied to it by migrate). Storage parameters, table
 // by table (see the package documentation):
 //
 //   - calls is updated at every step of a call, and keeps done calls (there
@@ -118,9 +120,26 @@ CREATE TABLE partitions (
 ) WITH (fillfactor = 50, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 100);
 `
 
+// schemaV2 is what version 2 adds: the idempotency keys of Dispatch
+// requests (store.Key), each written once with the calls it names and
+// deleted, a batch at a time, when it expires. ids is a JSON array of
+// text, as in the SQLite store, so that many keys are written with one
+// statement on arrays. The defaults for vacuum: rows are never updated,
+// and deleted in bulk by expiration.
+const schemaV2 = `
+CREATE TABLE idempotency_keys (
+	key        text PRIMARY KEY,
+	digest     bytea NOT NULL,
+	ids        text NOT NULL,
+	created_at bigint NOT NULL,
+	expires_at bigint NOT NULL
+);
+CREATE INDEX idempotency_keys_expires ON idempotency_keys (expires_at);
+`
+
 // migrate brings the database to schemaVersion in one transaction: a new
-// database gets the whole schema (and a later version will apply the
-// changes since the database's). A database of a later version is
+// database gets the schema of version 1, then every database the changes
+// of each version after its own. A database of a later version is
 // refused: this build would not write what that one expects. Concurrent
 // migrations wait for one another on a transaction lock.
 func migrate(ctx context.Context, conn *pgx.Conn, where string) error {
@@ -154,6 +173,11 @@ func migrate(ctx context.Context, conn *pgx.Conn, where string) error {
 		}
 	}
 	// Later versions: their changes here, each guarded by v.
+	if v < 2 {
+		if _, err := tx.Exec(ctx, schemaV2); err != nil {
+			return fail(err)
+		}
+	}
 	if _, err := tx.Exec(ctx, `UPDATE schema_version SET version = $1`, schemaVersion); err != nil {
 		return fail(err)
 	}

@@ -12,3 +12,6 @@ const CheckpointEvery = checkpointEvery
 func SetCheckpointHook(o *Options, hook func(checkpoint func() error)) {
 	o.checkpointHook = hook
 }
+
+// SchemaVersion is schemaVersion.
+const SchemaVersion = schemaVersion

@@ -11,7 +11,8 @@ import (
 //
 //	1: the first
 //	2: calls.recent_attempts
-const schemaVersion = 2
+//	3: the table idempotency_keys (made by the schema's CREATE ... IF NOT EXISTS)
+const schemaVersion = 3
 
 // migrate brings the database at path to schemaVersion, in one
 // transaction: a new database gets the whole schema, an older one the

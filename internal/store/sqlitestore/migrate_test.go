@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -73,6 +74,10 @@ CREATE TABLE IF NOT EXISTS meta (
 ) WITHOUT ROWID;
 PRAGMA user_version = 1;
 `
+
+// schemaV2 is version 2 as its builds made it: version 1 and
+// calls.recent_attempts.
+var schemaV2 = strings.Replace(schemaV1, "PRAGMA user_version = 1;", "ALTER TABLE calls ADD COLUMN recent_attempts BLOB;\nPRAGMA user_version = 2;", 1)
 
 // schemaV1NoMeta is version 1 before the meta table was added to it.
 var schemaV1NoMeta = strings.Replace(schemaV1, `CREATE TABLE IF NOT EXISTS meta (
@@ -196,25 +201,34 @@ func checkV1Rows(t *testing.T, s store.Store) {
 
 func TestMigrate(t *testing.T) {
 	tests := []struct {
-		name string
-		make func(t *testing.T, path string) // a database to migrate
+		name    string
+		make    func(t *testing.T, path string) // a database to migrate
+		version int                             // its user_version
 	}{
 		{
-			name: "version 1",
-			make: func(t *testing.T, path string) { execAll(t, path, slices.Concat([]string{schemaV1}, v1Rows)...) },
+			name:    "version 1",
+			make:    func(t *testing.T, path string) { execAll(t, path, slices.Concat([]string{schemaV1}, v1Rows)...) },
+			version: 1,
 		},
 		{
-			name: "version 1 before the meta table",
-			make: func(t *testing.T, path string) { execAll(t, path, slices.Concat([]string{schemaV1NoMeta}, v1Rows)...) },
+			name:    "version 1 before the meta table",
+			make:    func(t *testing.T, path string) { execAll(t, path, slices.Concat([]string{schemaV1NoMeta}, v1Rows)...) },
+			version: 1,
 		},
 		{
-			// An older build opened a version-2 database: it set
-			// user_version back to 1 and left the column.
-			name: "version 2 set back to 1",
+			// An older build opened a newer database: it set
+			// user_version back to 1 and left the column and tables.
+			name: "version 3 set back to 1",
 			make: func(t *testing.T, path string) {
 				openAndClose(t, path)
 				execAll(t, path, slices.Concat(v1Rows, []string{`PRAGMA user_version = 1`})...)
 			},
+			version: 1,
+		},
+		{
+			name:    "version 2",
+			make:    func(t *testing.T, path string) { execAll(t, path, slices.Concat([]string{schemaV2}, v1Rows)...) },
+			version: 2,
 		},
 	}
 	for _, tt := range tests {
@@ -225,16 +239,20 @@ func TestMigrate(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "dispatch.db")
 			tt.make(t, path)
 			user, _, _ := pragmas(t, path)
-			is.Equal(user, 1)
+			is.Equal(user, tt.version)
 
 			s, err := sqlitestore.Open(path, sqlitestore.Options{})
 			is.NoErr(err)
 			checkV1Rows(t, s)
-			// It writes the new column and the meta table.
+			// It writes the new column, the meta table and the keys.
 			a, err := s.GetCall(ctx, "a")
 			is.NoErr(err)
 			a.RecentAttempts = store.AppendAttempt(nil, store.Attempt{N: 2, Start: v1Created, Outcome: "exit"})
-			is.NoErr(s.Apply(ctx, &store.Batch{Calls: []*store.Call{a}, Meta: map[string]string{"k": "v"}}))
+			key := store.Key{Key: "order-42", Digest: []byte("d"), IDs: []string{"a"}, CreatedAt: v1Created, ExpiresAt: v1Created.Add(time.Hour)}
+			is.NoErr(s.Apply(ctx, &store.Batch{Calls: []*store.Call{a}, Meta: map[string]string{"k": "v"}, Keys: []store.Key{key}}))
+			k, err := s.Key(ctx, "order-42")
+			is.NoErr(err)
+			is.Equal(k.IDs, []string{"a"})
 			atts, err := s.Attempts(ctx, "a")
 			is.NoErr(err)
 			is.Equal(len(atts), 2)
@@ -245,7 +263,7 @@ func TestMigrate(t *testing.T) {
 			is.NoErr(s.Close())
 
 			user, schema, cols := pragmas(t, path)
-			is.Equal(user, 2)
+			is.Equal(user, sqlitestore.SchemaVersion)
 			is.Equal(cols, 1)
 
 			// Opening again changes nothing.
@@ -267,17 +285,18 @@ func TestOpenNewer(t *testing.T) {
 	s, err := sqlitestore.Open(path, sqlitestore.Options{})
 	is.NoErr(err)
 	is.NoErr(s.Close())
-	execAll(t, path, `PRAGMA user_version = 3`)
+	newer := sqlitestore.SchemaVersion + 1
+	execAll(t, path, fmt.Sprintf(`PRAGMA user_version = %d`, newer))
 
 	_, err = sqlitestore.Open(path, sqlitestore.Options{})
 	is.True(err != nil)
-	for _, want := range []string{path, "made by a newer version of dispatch", "schema version 3", "--state", "DISPATCH_STATE_DIR"} {
+	for _, want := range []string{path, "made by a newer version of dispatch", fmt.Sprintf("schema version %d, this one knows up to %d", newer, newer-1), "--state", "DISPATCH_STATE_DIR"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
 	}
 	user, _, _ := pragmas(t, path)
-	is.Equal(user, 3) // untouched
+	is.Equal(user, newer) // untouched
 }
 
 // TestOpenUnpreparable checks that a database whose statements do not
@@ -286,7 +305,7 @@ func TestOpenNewer(t *testing.T) {
 func TestOpenUnpreparable(t *testing.T) {
 	is := is.New(t)
 	path := filepath.Join(t.TempDir(), "dispatch.db")
-	execAll(t, path, `CREATE TABLE calls (id TEXT PRIMARY KEY)`, `PRAGMA user_version = 2`)
+	execAll(t, path, `CREATE TABLE calls (id TEXT PRIMARY KEY)`, fmt.Sprintf(`PRAGMA user_version = %d`, sqlitestore.SchemaVersion))
 	s, err := sqlitestore.Open(path, sqlitestore.Options{})
 	is.True(err != nil)
 	is.True(s == nil)
@@ -308,13 +327,13 @@ func TestReadOnlyVersions(t *testing.T) {
 			wantUser: 1,
 		},
 		{
-			name: "version 2",
+			name: "the current version",
 			make: func(t *testing.T, path string) {
 				openAndClose(t, path)
 				execAll(t, path, slices.Concat(v1Rows, []string{`UPDATE calls SET recent_attempts = x'` + hex.EncodeToString(recent) + `' WHERE id = 'k'`})...)
 			},
 			wantRecent: recent,
-			wantUser:   2,
+			wantUser:   sqlitestore.SchemaVersion,
 		},
 	}
 	for _, tt := range tests {
@@ -337,6 +356,8 @@ func TestReadOnlyVersions(t *testing.T) {
 			v, err := r.Meta(ctx, store.MetaDefaultEndpoint)
 			is.NoErr(err)
 			is.Equal(v, "")
+			_, err = r.Key(ctx, "order-42")
+			is.Equal(err, store.ErrNoKey) // none, with or without the table
 			user, _, _ := pragmas(t, path)
 			is.Equal(user, tt.wantUser) // not migrated
 		})

@@ -17,6 +17,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -88,6 +89,14 @@ CREATE TABLE IF NOT EXISTS meta (
 	key   TEXT PRIMARY KEY,
 	value TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+	key        TEXT PRIMARY KEY,
+	digest     BLOB NOT NULL,
+	ids        TEXT NOT NULL,
+	created_at INTEGER NOT NULL,
+	expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idempotency_keys_expires ON idempotency_keys (expires_at);
 `
 
 // v1Columns are the columns of calls in version 1, in scanCall's order.
@@ -105,6 +114,8 @@ const (
 	sqlAddResult  = `INSERT OR REPLACE INTO results (parent_id, child_id, parent_gen, seq, data) VALUES (?, ?, ?, ?, ?)`
 	sqlAddAttempt = `INSERT OR REPLACE INTO attempts (call_id, n, start, duration, status, outcome) VALUES (?, ?, ?, ?, ?, ?)`
 	sqlSetMeta    = `INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)`
+	sqlPruneKeys  = `DELETE FROM idempotency_keys WHERE expires_at <= ?`
+	sqlSetKey     = `INSERT OR REPLACE INTO idempotency_keys (key, digest, ids, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`
 )
 
 const upsertCall = `INSERT INTO calls (` + callColumns + `)
@@ -143,12 +154,13 @@ type Store struct {
 type writer struct {
 	begin, commit, rollback                                     driver.Stmt
 	upsert, delInbox, delResult, addResult, addAttempt, setMeta driver.Stmt
+	pruneKeys, setKey                                           driver.Stmt
 	args                                                        []driver.NamedValue
 }
 
 func (w *writer) stmts() []*driver.Stmt {
 	return []*driver.Stmt{&w.begin, &w.commit, &w.rollback, &w.upsert, &w.delInbox,
-		&w.delResult, &w.addResult, &w.addAttempt, &w.setMeta}
+		&w.delResult, &w.addResult, &w.addAttempt, &w.setMeta, &w.pruneKeys, &w.setKey}
 }
 
 func (w *writer) prepare(dc any) error {
@@ -157,7 +169,7 @@ func (w *writer) prepare(dc any) error {
 		return errors.New("driver does not prepare statements with a context")
 	}
 	queries := []string{"BEGIN IMMEDIATE", "COMMIT", "ROLLBACK", upsertCall, sqlDelInbox,
-		sqlDelResult, sqlAddResult, sqlAddAttempt, sqlSetMeta}
+		sqlDelResult, sqlAddResult, sqlAddAttempt, sqlSetMeta, sqlPruneKeys, sqlSetKey}
 	for i, st := range w.stmts() {
 		// Set *st only on success: a failed prepare may return a nil
 		// *stmt in a non-nil driver.Stmt, which close would call.
@@ -367,6 +379,17 @@ func (s *Store) apply(batches []*store.Batch) (err error) {
 				return fmt.Errorf("sqlitestore: storing %s: %w", k, err)
 			}
 		}
+		if !b.PruneKeys.IsZero() {
+			if err = w.exec(w.pruneKeys, ns(b.PruneKeys)); err != nil {
+				return fmt.Errorf("sqlitestore: pruning idempotency keys: %w", err)
+			}
+		}
+		for _, k := range b.Keys {
+			ids, _ := json.Marshal(k.IDs) // strings: cannot fail
+			if err = w.exec(w.setKey, k.Key, nonNil(k.Digest), string(ids), ns(k.CreatedAt), ns(k.ExpiresAt)); err != nil {
+				return fmt.Errorf("sqlitestore: storing idempotency key %q: %w", k.Key, err)
+			}
+		}
 	}
 	if err = w.exec(w.commit); err != nil {
 		return fmt.Errorf("sqlitestore: commit: %w", err)
@@ -544,6 +567,29 @@ func (s *Store) Meta(ctx context.Context, key string) (string, error) {
 	return v, nil
 }
 
+// Key implements [store.Store]. A database made before the table of keys
+// existed (and opened read-only since) has none.
+func (s *Store) Key(ctx context.Context, key string) (*store.Key, error) {
+	k := store.Key{Key: key}
+	var ids string
+	var created, expires int64
+	err := s.r.QueryRowContext(ctx, `SELECT digest, ids, created_at, expires_at FROM idempotency_keys WHERE key = ?`, key).
+		Scan(&k.Digest, &ids, &created, &expires)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, store.ErrNoKey
+	case err != nil && strings.Contains(err.Error(), "no such table"):
+		return nil, store.ErrNoKey
+	case err != nil:
+		return nil, fmt.Errorf("sqlitestore: reading idempotency key %q: %w", key, err)
+	}
+	if err := json.Unmarshal([]byte(ids), &k.IDs); err != nil {
+		return nil, fmt.Errorf("sqlitestore: reading idempotency key %q: its ids: %w", key, err)
+	}
+	k.CreatedAt, k.ExpiresAt = fromNS(created), fromNS(expires)
+	return &k, nil
+}
+
 // Close implements [store.Store].
 func (s *Store) Close() error {
 	s.mu.Lock()
@@ -574,6 +620,14 @@ func ns(t time.Time) int64 {
 		return 0
 	}
 	return t.UnixNano()
+}
+
+// nonNil is b, or an empty slice for nil: NOT NULL blobs.
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
 }
 
 func fromNS(n int64) time.Time {

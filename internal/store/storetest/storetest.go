@@ -496,6 +496,132 @@ func Run(t *testing.T, o Opener) {
 		equalCall(is, got, p)
 	})
 
+	t.Run("idempotency keys", func(t *testing.T) {
+		key := func(name string, expires time.Duration, ids ...string) store.Key {
+			return store.Key{Key: name, Digest: []byte("digest of " + name), IDs: ids, CreatedAt: t0, ExpiresAt: t0.Add(expires)}
+		}
+		at := func(d time.Duration) time.Time { return t0.Add(d) }
+		many := make([]string, 1000)
+		for i := range many {
+			many[i] = fmt.Sprintf("id%04d", i)
+		}
+		tests := []struct {
+			name    string
+			before  []*store.Batch // applied first, each alone
+			batches []*store.Batch // then in one Apply
+			want    map[string]store.Key
+			absent  []string
+		}{
+			{
+				name:    "stored with the calls it names",
+				batches: []*store.Batch{{Calls: []*store.Call{sample("a", "", t0)}, Keys: []store.Key{key("order-42", time.Hour, "a")}}},
+				want:    map[string]store.Key{"order-42": key("order-42", time.Hour, "a")},
+				absent:  []string{"order-43"},
+			},
+			{
+				name:    "many ids, in order",
+				batches: []*store.Batch{{Keys: []store.Key{key("batch", time.Hour, many...)}}},
+				want:    map[string]store.Key{"batch": key("batch", time.Hour, many...)},
+			},
+			{
+				name:    "no ids",
+				batches: []*store.Batch{{Keys: []store.Key{key("none", time.Hour)}}},
+				want:    map[string]store.Key{"none": {Key: "none", Digest: []byte("digest of none"), IDs: []string{}, CreatedAt: t0, ExpiresAt: at(time.Hour)}},
+			},
+			{
+				name:    "upsert replaces the row",
+				before:  []*store.Batch{{Keys: []store.Key{key("k", time.Hour, "a", "b")}}},
+				batches: []*store.Batch{{Keys: []store.Key{key("k", 2*time.Hour, "c")}}},
+				want:    map[string]store.Key{"k": key("k", 2*time.Hour, "c")},
+			},
+			{
+				name: "prune deletes the keys expired at or before it",
+				before: []*store.Batch{{Keys: []store.Key{
+					key("past", time.Minute, "a"), key("now", time.Hour, "b"), key("later", time.Hour+time.Nanosecond, "c"),
+				}}},
+				batches: []*store.Batch{{PruneKeys: at(time.Hour)}},
+				want:    map[string]store.Key{"later": key("later", time.Hour+time.Nanosecond, "c")},
+				absent:  []string{"past", "now"},
+			},
+			{
+				name:    "a batch prunes before it writes its keys",
+				batches: []*store.Batch{{PruneKeys: at(time.Hour), Keys: []store.Key{key("k", time.Minute, "a")}}},
+				want:    map[string]store.Key{"k": key("k", time.Minute, "a")},
+			},
+			{
+				name:    "a later batch prunes a key of an earlier one, and the row it replaced",
+				before:  []*store.Batch{{Keys: []store.Key{key("k", 10*time.Hour, "old")}}},
+				batches: []*store.Batch{{Keys: []store.Key{key("k", time.Minute, "new")}}, {PruneKeys: at(time.Hour)}},
+				absent:  []string{"k"},
+			},
+			{
+				name:    "a key written after a prune in the same apply stays",
+				before:  []*store.Batch{{Keys: []store.Key{key("k", time.Minute, "old")}}},
+				batches: []*store.Batch{{PruneKeys: at(time.Hour)}, {Keys: []store.Key{key("k", 2*time.Hour, "new")}}},
+				want:    map[string]store.Key{"k": key("k", 2*time.Hour, "new")},
+			},
+			{
+				name: "many keys in one apply",
+				batches: func() []*store.Batch {
+					var bs []*store.Batch
+					for i := range 30 {
+						bs = append(bs, &store.Batch{Keys: []store.Key{key(fmt.Sprintf("k%02d", i), time.Hour, fmt.Sprint(i))}})
+					}
+					return append(bs, &store.Batch{Keys: []store.Key{key("k00", time.Hour, "again")}})
+				}(),
+				want: map[string]store.Key{"k00": key("k00", time.Hour, "again"), "k29": key("k29", time.Hour, "29")},
+			},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				is := is.New(t)
+				s := o.Open(t)
+				for _, b := range tt.before {
+					apply(t, s, b)
+				}
+				apply(t, s, tt.batches...)
+				check := func(s store.Store) {
+					t.Helper()
+					for name, want := range tt.want {
+						got, err := s.Key(ctx, name)
+						is.NoErr(err)
+						is.Equal(got.Key, want.Key)
+						is.Equal(string(got.Digest), string(want.Digest))
+						is.Equal(len(got.IDs), len(want.IDs))
+						is.Equal(strings.Join(got.IDs, ","), strings.Join(want.IDs, ","))
+						is.True(got.CreatedAt.Equal(want.CreatedAt))
+						is.True(got.ExpiresAt.Equal(want.ExpiresAt))
+					}
+					for _, name := range tt.absent {
+						_, err := s.Key(ctx, name)
+						is.Equal(err, store.ErrNoKey)
+					}
+				}
+				check(s)
+				if o.Reopen != nil {
+					check(o.Reopen(t, s)) // durable
+				}
+			})
+		}
+		is := is.New(t)
+		is.True(!(&store.Batch{Keys: []store.Key{key("k", time.Hour)}}).Empty())
+		is.True(!(&store.Batch{PruneKeys: t0}).Empty())
+	})
+
+	t.Run("a failed apply stores no key", func(t *testing.T) {
+		is := is.New(t)
+		s := o.Open(t)
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		err := s.Apply(cctx, &store.Batch{
+			Calls: []*store.Call{sample("a", "", t0)},
+			Keys:  []store.Key{{Key: "k", IDs: []string{"a"}, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}},
+		})
+		is.True(err != nil)
+		_, err = s.Key(ctx, "k")
+		is.Equal(err, store.ErrNoKey)
+	})
+
 	if o.Reopen != nil {
 		t.Run("durable across reopen", func(t *testing.T) {
 			is := is.New(t)
