@@ -30,6 +30,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	root.AddCommand(
 		testCommand(stdout, stderr),
+		serveCommand(stdout, stderr),
 		callsCommand(stdout, stderr),
 		callCommand(stdout, stderr),
 		cancelCommand(stdout, stderr),
