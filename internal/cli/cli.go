@@ -21,7 +21,7 @@ import (
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := &cobra.Command{
 		Use:           "dispatch",
-		Short:         "Run and inspect a local Dispatch server",
+		Short:         "Run and inspect a Dispatch server",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

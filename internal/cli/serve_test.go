@@ -127,6 +127,14 @@ func TestServeEndToEnd(t *testing.T) {
 	is.True(err != nil)
 	is.True(strings.Contains(err.Error(), "unauthenticated"))
 
+	// A second serve on the same state directory is refused.
+	out2, errOut2, code2 := run(t, "serve", "--state", dir, "--listen", "127.0.0.1:0", "--endpoint", ep.srv.URL)
+	is.Equal(out2, "")
+	is.Equal(code2, 1)
+	if !strings.Contains(errOut2, "uses the state directory "+dir+": stop it, or give this server another state directory") {
+		t.Fatalf("second serve: %s", errOut2)
+	}
+
 	cancel() // SIGTERM, as cmd/dispatch turns it into ctx's end
 	is.Equal(<-code, 0)
 	// Logs are JSON lines.
