@@ -14,6 +14,7 @@ import (
 	"github.com/matryer/is"
 
 	"github.com/dispatchkit/dispatch/internal/cli"
+	"github.com/dispatchkit/dispatch/internal/pgtest"
 	"github.com/dispatchkit/dispatch/internal/signature"
 	"github.com/dispatchkit/dispatch/server"
 )
@@ -147,4 +148,62 @@ func TestServeEndToEnd(t *testing.T) {
 		}
 	}
 	is.True(strings.Contains(stderr.String(), `"message":"dispatch server stopped"`))
+}
+
+// startServe starts `dispatch serve` in-process with args and returns its
+// address and verification key from its start line, and a stop function
+// returning the exit code.
+func startServe(t *testing.T, args ...string) (addr, key string, stop func() int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	code := make(chan int, 1)
+	go func() {
+		code <- cli.Run(ctx, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...), stdout, stderr)
+	}()
+	var m []string
+	waitFor(t, "start line", func() bool {
+		m = startLineRE.FindStringSubmatch(stdout.String())
+		return m != nil
+	})
+	var stopped bool
+	var rc int
+	stop = func() int {
+		if !stopped {
+			stopped = true
+			cancel()
+			rc = <-code
+		}
+		return rc
+	}
+	t.Cleanup(func() { stop() })
+	return m[1], m[3], stop
+}
+
+// TestServePostgres runs `dispatch serve --postgres`: the signing key is
+// the database's (the same after a restart), a call runs, and a second
+// serve on the database is refused while the first runs.
+func TestServePostgres(t *testing.T) {
+	is := is.New(t)
+	url := pgtest.URL(t)
+	t.Setenv("DISPATCH_API_KEY", goodKey)
+	t.Setenv("DISPATCH_SIGNING_KEY", "")
+	ep := newWorkflowEndpoint(t, 1, 0)
+	addr, key, stop := startServe(t, "--postgres", url, "--endpoint", ep.srv.URL)
+	ep.setKey(t, key)
+	ids := dispatchWorkflows(t, addr, goodKey, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	o, err := server.FetchResult(ctx, nil, "http://"+addr, goodKey, ids[0], time.Second)
+	is.NoErr(err)
+	is.Equal(o.Status, sdkv1.Status_STATUS_OK)
+
+	_, errOut, code := run(t, "serve", "--listen", "127.0.0.1:0", "--postgres", url, "--endpoint", ep.srv.URL)
+	is.Equal(code, 1)
+	is.True(strings.Contains(errOut, "uses the database")) // one serve per database
+
+	is.Equal(stop(), 0)
+	_, key2, stop2 := startServe(t, "--postgres", url, "--endpoint", ep.srv.URL)
+	is.Equal(key2, key) // the key is the database's
+	is.Equal(stop2(), 0)
 }
