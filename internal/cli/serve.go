@@ -46,9 +46,9 @@ Unlike dispatch test, which is for development:
     characters and not "test" (for example "$(openssl rand -hex 32)");
   - it listens on --listen, by default :4450 (every interface, port 4450);
     put it behind a TLS-terminating proxy, or on a private network;
-  - calls may name only the --endpoint URLs (and URLs below their paths) and
-    what --allow-endpoint allows; loopback endpoints are refused unless
-    --allow-endpoint loopback;
+  - calls may name only the --endpoint URLs (and URLs below their paths,
+    loopback or not) and what --allow-endpoint allows; other loopback
+    endpoints are refused unless --allow-endpoint loopback;
   - logs are JSON lines on stderr (--log-format console for people);
   - it prints one start line on stdout, with its URL, its default endpoint
     and its verification key, not the banner of dispatch test.
@@ -65,9 +65,10 @@ database for now: a second one is refused while the first runs (the
 partitioned mode with several replicas on one database is to come).
 
 The signing key is DISPATCH_SIGNING_KEY when set (standard base64 of the
-32-byte Ed25519 seed, or PEM PKCS #8), else the key kept in the state
-directory or the database, made on first start. The verification key to
-give your endpoints (DISPATCH_VERIFICATION_KEY) is in the start line.
+32-byte Ed25519 seed, or PEM PKCS #8), which overrides the key kept in the
+state directory or the database; else that kept key, made on first start.
+The verification key to give your endpoints (DISPATCH_VERIFICATION_KEY) is
+in the start line.
 
 A Dispatch request with an Idempotency-Key header starts its calls once
 within --key-retention (24h).`,
