@@ -1,5 +1,6 @@
-// Package server is a local Dispatch server: the same component that
-// `dispatch test <endpoint-url>` runs, embeddable in programs and tests.
+// Package server is a Dispatch server: the same component that
+// `dispatch test <endpoint-url>` (development) and `dispatch serve`
+// (production) run, embeddable in programs and tests.
 //
 // # Start it
 //
@@ -67,6 +68,26 @@
 // every call in flight completes and results are delivered at least once;
 // the log says how many calls were recovered. The signing key is made on first start and
 // kept in the state directory, so DISPATCH_VERIFICATION_KEY stays valid.
+//
+// # dispatch serve
+//
+// `dispatch serve` runs this server for production. It differs from
+// `dispatch test` only in its command line, not in the server: the API key
+// comes from DISPATCH_API_KEY and is required (at least 16 characters,
+// not "test"); Config.Addr is --listen, ":4450" by default (every
+// interface: the port of `dispatch test`, which listens on loopback only);
+// Config.Endpoint is the first --endpoint and the others are
+// Config.AllowEndpoints patterns (with those of --allow-endpoint), with no
+// "loopback" pattern unless --allow-endpoint loopback; Config.SigningKey is
+// DISPATCH_SIGNING_KEY when set, else the key of the state directory or
+// database as with `dispatch test`; logs are JSON lines (zerolog) on
+// stderr unless --log-format console; and it prints one start line (URL,
+// default endpoint, verification key), not the banner of PROTOCOL.md,
+// which is the contract of `dispatch test` only. SIGTERM and SIGINT end
+// the context of [Serve], which stops accepting requests and gives those
+// in progress 5 seconds. One serve per state directory or database for
+// now: a second one is refused while the first runs (the partitioned mode,
+// several replicas on one PostgreSQL database, is to come).
 //
 // # PostgreSQL
 //

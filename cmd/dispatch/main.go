@@ -1,4 +1,4 @@
-// Command dispatch runs a local Dispatch server (`dispatch test
+// Command dispatch runs a Dispatch server (`dispatch serve`, or `dispatch test
 // <endpoint-url>`) and inspects its calls (`dispatch calls`, `dispatch call
 // ID`). See internal/cli.
 package main

@@ -21,7 +21,7 @@ import (
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := &cobra.Command{
 		Use:           "dispatch",
-		Short:         "Run and inspect a local Dispatch server",
+		Short:         "Run and inspect a Dispatch server",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -30,6 +30,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	root.AddCommand(
 		testCommand(stdout, stderr),
+		serveCommand(stdout, stderr),
 		callsCommand(stdout, stderr),
 		callCommand(stdout, stderr),
 		cancelCommand(stdout, stderr),

@@ -191,3 +191,16 @@ func fetchResult(t *testing.T, addr, id string) (*server.Outcome, error) {
 
 // waitFor waits until cond holds, polling with a deadline.
 var waitFor = testsync.WaitFor
+
+// dispatchErr dispatches call to the server at addr with the API key key
+// and returns the ids or the error of the request.
+func dispatchErr(addr, key string, call *sdkv1.Call) ([]string, error) {
+	client := sdkv1connect.NewDispatchServiceClient(http.DefaultClient, "http://"+addr)
+	req := connect.NewRequest(&sdkv1.DispatchRequest{Calls: []*sdkv1.Call{call}})
+	req.Header().Set("Authorization", "Bearer "+key)
+	res, err := client.Dispatch(context.Background(), req)
+	if err != nil {
+		return nil, err
+	}
+	return res.Msg.GetDispatchIds(), nil
+}

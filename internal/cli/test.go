@@ -5,12 +5,9 @@ import (
 	"io"
 	"net"
 	"strconv"
-	"time"
 
-	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
-	"github.com/dispatchkit/dispatch/internal/endpointpolicy"
 	"github.com/dispatchkit/dispatch/server"
 )
 
@@ -22,11 +19,7 @@ func testCommand(stdout, stderr io.Writer) *cobra.Command {
 		hostname string
 		port     int
 		verbose  bool
-		stateDir string
-		memory   bool
-		postgres string
-		allow    []string
-		keyKeep  time.Duration
+		flags    serverFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "test <endpoint-url>",
@@ -76,41 +69,20 @@ starts its calls once: a request with the same key within --key-retention
 			if port < 0 || port > 65535 {
 				return usageError{fmt.Errorf("--port %d is out of range: want 0 (any free port) to 65535", port)}
 			}
-			if _, err := endpointpolicy.New(allow...); err != nil {
-				return usageError{fmt.Errorf("--allow-endpoint: %v", err)}
+			if err := flags.check(); err != nil {
+				return err
 			}
-			if keyKeep < 0 {
-				return usageError{fmt.Errorf("--key-retention %v is negative: want a duration such as 24h (0 for the default, 24h)", keyKeep)}
-			}
-			if postgres != "" && (memory || stateDir != "") {
-				return usageError{fmt.Errorf("--postgres keeps the calls in PostgreSQL: leave out --memory and --state")}
-			}
-			level := zerolog.InfoLevel
-			if verbose {
-				level = zerolog.DebugLevel
-			}
-			logger := zerolog.New(zerolog.ConsoleWriter{Out: stderr, NoColor: true, TimeFormat: time.TimeOnly}).
-				Level(level).With().Timestamp().Logger()
 			cfg := server.Config{
 				Endpoint: args[0],
 				Addr:     net.JoinHostPort(hostname, strconv.Itoa(port)),
 				APIKey:   apiKey,
-				Memory:   memory,
-				Postgres: postgres,
-				Logger:   logger,
+				Logger:   newLogger(stderr, false, verbose),
 				// Loopback by default: the endpoint being developed and
 				// its neighbours on this machine.
-				AllowEndpoints: append([]string{"loopback"}, allow...),
-				KeyRetention:   keyKeep,
+				AllowEndpoints: []string{"loopback"},
 			}
-			if !memory && postgres == "" {
-				if stateDir == "" {
-					var err error
-					if stateDir, err = defaultStateDir(); err != nil {
-						return err
-					}
-				}
-				cfg.StateDir = stateDir
+			if err := flags.apply(&cfg); err != nil {
+				return err
 			}
 			return server.Serve(cmd.Context(), cfg, func(s *server.Server) {
 				_, p, _ := net.SplitHostPort(s.Addr())
@@ -123,11 +95,7 @@ starts its calls once: a request with the same key within --key-retention
 	f.StringVar(&hostname, "hostname", "127.0.0.1", "host name or address to listen on")
 	f.IntVar(&port, "port", 4450, "port to listen on (0 picks a free one)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log every function run")
-	f.StringVar(&stateDir, "state", "", "state directory (default $XDG_STATE_HOME/dispatch or ~/.local/state/dispatch)")
-	f.BoolVar(&memory, "memory", false, "keep calls in memory only (nothing survives a restart)")
-	f.StringVar(&postgres, "postgres", "", "keep calls and the signing key in this PostgreSQL database (postgres://user:password@host:5432/db) instead of the state directory")
-	f.StringArrayVar(&allow, "allow-endpoint", nil, "also allow calls to endpoints matching this pattern (repeatable; loopback and <endpoint-url> are always allowed)")
-	f.DurationVar(&keyKeep, "key-retention", 24*time.Hour, "how long an idempotency key (Idempotency-Key header of Dispatch) names its calls; after it, the key is forgotten")
+	flags.register(f, true, "also allow calls to endpoints matching this pattern (repeatable; loopback and <endpoint-url> are always allowed)")
 	return cmd
 }
 

@@ -1,0 +1,86 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/pflag"
+
+	"github.com/dispatchkit/dispatch/internal/endpointpolicy"
+	"github.com/dispatchkit/dispatch/server"
+)
+
+// serverFlags are the flags `dispatch test` and `dispatch serve` share:
+// where the calls are kept, which endpoints calls may name, and how long
+// idempotency keys are kept.
+type serverFlags struct {
+	stateDir string
+	memory   bool // dispatch test only
+	postgres string
+	allow    []string
+	keyKeep  time.Duration
+}
+
+// register adds the shared flags to fs; withMemory adds --memory too.
+func (f *serverFlags) register(fs *pflag.FlagSet, withMemory bool, allowHelp string) {
+	fs.StringVar(&f.stateDir, "state", "", "state directory (default $XDG_STATE_HOME/dispatch or ~/.local/state/dispatch)")
+	if withMemory {
+		fs.BoolVar(&f.memory, "memory", false, "keep calls in memory only (nothing survives a restart)")
+	}
+	fs.StringVar(&f.postgres, "postgres", "", "keep calls and the signing key in this PostgreSQL database (postgres://user:password@host:5432/db) instead of the state directory")
+	fs.StringArrayVar(&f.allow, "allow-endpoint", nil, allowHelp)
+	fs.DurationVar(&f.keyKeep, "key-retention", 24*time.Hour, "how long an idempotency key (Idempotency-Key header of Dispatch) names its calls; after it, the key is forgotten")
+}
+
+// check refuses contradictory or invalid values of the shared flags.
+func (f *serverFlags) check() error {
+	if _, err := endpointpolicy.New(f.allow...); err != nil {
+		return usageError{fmt.Errorf("--allow-endpoint: %v", err)}
+	}
+	if f.keyKeep < 0 {
+		return usageError{fmt.Errorf("--key-retention %v is negative: want a duration such as 24h (0 for the default, 24h)", f.keyKeep)}
+	}
+	if f.postgres != "" && (f.memory || f.stateDir != "") {
+		if f.memory {
+			return usageError{fmt.Errorf("--postgres keeps the calls in PostgreSQL: leave out --memory and --state")}
+		}
+		return usageError{fmt.Errorf("--postgres keeps the calls in PostgreSQL: leave out --state")}
+	}
+	return nil
+}
+
+// apply sets the storage and policy fields of cfg from f; the patterns of
+// --allow-endpoint are appended to cfg.AllowEndpoints.
+func (f *serverFlags) apply(cfg *server.Config) error {
+	cfg.Memory = f.memory
+	cfg.Postgres = f.postgres
+	cfg.AllowEndpoints = append(cfg.AllowEndpoints, f.allow...)
+	cfg.KeyRetention = f.keyKeep
+	if !f.memory && f.postgres == "" {
+		dir := f.stateDir
+		if dir == "" {
+			var err error
+			if dir, err = defaultStateDir(); err != nil {
+				return err
+			}
+		}
+		cfg.StateDir = dir
+	}
+	return nil
+}
+
+// newLogger returns the logger of a server command: JSON lines on w when
+// json, else zerolog's console format without colours; debug level when
+// verbose.
+func newLogger(w io.Writer, json, verbose bool) zerolog.Logger {
+	level := zerolog.InfoLevel
+	if verbose {
+		level = zerolog.DebugLevel
+	}
+	if !json {
+		w = zerolog.ConsoleWriter{Out: w, NoColor: true, TimeFormat: time.TimeOnly}
+	}
+	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
