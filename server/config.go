@@ -224,7 +224,7 @@ func (c *Config) validate() error {
 			}
 		}
 		if err := pgstore.CheckURL(c.Postgres); err != nil {
-			return fmt.Errorf("server: Config.Postgres (--postgres of dispatch test): %w", err)
+			return fmt.Errorf("server: Config.Postgres (--postgres of dispatch serve and dispatch test): %w", err)
 		}
 	}
 	if !c.Memory && c.StateDir == "" && c.Postgres == "" {

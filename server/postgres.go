@@ -20,7 +20,7 @@ func openPostgres(ctx context.Context, url string) (*pgstore.Store, error) {
 	switch {
 	case errors.As(err, &locked):
 		return nil, fmt.Errorf("server: %s: stop it, or give this server another database "+
-			"(--postgres for dispatch test, Config.Postgres in Go); one server per database until the partitioned mode", strings.TrimPrefix(locked.Error(), "pgstore: "))
+			"(--postgres of dispatch serve or dispatch test, Config.Postgres in Go); one server per database until the partitioned mode", strings.TrimPrefix(locked.Error(), "pgstore: "))
 	case err != nil:
 		return nil, fmt.Errorf("server: opening the store of Config.Postgres: %w", err)
 	}

@@ -51,7 +51,7 @@ func TestConfigValidate(t *testing.T) {
 		{"postgres and memory", server.Config{Postgres: "postgres://h/db", Memory: true}, "Config.Postgres and Config.Memory are exclusive"},
 		{"postgres and a state dir", server.Config{Postgres: "postgres://h/db", StateDir: "/tmp/x"}, "Config.Postgres and Config.StateDir are exclusive"},
 		{"postgres and full sync", server.Config{Postgres: "postgres://h/db", FullSync: true}, "Config.Postgres and Config.FullSync are exclusive"},
-		{"postgres URL invalid", server.Config{Postgres: "postgres://u:secret@h:99999/db"}, "Config.Postgres (--postgres of dispatch test): pgstore: postgres://u:xxxxx@h:99999/db is not a PostgreSQL connection URL"},
+		{"postgres URL invalid", server.Config{Postgres: "postgres://u:secret@h:99999/db"}, "Config.Postgres (--postgres of dispatch serve and dispatch test): pgstore: postgres://u:xxxxx@h:99999/db is not a PostgreSQL connection URL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -217,7 +217,7 @@ func TestUsageErrors(t *testing.T) {
 		{"calls on empty state", []string{"calls", "--state", "/nonexistent/dir"}, 1, "no call database"},
 		{"unknown command", []string{"nope"}, 1, "unknown command"},
 		{"test with --postgres and --memory", []string{"test", "http://127.0.0.1:1", "--memory", "--postgres", "postgres://h/db"}, 2, "leave out --memory and --state"},
-		{"test with a bad --postgres", []string{"test", "http://127.0.0.1:1", "--port", "0", "--postgres", "postgres://u:secret@h:99999/db"}, 1, "Config.Postgres (--postgres of dispatch test)"},
+		{"test with a bad --postgres", []string{"test", "http://127.0.0.1:1", "--port", "0", "--postgres", "postgres://u:secret@h:99999/db"}, 1, "Config.Postgres (--postgres of dispatch serve and dispatch test)"},
 		{"calls with --postgres and --state", []string{"calls", "--postgres", "postgres://h/db", "--state", "/tmp"}, 2, "leave out --api-url and --state"},
 	}
 	for _, tt := range tests {
