@@ -143,7 +143,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	if o.Postgres != "" {
 		store += ", then PostgreSQL at " + redactURL(o.Postgres)
 	}
-	fmt.Fprintf(stdout, "dispatch bench: in-process server (%s) and SDK endpoint over loopback HTTP\n", store)
+	fmt.Fprintf(stdout, "dispatch bench: in-process server on %s, and SDK endpoint over loopback HTTP\n", store)
 	gogc := debug.SetGCPercent(100)
 	debug.SetGCPercent(gogc)
 	fmt.Fprintf(stdout, "machine: %s/%s, %d CPUs, %s, GOGC=%d\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), gogc)
