@@ -59,6 +59,7 @@ type config struct {
 	lookupEnv       func(string) (string, bool)
 	forceLocal      bool   // WithLocalServer
 	localDir        string // its dir; "" keeps the calls in memory
+	localFullSync   bool   // WithLocalFullSync
 
 	localStarter    localmode.Starter // withLocalStarter (tests)
 	localStarterSet bool

@@ -131,6 +131,7 @@ func (d *Dispatch) startLocal() (err error) {
 	switch {
 	case cfg.localDir != "":
 		lc.StateDir = cfg.localDir
+		lc.FullSync = cfg.localFullSync
 	case cfg.forceLocal: // WithLocalServer("")
 		lc.Memory = true
 	default:
@@ -138,7 +139,7 @@ func (d *Dispatch) startLocal() (err error) {
 		if err != nil {
 			return err
 		}
-		lc.StateDir = dir
+		lc.StateDir, lc.FullSync = dir, cfg.localFullSync
 	}
 	srv, err := start(context.Background(), lc)
 	if err != nil {

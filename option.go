@@ -164,3 +164,14 @@ func withEnv(lookup func(string) (string, bool)) Option {
 func WithLocalServer(dir string) Option {
 	return optionFunc(func(c *config) { c.forceLocal, c.localDir = true, dir })
 }
+
+// WithLocalFullSync makes the local server (local mode, [WithLocalServer])
+// sync the disk at every commit of its SQLite store (synchronous=FULL), so
+// that accepted calls survive a crash of the machine, not only of the
+// process; by default (synchronous=NORMAL) a commit is in the write-ahead
+// log before it is acknowledged and the disk is synced at checkpoints. It
+// changes nothing when the local server keeps its calls in memory, or when
+// a separate Dispatch server is configured.
+func WithLocalFullSync() Option {
+	return optionFunc(func(c *config) { c.localFullSync = true })
+}

@@ -60,6 +60,7 @@ func start(ctx context.Context, c localmode.Config) (localmode.Server, error) {
 		AllowEndpoints: []string{"loopback"},
 		StateDir:       c.StateDir,
 		Memory:         c.Memory,
+		FullSync:       c.FullSync,
 		Logger:         c.Logger,
 	})
 	if err != nil {

@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -97,14 +96,16 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 		defer pprof.StopCPUProfile()
 	}
 
-	store := "SQLite store"
+	// The store of each row names its durability, as a fair comparison
+	// must: SQLite's synchronous setting, or PostgreSQL's own.
+	store := fmt.Sprintf("SQLite store (sync=%s)", r.syncName())
+	local := fmt.Sprintf("sqlite (sync=%s)", r.syncName())
 	if o.Memory {
-		store = "memory store"
+		store, local = "memory store", "memory"
 	}
-	stores := []string{""} // the default store
+	stores := []string{local}
 	if o.Postgres != "" {
-		stores[0] = strings.TrimSuffix(store, " store")
-		stores = append(stores, "PostgreSQL")
+		stores = append(stores, pgStore)
 		defer r.dropDatabases(stderr)
 	}
 	var rows []row
@@ -113,9 +114,9 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 			continue
 		}
 		for _, st := range stores {
-			r.pg = st == "PostgreSQL"
+			r.pg = st == pgStore
 			on := ""
-			if st != "" {
+			if o.Postgres != "" {
 				on = " on " + st
 			}
 			var rounds [][]row
@@ -142,7 +143,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	if o.Postgres != "" {
 		store += ", then PostgreSQL at " + redactURL(o.Postgres)
 	}
-	fmt.Fprintf(stdout, "dispatch bench: in-process server (%s) and SDK endpoint over loopback HTTP\n", store)
+	fmt.Fprintf(stdout, "dispatch bench: in-process server on %s, and SDK endpoint over loopback HTTP\n", store)
 	gogc := debug.SetGCPercent(100)
 	debug.SetGCPercent(gogc)
 	fmt.Fprintf(stdout, "machine: %s/%s, %d CPUs, %s, GOGC=%d\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), gogc)
@@ -151,10 +152,7 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	storeCol := func(row) string { return "" }
-	if o.Postgres != "" {
-		storeCol = func(r row) string { return r.store + "\t" }
-	}
+	storeCol := func(r row) string { return r.store + "\t" }
 	fmt.Fprintf(tw, "workload\t%sresult\tgoal\tmet\n", storeCol(row{store: "store"}))
 	for _, row := range rows {
 		goal, met := row.goal, row.met
@@ -164,6 +162,17 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%s%s\t%s\t%s\n", row.what, storeCol(row), row.value, goal, met)
 	}
 	return tw.Flush()
+}
+
+// pgStore is the store column of the rows on PostgreSQL.
+const pgStore = "postgresql (its synchronous_commit)"
+
+// syncName is SQLite's synchronous setting of the run: normal or full.
+func (r *runner) syncName() string {
+	if r.fullSync() {
+		return "full"
+	}
+	return "normal"
 }
 
 // open starts an SDK instance in local mode (package local), serving its
@@ -178,13 +187,17 @@ func (r *runner) open(name string) (*app, error) {
 	if !r.Memory {
 		dir = filepath.Join(r.rootDir, fmt.Sprintf("%s-%d", name, r.round))
 	}
-	d, err := dispatch.New(
+	opts := []dispatch.Option{
 		dispatch.WithLocalServer(dir),
 		dispatch.WithEndpointURL(""), // a random loopback port, whatever the environment says
 		dispatch.WithZerolog(r.log),
 		dispatch.WithTrace(nil),
 		dispatch.WithHTTPClient(r.hc),
-	)
+	}
+	if r.fullSync() {
+		opts = append(opts, dispatch.WithLocalFullSync())
+	}
+	d, err := dispatch.New(opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -197,11 +210,17 @@ func (r *runner) open(name string) (*app, error) {
 
 // runOK dispatches c and waits for its outcome, which must be OK.
 func runOK(ctx context.Context, a *app, c dispatch.Caller) error {
+	_, err := runID(ctx, a, c)
+	return err
+}
+
+// runID is runOK that also returns the call's id.
+func runID(ctx context.Context, a *app, c dispatch.Caller) (string, error) {
 	ids, err := a.Dispatch(ctx, c)
 	if err != nil {
-		return err
+		return "", err
 	}
-	return waitOK(ctx, a, ids[0])
+	return ids[0], waitOK(ctx, a, ids[0])
 }
 
 func waitOK(ctx context.Context, a *app, id string) error {

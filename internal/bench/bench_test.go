@@ -47,8 +47,22 @@ func TestRun(t *testing.T) {
 				"(d) 150 workflows asleep: server memory per workflow",
 				"(d) 150 workflows asleep: state per step (stored)",
 				"(e) restart with 20 calls in flight: all resumed and done",
-				"SQLite store",
+				"SQLite store (sync=normal)",
+				"sqlite (sync=normal)",
 			},
+			notRows: []string{"12-step"},
+		},
+		{
+			name: "sqlite, full sync, long workflow",
+			opts: func(o *bench.Options) { o.Only, o.Sync, o.LongSteps = "a", "full", 12 },
+			rows: []string{
+				"(a) 3-step sequential workflow, 1 at a time: p50 per await step",
+				"(a) 12-step sequential workflow, 1 at a time: p50 per await step",
+				"(a) 12-step sequential workflow, 1 at a time: p99 per await step",
+				"(a) p50 per await step, 12-step / 3-step workflow",
+				"sqlite (sync=full)",
+			},
+			notRows: []string{"(b)", "sync=normal"},
 		},
 		{
 			name:    "memory, some workloads",
@@ -60,7 +74,7 @@ func TestRun(t *testing.T) {
 			name: "postgres beside sqlite",
 			opts: func(o *bench.Options) { o.Only = "a,b,e" },
 			pg:   true,
-			rows: []string{"SQLite store, then PostgreSQL at postgres://", " store "},
+			rows: []string{"SQLite store (sync=normal), then PostgreSQL at postgres://", " store "},
 			storeRows: []string{
 				"(a) 3-step sequential workflow, 1 at a time: p50 per await step",
 				"(a) 3-step sequential workflow, 1 at a time: p99 per await step",
@@ -97,7 +111,7 @@ func TestRun(t *testing.T) {
 				}
 			}
 			for _, row := range tt.storeRows {
-				for _, st := range []string{"SQLite", "PostgreSQL"} {
+				for _, st := range []string{"sqlite (sync=normal)", "postgresql (its synchronous_commit)"} {
 					if !slices.ContainsFunc(strings.Split(out.String(), "\n"), func(line string) bool {
 						return strings.HasPrefix(line, row) && strings.Contains(line, " "+st+" ")
 					}) {
@@ -126,6 +140,12 @@ func TestCheck(t *testing.T) {
 		{name: "no workload", opts: func(o *bench.Options) { o.Only = " , " }, err: `--only " , " names no workload`},
 		{name: "scale below one", opts: func(o *bench.Options) { o.Gather = 0 }, err: "--gather 0: want at least 1"},
 		{name: "one call in flight", opts: func(o *bench.Options) { o.Inflight = 1 }, err: "--inflight 1: want at least 2"},
+		{name: "sync full", opts: func(o *bench.Options) { o.Sync = "full" }, selected: []string{"a", "b", "c", "d", "e"}},
+		{name: "sync normal", opts: func(o *bench.Options) { o.Sync = "normal" }, selected: []string{"a", "b", "c", "d", "e"}},
+		{name: "sync unknown", opts: func(o *bench.Options) { o.Sync = "fsync" }, err: `--sync "fsync": want normal (`},
+		{name: "sync with memory", opts: func(o *bench.Options) { o.Memory, o.Sync = true, "normal" }, err: "--sync normal: --memory keeps no file to sync"},
+		{name: "sync with postgres", opts: func(o *bench.Options) { o.Postgres, o.Sync = "postgres://h/db", "full" }, err: "PostgreSQL's own synchronous_commit decides"},
+		{name: "long steps negative", opts: func(o *bench.Options) { o.LongSteps = -1 }, err: "--long-steps -1: want 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -10,6 +10,15 @@
 //	(e) a restart with many calls in flight: time until all have resumed
 //	    and finished
 //
+// Decisions: the store column of every row names its durability, as a
+// fair comparison must: "sqlite (sync=normal)" or "sqlite (sync=full)"
+// (Options.Sync, SQLite's synchronous setting), "memory", or PostgreSQL,
+// whose own synchronous_commit decides (so --sync is refused with
+// --postgres and --memory). With Options.LongSteps, (a) alternates
+// workflows of Steps and of LongSteps steps on one server, as many long
+// ones as make about the same number of steps (at least 3), and prints the
+// ratio of their p50s per step: the goal, O(1) per step, is within 10%.
+//
 // The goals are goals, not tests: the figures move with the machine and
 // its load. Package cli parses the command line into [Options] and calls
 // [Run]; the workloads, the functions they register (named "bench.*") and

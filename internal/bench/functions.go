@@ -120,12 +120,14 @@ func (c *stepClock) reset() {
 	c.mu.Unlock()
 }
 
-// deltas returns the time between consecutive steps of every workflow.
-func (c *stepClock) deltas() []time.Duration {
+// deltas returns the time between consecutive steps of the workflows of
+// the given ids.
+func (c *stepClock) deltas(ids []string) []time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []time.Duration
-	for _, ts := range c.marks {
+	for _, id := range ids {
+		ts := c.marks[id]
 		for i := 1; i < len(ts); i++ {
 			out = append(out, ts[i].Sub(ts[i-1]))
 		}

@@ -23,6 +23,32 @@ type Options struct {
 	Rounds     int    // --rounds: runs of each workload; the table shows the median of each figure, with its range
 	Verbose    bool   // --verbose: log the server and the SDK to stderr
 	CPUProfile string // --cpuprofile: write a CPU profile of the workloads to this file
+	Sync       string // --sync: normal or full, SQLite's synchronous setting ("": normal)
+	LongSteps  int    // --long-steps: (a) steps of the long sequential workflow run beside the Steps one (0: none)
+}
+
+// fullSync reports whether o asks SQLite to sync every commit (--sync
+// full). Check has validated o.Sync.
+func (o *Options) fullSync() bool { return o.Sync == "full" }
+
+// checkSync validates --sync: normal or full, and only for the SQLite
+// store (PostgreSQL's own synchronous_commit decides its durability).
+func (o *Options) checkSync() error {
+	switch o.Sync {
+	case "", "normal", "full":
+	default:
+		return fmt.Errorf("--sync %q: want normal (sync at checkpoints: survives a process crash) or full (sync every commit: survives a power loss)", o.Sync)
+	}
+	if o.Sync == "" {
+		return nil
+	}
+	if o.Memory {
+		return fmt.Errorf("--sync %s: --memory keeps no file to sync: leave out --sync or --memory", o.Sync)
+	}
+	if o.Postgres != "" {
+		return fmt.Errorf("--sync %s: with --postgres, PostgreSQL's own synchronous_commit decides durability: leave out --sync, or run the SQLite bench without --postgres", o.Sync)
+	}
+	return nil
 }
 
 // Check validates o and returns the workloads it selects. Its errors name
@@ -52,6 +78,12 @@ func (o *Options) Check() (map[string]bool, error) {
 		if n.v < 1 {
 			return nil, fmt.Errorf("--%s %d: want at least 1", n.name, n.v)
 		}
+	}
+	if o.LongSteps < 0 {
+		return nil, fmt.Errorf("--long-steps %d: want 0 (no long workflow) or more, such as 1000", o.LongSteps)
+	}
+	if err := o.checkSync(); err != nil {
+		return nil, err
 	}
 	if o.Inflight < 2 {
 		return nil, fmt.Errorf("--inflight %d: want at least 2 (a workflow and its call)", o.Inflight)

@@ -69,6 +69,7 @@ func msOf(v float64) string      { return fmtMS(time.Duration(v)) }
 func secondsOf(v float64) string { return fmtSeconds(time.Duration(v)) }
 func rateOf(v float64) string    { return fmt.Sprintf("%s wf/s", fmtInt(int64(v))) }
 func microsOf(v float64) string  { return fmt.Sprintf("%d µs", int64(v)) }
+func ratioOf(v float64) string   { return fmt.Sprintf("%.2f×", v) }
 
 func metIf(ok bool) string {
 	if ok {

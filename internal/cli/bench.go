@@ -20,7 +20,9 @@ func benchCommand(stdout, stderr io.Writer) *cobra.Command {
 in-process SDK endpoint talking over loopback HTTP, and print what they
 reach beside the goals:
 
-  (a) a 20-step sequential workflow, one at a time: latency per await step
+  (a) a 20-step sequential workflow, one at a time: latency per await step;
+      and a 1,000-step one beside it (--long-steps), with the ratio of
+      their latencies per step (O(1) per step: within 10%)
   (b) 3-step workflows from 32 concurrent clients: workflows per second
   (c) a Gather of 10,000 calls: total time
   (d) 100,000 workflows suspended on a long sleep: server memory per
@@ -35,7 +37,13 @@ bench makes a database for each workload on that server and drops it
 afterwards, so the URL's user needs CREATEDB. --only picks workloads and
 the other flags scale them down. On a shared or noisy machine, --rounds 3
 runs each workload three times and prints the median of each figure with
-its range.`,
+its range.
+
+--sync full makes SQLite sync the disk at every commit (synchronous=FULL:
+accepted calls survive a power loss); the default, normal, syncs at
+checkpoints (survives a crash of the process). The table's store column
+names the mode beside each figure. --sync is refused with --memory and
+--postgres: PostgreSQL's own synchronous_commit decides its durability.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if _, err := o.Check(); err != nil {
@@ -58,6 +66,8 @@ its range.`,
 	f.IntVar(&o.Inflight, "inflight", 10000, "(e) calls in flight at the restart (half workflows, half their calls)")
 	f.IntVar(&o.Rounds, "rounds", 1, "run each workload this many times and print the median of each figure, with its range")
 	f.BoolVarP(&o.Verbose, "verbose", "v", false, "log the server and the SDK to stderr")
+	f.StringVar(&o.Sync, "sync", "", "SQLite's durability: normal (sync at checkpoints; survives a process crash) or full (sync every commit; survives a power loss) (default normal)")
+	f.IntVar(&o.LongSteps, "long-steps", 1000, "(a) also run workflows of this many steps, and print their p50 per step beside the --steps one's (0: none)")
 	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the workloads to this file (go tool pprof)")
 	return cmd
 }

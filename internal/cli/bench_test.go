@@ -14,7 +14,7 @@ import (
 // themselves are tested in package bench; this test checks that the flags
 // reach them and that wrong ones are usage errors.
 var tiny = []string{"--steps", "3", "--runs", "2", "--clients", "2", "--workflows", "6",
-	"--gather", "30", "--sleepers", "150", "--inflight", "20"}
+	"--gather", "30", "--sleepers", "150", "--inflight", "20", "--long-steps", "0"}
 
 func TestBench(t *testing.T) {
 	tests := []struct {
@@ -38,6 +38,12 @@ func TestBench(t *testing.T) {
 			pg:      true,
 			rows:    []string{"memory store, then PostgreSQL at postgres://", "(c) Gather of 30 calls", " store "},
 			notRows: []string{"(a)", "(b)", "(d)", "(e)"},
+		},
+		{
+			name:    "full sync, long workflow beside",
+			args:    []string{"--only", "a", "--sync", "full", "--long-steps", "12"},
+			rows:    []string{"SQLite store (sync=full)", "sqlite (sync=full)", "(a) 12-step sequential workflow", "(a) p50 per await step, 12-step / 3-step workflow"},
+			notRows: []string{"(b)", "sync=normal"},
 		},
 		{
 			name:   "rounds below one",

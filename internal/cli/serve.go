@@ -63,6 +63,9 @@ PostgreSQL database (--postgres postgres://user@host:5432/db; the password
 may come from PGPASSWORD or ~/.pgpass). One serve per state directory or
 database for now: a second one is refused while the first runs (the
 partitioned mode with several replicas on one database is to come).
+With SQLite, --sync full syncs the disk at every commit (survives a power
+loss); the default, normal, syncs at checkpoints (survives a crash of the
+process). With PostgreSQL its own synchronous_commit decides.
 
 The signing key is DISPATCH_SIGNING_KEY when set (standard base64 of the
 32-byte Ed25519 seed, or PEM PKCS #8), which overrides the key kept in the

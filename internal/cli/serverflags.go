@@ -21,6 +21,8 @@ type serverFlags struct {
 	postgres string
 	allow    []string
 	keyKeep  time.Duration
+	syncMode string         // --sync
+	fs       *pflag.FlagSet // to tell a --sync given from its default
 }
 
 // register adds the shared flags to fs; withMemory adds --memory too.
@@ -31,6 +33,8 @@ func (f *serverFlags) register(fs *pflag.FlagSet, withMemory bool, allowHelp str
 	}
 	fs.StringVar(&f.postgres, "postgres", "", "keep calls and the signing key in this PostgreSQL database (postgres://user:password@host:5432/db) instead of the state directory")
 	fs.StringArrayVar(&f.allow, "allow-endpoint", nil, allowHelp)
+	fs.StringVar(&f.syncMode, "sync", "normal", "SQLite's durability: normal (sync at checkpoints; survives a crash of the process) or full (sync every commit; survives a power loss)")
+	f.fs = fs
 	fs.DurationVar(&f.keyKeep, "key-retention", 24*time.Hour, "how long an idempotency key (Idempotency-Key header of Dispatch) names its calls; after it, the key is forgotten")
 }
 
@@ -48,7 +52,16 @@ func (f *serverFlags) check() error {
 		}
 		return usageError{fmt.Errorf("--postgres keeps the calls in PostgreSQL: leave out --state")}
 	}
+	if _, err := f.fullSync(); err != nil {
+		return usageError{err}
+	}
 	return nil
+}
+
+// fullSync reports whether --sync asks for synchronous=FULL.
+func (f *serverFlags) fullSync() (bool, error) {
+	set := f.fs != nil && f.fs.Changed("sync")
+	return checkSync(f.syncMode, set, f.memory, f.postgres != "")
 }
 
 // apply sets the storage and policy fields of cfg from f; the patterns of
@@ -58,6 +71,11 @@ func (f *serverFlags) apply(cfg *server.Config) error {
 	cfg.Postgres = f.postgres
 	cfg.AllowEndpoints = append(cfg.AllowEndpoints, f.allow...)
 	cfg.KeyRetention = f.keyKeep
+	full, err := f.fullSync()
+	if err != nil {
+		return usageError{err}
+	}
+	cfg.FullSync = full
 	if !f.memory && f.postgres == "" {
 		dir := f.stateDir
 		if dir == "" {

@@ -58,7 +58,15 @@ unless a pattern names that IP literal or is '*'.
 
 A Dispatch request with an Idempotency-Key header (DispatchKey in the Go SDK)
 starts its calls once: a request with the same key within --key-retention
-(24h) gets the ids of the first one and starts nothing.`,
+(24h) gets the ids of the first one and starts nothing.
+
+--sync full makes SQLite sync the disk at every commit (synchronous=FULL),
+so that accepted calls survive a power loss or a crash of the machine; the
+default, normal, syncs at checkpoints: a commit is in the write-ahead log
+before it is acknowledged, which survives a crash of the process (kill -9)
+but may lose the last commits on a power loss. --sync is refused with
+--memory (no file to sync) and --postgres (PostgreSQL's own
+synchronous_commit decides).`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usageError{fmt.Errorf("test takes the endpoint URL, as in \"dispatch test http://127.0.0.1:8000\"")}
@@ -113,4 +121,19 @@ The Dispatch SDK can be configured with:
   export DISPATCH_VERIFICATION_KEY="%s"
 
 `, addr, s.Endpoint(), addr, s.APIKey(), s.Endpoint(), s.VerificationKey())
+}
+
+// checkSync validates the --sync of dispatch test (set: given on the
+// command line) and reports whether it asks for synchronous=FULL.
+func checkSync(mode string, set, memory, postgres bool) (bool, error) {
+	if mode != "normal" && mode != "full" {
+		return false, fmt.Errorf("--sync %q: want normal (sync at checkpoints: survives a process crash) or full (sync every commit: survives a power loss)", mode)
+	}
+	switch {
+	case set && memory:
+		return false, fmt.Errorf("--sync %s: --memory keeps no file to sync: leave out --sync or --memory", mode)
+	case set && postgres:
+		return false, fmt.Errorf("--sync %s: with --postgres, PostgreSQL's own synchronous_commit decides durability (set it on the server or the database): leave out --sync", mode)
+	}
+	return mode == "full", nil
 }

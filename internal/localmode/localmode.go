@@ -34,6 +34,9 @@ type Config struct {
 	StateDir string
 	// Memory keeps the calls in memory only.
 	Memory bool
+	// FullSync syncs the disk at every commit of the file store
+	// (server.Config.FullSync); false with Memory.
+	FullSync bool
 	// Logger receives the server's logs.
 	Logger zerolog.Logger
 }
