@@ -144,7 +144,7 @@ func TestCheck(t *testing.T) {
 		{name: "sync normal", opts: func(o *bench.Options) { o.Sync = "normal" }, selected: []string{"a", "b", "c", "d", "e"}},
 		{name: "sync unknown", opts: func(o *bench.Options) { o.Sync = "fsync" }, err: `--sync "fsync": want normal (`},
 		{name: "sync with memory", opts: func(o *bench.Options) { o.Memory, o.Sync = true, "normal" }, err: "--sync normal: --memory keeps no file to sync"},
-		{name: "sync with postgres", opts: func(o *bench.Options) { o.Postgres, o.Sync = "postgres://h/db", "full" }, err: "PostgreSQL's own synchronous_commit decides"},
+		{name: "sync with postgres", opts: func(o *bench.Options) { o.Postgres, o.Sync = "postgres://h/db", "full" }, selected: []string{"a", "b", "c", "d", "e"}},
 		{name: "long steps negative", opts: func(o *bench.Options) { o.LongSteps = -1 }, err: "--long-steps -1: want 0"},
 	}
 	for _, tt := range tests {

@@ -13,8 +13,8 @@
 // Decisions: the store column of every row names its durability, as a
 // fair comparison must: "sqlite (sync=normal)" or "sqlite (sync=full)"
 // (Options.Sync, SQLite's synchronous setting), "memory", or PostgreSQL,
-// whose own synchronous_commit decides (so --sync is refused with
-// --postgres and --memory). With Options.LongSteps, (a) alternates
+// whose own synchronous_commit decides (--sync sets the SQLite rows
+// beside it, and is refused with --memory). With Options.LongSteps, (a) alternates
 // workflows of Steps and of LongSteps steps on one server, as many long
 // ones as make about the same number of steps (at least 3), and prints the
 // ratio of their p50s per step: the goal, O(1) per step, is within 10%.
