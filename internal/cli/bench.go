@@ -42,8 +42,9 @@ its range.
 --sync full makes SQLite sync the disk at every commit (synchronous=FULL:
 accepted calls survive a power loss); the default, normal, syncs at
 checkpoints (survives a crash of the process). The table's store column
-names the mode beside each figure. --sync is refused with --memory and
---postgres: PostgreSQL's own synchronous_commit decides its durability.`,
+names the mode beside each figure. --sync is refused with --memory; with
+--postgres it sets the SQLite rows, while PostgreSQL's own
+synchronous_commit decides the durability of its rows.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if _, err := o.Check(); err != nil {
