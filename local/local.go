@@ -61,6 +61,7 @@ func start(ctx context.Context, c localmode.Config) (localmode.Server, error) {
 		StateDir:       c.StateDir,
 		Memory:         c.Memory,
 		Logger:         c.Logger,
+		EndpointRun:    c.Run,
 	})
 	if err != nil {
 		return nil, err
