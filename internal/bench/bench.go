@@ -178,6 +178,11 @@ func (r *runner) open(name string) (*app, error) {
 	if !r.Memory {
 		dir = filepath.Join(r.rootDir, fmt.Sprintf("%s-%d", name, r.round))
 	}
+	// The transport of local mode is read from the environment by New;
+	// the bench is a process of its own, so setting it here is harmless.
+	if r.Transport != "" {
+		os.Setenv(dispatch.EnvLocalTransport, r.Transport)
+	}
 	d, err := dispatch.New(
 		dispatch.WithLocalServer(dir),
 		dispatch.WithEndpointURL(""), // a random loopback port, whatever the environment says

@@ -23,6 +23,7 @@ type Options struct {
 	Rounds     int    // --rounds: runs of each workload; the table shows the median of each figure, with its range
 	Verbose    bool   // --verbose: log the server and the SDK to stderr
 	CPUProfile string // --cpuprofile: write a CPU profile of the workloads to this file
+	Transport  string // --transport: how local mode's server reaches the endpoint: inproc (in process) or http (signed loopback HTTP)
 }
 
 // Check validates o and returns the workloads it selects. Its errors name
@@ -52,6 +53,9 @@ func (o *Options) Check() (map[string]bool, error) {
 		if n.v < 1 {
 			return nil, fmt.Errorf("--%s %d: want at least 1", n.name, n.v)
 		}
+	}
+	if o.Transport != "" && o.Transport != "inproc" && o.Transport != "http" {
+		return nil, fmt.Errorf("--transport %q: want inproc or http", o.Transport)
 	}
 	if o.Inflight < 2 {
 		return nil, fmt.Errorf("--inflight %d: want at least 2 (a workflow and its call)", o.Inflight)
