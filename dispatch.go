@@ -31,9 +31,11 @@ type Dispatch struct {
 	verifier *signature.Verifier
 	client   sdkv1connect.DispatchServiceClient
 
-	local      localmode.Server // the embedded server, in local mode (see package local)
-	stateDir   string           // its state directory
-	endpointLn net.Listener     // the endpoint's listener, made early in local mode; guarded by mu
+	local       localmode.Server // the embedded server, in local mode (see package local)
+	stateDir    string           // its state directory
+	serving     chan struct{}    // closed once the endpoint is served (Serve or Handler): in-process runs wait for it
+	servingOnce sync.Once
+	endpointLn  net.Listener // the endpoint's listener, made early in local mode; guarded by mu
 
 	mu   sync.Mutex
 	stop context.CancelFunc // ends the Serve started by Start
@@ -73,13 +75,13 @@ func New(opts ...Option) (*Dispatch, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Dispatch{cfg: cfg, log: cfg.logger}
+	d := &Dispatch{cfg: cfg, log: cfg.logger, serving: make(chan struct{})}
+	d.rt = &runtime{flowConfig: flowrun.Config{Trace: cfg.trace, Now: cfg.now, Logger: cfg.logger}}
 	if cfg.forceLocal || cfg.wantsLocal() {
 		if err := d.startLocal(); err != nil {
 			return nil, err
 		}
 	}
-	d.rt = &runtime{flowConfig: flowrun.Config{Trace: cfg.trace, Now: cfg.now, Logger: cfg.logger}}
 	if cfg.verificationKey != nil {
 		d.verifier = signature.NewVerifier(cfg.verificationKey, signature.WithClock(cfg.now), signature.WithReplayCache(cfg.replayCache, d.replayCacheFull))
 	} else {

@@ -93,6 +93,21 @@
 // Without the import and with no server configured, [New] fails and says
 // to set DISPATCH_API_URL and DISPATCH_API_KEY or to add the import.
 //
+// The embedded server calls the program's functions in process: each
+// RunRequest to the program's endpoint is handed to the code that the
+// endpoint's HTTP handler runs after decoding, and its RunResponse comes
+// back as a value; no HTTP, no signature (nothing leaves the process).
+// Retries, the attempt timeout (the context's deadline), panics (turned
+// into errors by the same code), the endpoint's concurrency limit and
+// fairness, and the CBOR coroutine state in the RunResponse are those of
+// HTTP; a request error (no such function) has the status its HTTP
+// answer would have. Runs wait until the program serves its endpoint
+// (Start, ListenAndServe, Serve or Handler), as requests to a listener
+// not yet served would, so calls recovered from the state directory do
+// not run first. Other endpoints, and `dispatch test`, keep signed HTTP.
+// DISPATCH_LOCAL_TRANSPORT=http ([EnvLocalTransport]) makes the embedded
+// server use signed loopback HTTP to the program's endpoint too.
+//
 // # Configuration
 //
 //	variable                    option                 default

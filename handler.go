@@ -50,6 +50,7 @@ import (
 // refused with permission_denied (see "Replays" in the package
 // documentation).
 func (d *Dispatch) Handler() http.Handler {
+	d.markServing()
 	svc := &functionService{rt: d.rt}
 	_, h := sdkv1connect.NewFunctionServiceHandler(svc, connect.WithReadMaxBytes(int(d.cfg.maxRequestBytes)))
 	return &endpoint{d: d, next: h, errw: connect.NewErrorWriter()}

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
+
 	"github.com/dispatchkit/dispatch/internal/localmode"
 )
 
@@ -37,6 +39,12 @@ import (
 
 // EnvStateDir overrides the state directory of the embedded server.
 const EnvStateDir = "DISPATCH_STATE_DIR"
+
+// EnvLocalTransport chooses how the embedded server reaches the program's
+// endpoint: "http" for signed HTTP requests over loopback, as to any
+// endpoint; anything else (the default) calls the registered functions in
+// process.
+const EnvLocalTransport = "DISPATCH_LOCAL_TRANSPORT"
 
 // StateDir returns the directory where the embedded server of the program
 // named program keeps its state: $DISPATCH_STATE_DIR if set, else
@@ -128,6 +136,9 @@ func (d *Dispatch) startLocal() (err error) {
 		cfg.endpointURL = "http://" + ln.Addr().String()
 	}
 	lc := localmode.Config{Endpoint: cfg.endpointURL, Logger: cfg.logger}
+	if t, _ := cfg.lookupEnv(EnvLocalTransport); t != "http" {
+		lc.Run = d.runLocal
+	}
 	switch {
 	case cfg.localDir != "":
 		lc.StateDir = cfg.localDir
@@ -158,4 +169,32 @@ func (d *Dispatch) startLocal() (err error) {
 	}
 	d.log.Warn().Msgf("dispatch: no %s or %s: running a local Dispatch server in this process at %s (%s); endpoint %s", EnvAPIURL, EnvAPIKey, srv.URL(), where, cfg.endpointURL)
 	return nil
+}
+
+// runLocal is the in-process Run of the embedded server: the endpoint's
+// Run after decoding, the code path of Handler's function service, so
+// that statuses, panics and state encoding are those of HTTP.
+//
+// Like an HTTP request to a listener not yet served, a run waits until the
+// program serves its endpoint (Start, ListenAndServe, Serve or Handler), so
+// that calls recovered from the state directory do not run before the
+// program is ready; the attempt timeout bounds the wait.
+func (d *Dispatch) runLocal(ctx context.Context, req *sdkv1.RunRequest) (*sdkv1.RunResponse, error) {
+	select {
+	case <-d.serving:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	res, err := d.rt.run(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// markServing opens the in-process path of local mode (runLocal).
+func (d *Dispatch) markServing() {
+	if d.serving != nil {
+		d.servingOnce.Do(func() { close(d.serving) })
+	}
 }

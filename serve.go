@@ -76,6 +76,7 @@ func (d *Dispatch) listen(addr string) (net.Listener, error) {
 
 // Serve is [Dispatch.ListenAndServe] on a listener the caller made.
 func (d *Dispatch) Serve(ctx context.Context, ln net.Listener) error {
+	d.markServing()
 	srv := d.newServer()
 	done := make(chan struct{})
 	stopped := make(chan struct{})

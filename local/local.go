@@ -62,6 +62,7 @@ func start(ctx context.Context, c localmode.Config) (localmode.Server, error) {
 		Memory:         c.Memory,
 		FullSync:       c.FullSync,
 		Logger:         c.Logger,
+		EndpointRun:    c.Run,
 	})
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"time"
 
+	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
 	"github.com/rs/zerolog"
 
 	"github.com/dispatchkit/dispatch/internal/endpointpolicy"
@@ -66,6 +68,14 @@ type Config struct {
 	// invalid pattern fails New with an error naming
 	// Config.AllowEndpoints.
 	AllowEndpoints []string
+
+	// EndpointRun, if set, serves Endpoint in this process: the engine
+	// calls it with each RunRequest to Endpoint instead of sending a
+	// signed HTTP request (local mode, where the endpoint is the
+	// program's own; see package local). It is the endpoint's Run after
+	// decoding; a *connect.Error it returns has the outcome its HTTP
+	// status would have. Other endpoints keep signed HTTP.
+	EndpointRun func(ctx context.Context, req *sdkv1.RunRequest) (*sdkv1.RunResponse, error)
 
 	// Addr is the host:port to listen on; "127.0.0.1:0" (a random
 	// loopback port) when empty.

@@ -131,6 +131,7 @@ func newLocked(cfg Config) (*Server, error) {
 		MaxHold:            cfg.maxHold,
 		Policy:             policy,
 		KeyRetention:       cfg.KeyRetention,
+		Local:              localEndpoint(cfg),
 	})
 	if err != nil {
 		st.Close()
@@ -428,4 +429,12 @@ func Serve(ctx context.Context, cfg Config, ready func(*Server)) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return s.Shutdown(shutdownCtx)
+}
+
+// localEndpoint is the scheduler's in-process endpoint of cfg, if any.
+func localEndpoint(cfg Config) *scheduler.LocalEndpoint {
+	if cfg.EndpointRun == nil || cfg.Endpoint == "" {
+		return nil
+	}
+	return &scheduler.LocalEndpoint{URL: cfg.Endpoint, Run: cfg.EndpointRun}
 }

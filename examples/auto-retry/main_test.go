@@ -42,24 +42,29 @@ func TestAutoRetry(t *testing.T) {
 			"flaky: never is misconfigured",
 		}, []string{"attempt 2"}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			is := is.New(t)
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			var buf bytes.Buffer
-			is.NoErr(run(ctx, &buf, tt.job, dispatch.WithLocalServer(t.TempDir())))
-			got := buf.String()
-			for _, w := range tt.want {
-				if !strings.Contains(got, w) {
-					t.Errorf("output lacks %q:\n%s", w, got)
+	// Both transports of local mode: in process (the default) and
+	// signed HTTP.
+	for _, transport := range []string{"inproc", "http"} {
+		for _, tt := range tests {
+			t.Run(transport+"/"+tt.name, func(t *testing.T) {
+				t.Setenv(dispatch.EnvLocalTransport, transport)
+				is := is.New(t)
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				defer cancel()
+				var buf bytes.Buffer
+				is.NoErr(run(ctx, &buf, tt.job, dispatch.WithLocalServer(t.TempDir())))
+				got := buf.String()
+				for _, w := range tt.want {
+					if !strings.Contains(got, w) {
+						t.Errorf("output lacks %q:\n%s", w, got)
+					}
 				}
-			}
-			for _, a := range tt.absent {
-				if strings.Contains(got, a) {
-					t.Errorf("output has %q:\n%s", a, got)
+				for _, a := range tt.absent {
+					if strings.Contains(got, a) {
+						t.Errorf("output has %q:\n%s", a, got)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }

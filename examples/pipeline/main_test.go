@@ -30,19 +30,24 @@ func TestPipeline(t *testing.T) {
 		}},
 		{"one word", "solo", []string{`"solo" became "SOLO" (4 bytes)`}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			is := is.New(t)
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			var buf bytes.Buffer
-			is.NoErr(run(ctx, &buf, tt.msg, dispatch.WithLocalServer(t.TempDir())))
-			for _, w := range tt.want {
-				if !strings.Contains(buf.String(), w) {
-					t.Errorf("output lacks %q:\n%s", w, buf.String())
+	// Both transports of local mode: in process (the default) and
+	// signed HTTP.
+	for _, transport := range []string{"inproc", "http"} {
+		for _, tt := range tests {
+			t.Run(transport+"/"+tt.name, func(t *testing.T) {
+				t.Setenv(dispatch.EnvLocalTransport, transport)
+				is := is.New(t)
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				var buf bytes.Buffer
+				is.NoErr(run(ctx, &buf, tt.msg, dispatch.WithLocalServer(t.TempDir())))
+				for _, w := range tt.want {
+					if !strings.Contains(buf.String(), w) {
+						t.Errorf("output lacks %q:\n%s", w, buf.String())
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 

@@ -143,7 +143,14 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	if o.Postgres != "" {
 		store += ", then PostgreSQL at " + redactURL(o.Postgres)
 	}
-	fmt.Fprintf(stdout, "dispatch bench: in-process server on %s, and SDK endpoint over loopback HTTP\n", store)
+	reach := "called in process (--transport inproc)"
+	if o.Transport == "http" {
+		reach = "over signed loopback HTTP (--transport http)"
+	}
+	if o.Postgres != "" {
+		reach += "; on PostgreSQL, over signed loopback HTTP"
+	}
+	fmt.Fprintf(stdout, "dispatch bench: in-process server on %s, and SDK endpoint %s\n", store, reach)
 	gogc := debug.SetGCPercent(100)
 	debug.SetGCPercent(gogc)
 	fmt.Fprintf(stdout, "machine: %s/%s, %d CPUs, %s, GOGC=%d\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), gogc)
@@ -186,6 +193,11 @@ func (r *runner) open(name string) (*app, error) {
 	dir := ""
 	if !r.Memory {
 		dir = filepath.Join(r.rootDir, fmt.Sprintf("%s-%d", name, r.round))
+	}
+	// The transport of local mode is read from the environment by New;
+	// the bench is a process of its own, so setting it here is harmless.
+	if r.Transport != "" {
+		os.Setenv(dispatch.EnvLocalTransport, r.Transport)
 	}
 	opts := []dispatch.Option{
 		dispatch.WithLocalServer(dir),

@@ -25,6 +25,7 @@ type Options struct {
 	CPUProfile string // --cpuprofile: write a CPU profile of the workloads to this file
 	Sync       string // --sync: normal or full, SQLite's synchronous setting ("": normal)
 	LongSteps  int    // --long-steps: (a) steps of the long sequential workflow run beside the Steps one (0: none)
+	Transport  string // --transport: how local mode's server reaches the endpoint: inproc (in process) or http (signed loopback HTTP)
 }
 
 // fullSync reports whether o asks SQLite to sync every commit (--sync
@@ -83,6 +84,9 @@ func (o *Options) Check() (map[string]bool, error) {
 	}
 	if err := o.checkSync(); err != nil {
 		return nil, err
+	}
+	if o.Transport != "" && o.Transport != "inproc" && o.Transport != "http" {
+		return nil, fmt.Errorf("--transport %q: want inproc or http", o.Transport)
 	}
 	if o.Inflight < 2 {
 		return nil, fmt.Errorf("--inflight %d: want at least 2 (a workflow and its call)", o.Inflight)

@@ -56,6 +56,7 @@ synchronous_commit decides the durability of its rows.`,
 	f := cmd.Flags()
 	f.StringVar(&o.Only, "only", "a,b,c,d,e", "workloads to run, comma-separated, from a,b,c,d,e")
 	f.BoolVar(&o.Memory, "memory", false, "use the memory store instead of SQLite")
+	f.StringVar(&o.Transport, "transport", "inproc", "how the local server reaches the endpoint: inproc (calls the functions in process) or http (signed loopback HTTP)")
 	f.StringVar(&o.Postgres, "postgres", "", "also run each workload on PostgreSQL, in databases made on the server of this URL (postgres://user:password@host:5432/postgres)")
 	f.StringVar(&o.Dir, "dir", "", "where to make the temporary directory of the SQLite databases (default the system's)")
 	f.IntVar(&o.Steps, "steps", 20, "(a) steps of the sequential workflow")

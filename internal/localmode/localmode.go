@@ -18,6 +18,7 @@ import (
 	"crypto/ed25519"
 	"sync"
 
+	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
 	"github.com/rs/zerolog"
 
 	"github.com/dispatchkit/dispatch/internal/callresult"
@@ -39,6 +40,11 @@ type Config struct {
 	FullSync bool
 	// Logger receives the server's logs.
 	Logger zerolog.Logger
+	// Run, if set, serves Endpoint in process: the server calls it with
+	// each RunRequest to Endpoint instead of a signed HTTP request. It is
+	// the endpoint's Run after decoding (a *connect.Error is answered as
+	// its HTTP status would be). Nil keeps signed HTTP.
+	Run func(ctx context.Context, req *sdkv1.RunRequest) (*sdkv1.RunResponse, error)
 }
 
 // Server is the embedded server, started, as the SDK uses it.

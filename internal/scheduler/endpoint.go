@@ -16,6 +16,7 @@ import (
 type endpoint struct {
 	url    string
 	client sdkv1connect.FunctionServiceClient
+	local  bool // served in process (Config.Local): never presigned
 
 	// AIMD concurrency limit: +1/limit per answered request (about +1 per
 	// round trip of a full window), halved on a throttling signal at most

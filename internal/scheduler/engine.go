@@ -87,6 +87,10 @@ type Config struct {
 	// KeyRetention is how long an idempotency key of DispatchKey is
 	// kept (keys.go); 24 hours.
 	KeyRetention time.Duration
+	// Local, if set, is the endpoint served in this process (local
+	// mode): Run requests to Local.URL call Local.Run directly, unsigned
+	// and never presigned; other endpoints use signed HTTP.
+	Local *LocalEndpoint
 	// Now is the clock; time.Now.
 	Now func() time.Time
 }
@@ -479,7 +483,8 @@ func (e *Engine) endpoint(url string) *endpoint {
 			client = &queryClient{client: e.client, query: query}
 		}
 		ep = &endpoint{
-			url: url,
+			url:   url,
+			local: e.cfg.Local != nil && e.cfg.Local.URL == url,
 			client: sdkv1connect.NewFunctionServiceClient(client, base,
 				connect.WithReadMaxBytes(e.cfg.MaxResponseBytes),
 				// No gzip: on loopback and LANs compressing every message
@@ -487,6 +492,9 @@ func (e *Engine) endpoint(url string) *endpoint {
 				connect.WithAcceptCompression("gzip", nil, nil)),
 			limit: float64(e.cfg.InitialConcurrency),
 			roots: make(map[string]*rootQueue),
+		}
+		if ep.local {
+			ep.client = &inprocClient{run: e.cfg.Local.Run}
 		}
 		e.endpoints[url] = ep
 	}
