@@ -25,7 +25,6 @@ func TestSyncFlag(t *testing.T) {
 		{"test, with --postgres", []string{"test", "http://127.0.0.1:1", "--port", "0", "--postgres", "postgres://h/db", "--sync", "full"}, "PostgreSQL's own synchronous_commit decides"},
 		{"bench, bad value", []string{"bench", "--sync", "off"}, `--sync "off": want normal (`},
 		{"bench, with --memory", []string{"bench", "--memory", "--sync", "full"}, "--sync full: --memory keeps no file to sync"},
-		{"bench, with --postgres", []string{"bench", "--postgres", "postgres://h/db", "--sync", "normal"}, "PostgreSQL's own synchronous_commit decides"},
 		{"bench, negative --long-steps", []string{"bench", "--long-steps", "-1"}, "--long-steps -1: want 0"},
 	}
 	for _, tt := range tests {
