@@ -126,31 +126,68 @@ type Options struct {
 	Owner string
 }
 
-// Store is a PostgreSQL [store.Store].
+// Store is a PostgreSQL [store.Store]: the single owner of its database
+// ([Open]), a reader ([OpenReadOnly], [Cluster.Reader]), or the store of
+// one partition of a cluster ([Cluster.Store]).
 type Store struct {
-	pool     *pgxpool.Pool
-	where    string // the URL without its password, for messages
-	readOnly bool
-	lock     *ownerLock // nil when read-only
+	pool  *pgxpool.Pool
+	where string // the URL without its password, for messages
+	kind  storeKind
+	// lock is nil for a reader; a partition's store checks its cluster's
+	// (which it does not close).
+	lock *ownerLock
+	sc   scope
+	// hook, set by tests only, makes Apply run its batch in an explicit
+	// transaction and call hook before the commit, the fence's row lock
+	// held.
+	hook func()
 
-	mu     sync.Mutex // one Apply at a time; guards buf and closed
+	mu     sync.Mutex // one Apply at a time; guards buf, closed and fenced
 	closed bool
+	fenced error // the *FencedError of a fenced Apply: sticky
 	buf    applyBuf
 }
+
+// storeKind is what a [Store] was opened as.
+type storeKind uint8
+
+const (
+	kindOwner         storeKind = iota // Open: owns its pool and lock
+	kindReadOnly                       // OpenReadOnly: owns its pool
+	kindPartition                      // Cluster.Store: shares the cluster's pool
+	kindClusterReader                  // Cluster.Reader: shares the cluster's pool
+)
+
+// reads reports whether s only reads.
+func (s *Store) reads() bool { return s.kind == kindReadOnly || s.kind == kindClusterReader }
 
 var _ store.Store = (*Store)(nil)
 
 // LockedError is the error of [Open] when another store owns the
-// database.
+// database or replicas of a cluster use it, and of [OpenCluster] when a
+// single-owner store owns it.
 type LockedError struct {
 	Where string // the database, as a URL without password
-	Owner string // the holder as it described itself, or ""
+	Owner string // the single owner as it described itself, or ""
+	// Replicas is the number of replicas of a cluster that use the
+	// database (0: a single owner has it).
+	Replicas int
+
+	replica bool // the refused one is a replica of a cluster
 }
 
 func (e *LockedError) Error() string {
+	if e.Replicas > 0 {
+		return fmt.Sprintf("pgstore: %d replicas of a Dispatch cluster use the database %s: "+
+			"a single-owner server cannot open it beside them; stop them first, or run this one as a replica too", e.Replicas, e.Where)
+	}
 	who := "another Dispatch server"
 	if e.Owner != "" {
 		who += " (" + e.Owner + ")"
+	}
+	if e.replica {
+		return fmt.Sprintf("pgstore: %s uses the database %s as its single owner: "+
+			"a replica of a cluster cannot open it beside it; stop that server first", who, e.Where)
 	}
 	return fmt.Sprintf("pgstore: %s uses the database %s", who, e.Where)
 }
@@ -212,7 +249,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		host, _ := os.Hostname()
 		opts.Owner = fmt.Sprintf("pid %d on %s", os.Getpid(), host)
 	}
-	lock, err := takeLock(ctx, cfg.ConnConfig, where, opts.Owner)
+	lock, err := takeLock(ctx, cfg.ConnConfig, where, opts.Owner, false, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -253,13 +290,17 @@ func OpenReadOnly(ctx context.Context, dsn string) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &Store{pool: pool, where: where, readOnly: true}, nil
+	return &Store{pool: pool, where: where, kind: kindReadOnly}, nil
 }
 
 // Epoch returns the epoch of row 0 of partitions that this store's open
-// set (each owner bumps it), or 0 for a read-only store.
+// set (each owner bumps it), the epoch of the lease of a partition's
+// store, or 0 for a reader.
 func (s *Store) Epoch() int64 {
-	if s.lock == nil {
+	switch {
+	case s.kind == kindPartition:
+		return s.sc.epoch
+	case s.lock == nil:
 		return 0
 	}
 	return s.lock.epoch
@@ -273,8 +314,14 @@ func (s *Store) Apply(ctx context.Context, batches ...*store.Batch) error {
 	if s.closed {
 		return store.ErrClosed
 	}
-	if s.readOnly {
+	switch s.kind {
+	case kindReadOnly:
 		return errors.New("pgstore: opened read-only")
+	case kindClusterReader:
+		return errors.New("pgstore: the reader of a cluster (Cluster.Reader) writes nothing: write through the store of a partition's lease (Cluster.Store)")
+	}
+	if s.fenced != nil {
+		return s.fenced
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -282,16 +329,40 @@ func (s *Store) Apply(ctx context.Context, batches ...*store.Batch) error {
 	if err := s.lock.err(); err != nil {
 		return err
 	}
-	b := s.buf.build(batches)
+	b := s.buf.build(batches, s.sc)
 	if b.Len() == 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
 	defer cancel()
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+	if err := s.send(ctx, b); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == fenceCode {
+			s.fenced = &FencedError{Partition: s.sc.part, Epoch: s.sc.epoch}
+			return s.fenced
+		}
 		return fmt.Errorf("pgstore: applying %d batches to %s: %w", len(batches), s.where, err)
 	}
 	return nil
+}
+
+// send runs b as one transaction: the implicit one of a pgx.Batch, or,
+// with a test hook, an explicit one that calls the hook before it
+// commits.
+func (s *Store) send(ctx context.Context, b *pgx.Batch) error {
+	if s.hook == nil {
+		return s.pool.SendBatch(ctx, b).Close()
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.Background())
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return err
+	}
+	s.hook()
+	return tx.Commit(ctx)
 }
 
 // The columns of calls, in scanCall's order.
@@ -321,15 +392,29 @@ func scanCall(row pgx.Row) (*store.Call, error) {
 }
 
 // Recover implements [store.Store]: the inboxes, then the live calls, in
-// one snapshot.
+// one snapshot. The store of a partition recovers that partition's live
+// calls and their inboxes only; the reader of a cluster recovers nothing
+// (no replica resumes the calls of every partition).
 func (s *Store) Recover(ctx context.Context, fn func(*store.Call, []store.Result) error) error {
+	if s.kind == kindClusterReader {
+		return errors.New("pgstore: the reader of a cluster (Cluster.Reader) recovers no call: recover a partition through the store of its lease (Cluster.Store)")
+	}
+	qResults := `SELECT parent_id, child_id, parent_gen, seq, data FROM results ORDER BY parent_id, seq`
+	qCalls := selectCalls + ` WHERE NOT done ORDER BY created_at, id`
+	var args []any
+	if s.kind == kindPartition {
+		qResults = `SELECT r.parent_id, r.child_id, r.parent_gen, r.seq, r.data FROM results r
+			JOIN calls c ON c.id = r.parent_id WHERE c.part = $1 AND NOT c.done ORDER BY r.parent_id, r.seq`
+		qCalls = selectCalls + ` WHERE part = $1 AND NOT done ORDER BY created_at, id`
+		args = []any{int32(s.sc.part)}
+	}
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return fmt.Errorf("pgstore: recovering from %s: %w", s.where, err)
 	}
 	defer tx.Rollback(context.Background())
 	inboxes := map[string][]store.Result{}
-	rows, err := tx.Query(ctx, `SELECT parent_id, child_id, parent_gen, seq, data FROM results ORDER BY parent_id, seq`)
+	rows, err := tx.Query(ctx, qResults, args...)
 	if err != nil {
 		return fmt.Errorf("pgstore: reading results: %w", err)
 	}
@@ -346,7 +431,7 @@ func (s *Store) Recover(ctx context.Context, fn func(*store.Call, []store.Result
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("pgstore: reading results: %w", err)
 	}
-	rows, err = tx.Query(ctx, selectCalls+` WHERE NOT done ORDER BY created_at, id`)
+	rows, err = tx.Query(ctx, qCalls, args...)
 	if err != nil {
 		return fmt.Errorf("pgstore: reading live calls: %w", err)
 	}
@@ -506,10 +591,16 @@ func (s *Store) Key(ctx context.Context, key string) (*store.Key, error) {
 // inserts its own only if there is none (ON CONFLICT DO NOTHING), then
 // reads the one that was kept.
 func (s *Store) SigningKey(ctx context.Context, generate func() (string, error)) (key string, made bool, err error) {
+	return signingKey(ctx, s.pool, s.where, !s.reads(), generate)
+}
+
+// signingKey is [Store.SigningKey] on pool; a reader (canMake false)
+// does not make the key.
+func signingKey(ctx context.Context, pool *pgxpool.Pool, where string, canMake bool, generate func() (string, error)) (key string, made bool, err error) {
 	const name = "signing"
 	read := func() (string, error) {
 		var v string
-		err := s.pool.QueryRow(ctx, `SELECT value FROM keys WHERE name = $1`, name).Scan(&v)
+		err := pool.QueryRow(ctx, `SELECT value FROM keys WHERE name = $1`, name).Scan(&v)
 		return v, err
 	}
 	key, err = read()
@@ -517,27 +608,28 @@ func (s *Store) SigningKey(ctx context.Context, generate func() (string, error))
 		return key, false, nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
-		return "", false, fmt.Errorf("pgstore: reading the signing key in %s: %w", s.where, err)
+		return "", false, fmt.Errorf("pgstore: reading the signing key in %s: %w", where, err)
 	}
-	if s.readOnly {
-		return "", false, fmt.Errorf("pgstore: %s has no signing key yet", s.where)
+	if !canMake {
+		return "", false, fmt.Errorf("pgstore: %s has no signing key yet", where)
 	}
 	mine, err := generate()
 	if err != nil {
 		return "", false, err
 	}
-	tag, err := s.pool.Exec(ctx, `INSERT INTO keys (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, name, mine)
+	tag, err := pool.Exec(ctx, `INSERT INTO keys (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, name, mine)
 	if err != nil {
-		return "", false, fmt.Errorf("pgstore: storing the signing key in %s: %w", s.where, err)
+		return "", false, fmt.Errorf("pgstore: storing the signing key in %s: %w", where, err)
 	}
 	if key, err = read(); err != nil {
-		return "", false, fmt.Errorf("pgstore: reading the signing key in %s: %w", s.where, err)
+		return "", false, fmt.Errorf("pgstore: reading the signing key in %s: %w", where, err)
 	}
 	return key, tag.RowsAffected() == 1, nil
 }
 
 // Close implements [store.Store]: it closes the pool and releases the
-// lock.
+// lock. The store of a partition, or the reader, of a cluster only stops:
+// the pool and the lock are the cluster's, closed by [Cluster.Close].
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -545,6 +637,9 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	if s.kind == kindPartition || s.kind == kindClusterReader {
+		return nil
+	}
 	s.pool.Close()
 	if s.lock != nil {
 		return s.lock.close()
