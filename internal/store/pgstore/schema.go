@@ -157,7 +157,8 @@ const fenceCode = "DP001"
 //     forwarding requests), rewritten every few seconds by each: as
 //     partitions, fillfactor 50 and autovacuum after 100 dead rows.
 //   - dispatch_fence(p, e), the first statement of every Apply of a
-//     partition's store: it locks the partition's row FOR SHARE if its
+//     partition's store (and of a single owner's, on row 0): it locks the
+//     partition's row FOR SHARE if its
 //     epoch is still e, and raises fenceCode if not. The row lock lasts
 //     until the transaction ends, so a takeover (UPDATE ... SET epoch =
 //     epoch + 1, which needs a lock that FOR SHARE excludes) waits for the
