@@ -418,6 +418,11 @@ func (c *Cluster) Replicas(ctx context.Context) ([]ReplicaInfo, error) {
 // live calls only. Reads (GetCall, ListCalls, Children, Attempts, Meta,
 // Key) are global, as those of a single owner. Its Close does not close
 // the cluster's pool.
+//
+// Use one store, written by one [store.Committer], per lease: its Apply
+// calls run one at a time, so the fence's row lock has one holder at a
+// time. Several stores writing at once would share the row's lock, which
+// PostgreSQL records as a MultiXact (more I/O, and more for vacuum).
 func (c *Cluster) Store(l Lease) store.Store {
 	return &Store{pool: c.pool, where: c.where, kind: kindPartition, lock: c.lock,
 		sc: scope{part: l.Partition, epoch: l.Epoch, fenced: true}}
