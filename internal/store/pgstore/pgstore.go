@@ -217,7 +217,8 @@ type LockedError struct {
 	// database (0: a single owner has it).
 	Replicas int
 
-	replica bool // the refused one is a replica of a cluster
+	replica bool  // the refused one is a replica of a cluster
+	epoch0  int64 // the epoch of row 0 of partitions then, -1 if unknown
 }
 
 func (e *LockedError) Error() string {
