@@ -99,8 +99,10 @@
 // with [Cluster.Acquire], one UPDATE ... SET epoch = epoch + 1 where the
 // lease is free or expired by the database's clock (the replicas' clocks
 // may differ), keeps it with [Cluster.Renew] and hands it over with
-// [Cluster.Release]; a replica that dies loses its leases when they
-// expire. Heartbeats ([Cluster.Heartbeat], the replicas table) tell the
+// [Cluster.Release], which moves the epoch on too (the released stores
+// write nothing more); a replica that dies loses its leases when they
+// expire. The number of partitions is fixed when the first replica makes
+// them (kept in meta): a replica asking for another number is refused. Heartbeats ([Cluster.Heartbeat], the replicas table) tell the
 // replicas who is alive, for rebalancing; nothing depends on
 // LISTEN/NOTIFY.
 //
