@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"sync"
 	"time"
@@ -38,7 +39,8 @@ type CommitterOptions struct {
 // batches that must become durable together.
 //
 // A failed transaction is retried for a few seconds (the store promises
-// that a failed Apply left nothing behind). If it still fails, the
+// that a failed Apply left nothing behind), except one refused by fencing
+// ([ErrFenced]), which is final at once. If it still fails, the
 // committer has failed for good: the callbacks of that transaction get the
 // error, and every later batch is refused without being applied, so the
 // store keeps a prefix of the submitted changes and never a later change
@@ -247,13 +249,15 @@ func (c *Committer) linger() {
 }
 
 // apply applies batches, retrying a failure with back-off for up to
-// RetryFor.
+// RetryFor. A fenced Apply ([ErrFenced]) is not retried: the partition
+// belongs to another owner, and no retry can make this store's writes
+// valid again; giving up at once also stops the callers sooner.
 func (c *Committer) apply(batches []*Batch) error {
 	wait := defaultFirstRetry
 	deadline := time.Now().Add(c.opts.RetryFor)
 	for {
 		err := c.st.Apply(context.Background(), batches...)
-		if err == nil || c.opts.RetryFor < 0 || time.Now().Add(wait).After(deadline) {
+		if err == nil || errors.Is(err, ErrFenced) || c.opts.RetryFor < 0 || time.Now().Add(wait).After(deadline) {
 			return err
 		}
 		if c.opts.OnRetry != nil {

@@ -212,3 +212,65 @@ func TestCommitterPairs(t *testing.T) {
 		})
 	}
 }
+
+// fenced fails every Apply as a store whose partition's lease moved.
+type fenced struct {
+	store.Store
+	mu      sync.Mutex
+	applies int
+}
+
+func (f *fenced) Apply(context.Context, ...*store.Batch) error {
+	f.mu.Lock()
+	f.applies++
+	f.mu.Unlock()
+	return fmt.Errorf("test: partition 3 moved: %w", store.ErrFenced)
+}
+
+// A fenced Apply is not retried, however long RetryFor is: the committer
+// gives up at once and refuses every later batch.
+func TestCommitterFenced(t *testing.T) {
+	is := is.New(t)
+	st := &fenced{Store: memstore.New()}
+	defer st.Close()
+	var retries int
+	c := store.NewCommitter(st, store.CommitterOptions{
+		RetryFor: time.Hour, // a retry would hang the test
+		OnRetry:  func(error) { retries++ },
+	})
+	err := c.Commit(context.Background(), batch("a"))
+	is.True(errors.Is(err, store.ErrFenced))
+	is.True(errors.Is(c.Err(), store.ErrFenced))
+	err = c.Submit(batch("b"), func(error) { t.Error("callback of a refused batch") })
+	is.True(errors.Is(err, store.ErrFenced))
+	is.NoErr(c.Close())
+	is.Equal(st.applies, 1)
+	is.Equal(retries, 0)
+}
+
+func TestPartitionOf(t *testing.T) {
+	is := is.New(t)
+	tests := []struct {
+		root string
+		n    int
+		want int
+	}{
+		{"anything", 0, 0},  // no partitions
+		{"anything", -1, 0}, // no partitions
+		{"anything", 1, 1},  // one
+		{"", 12, 2},         // FNV-1a of "" is 2166136261; mod 12 is 1
+		{"a", 12, 5},        // FNV-1a of "a" is 3826002220; mod 12 is 4
+	}
+	for _, tt := range tests {
+		is.Equal(store.PartitionOf(tt.root, tt.n), tt.want)
+	}
+	// Every partition gets calls, about evenly.
+	counts := make([]int, 13)
+	for i := range 12_000 {
+		counts[store.PartitionOf(fmt.Sprintf("%020d", i), 12)]++
+	}
+	is.Equal(counts[0], 0)
+	for p := 1; p <= 12; p++ {
+		is.True(counts[p] > 700 && counts[p] < 1300) // 1,000 each on average
+	}
+}

@@ -23,9 +23,12 @@ const arrayRows = 12
 
 // The statements of Apply: for each kind of row, one that writes all its
 // rows at once from arrays, and one that writes one row. Columns set when
-// a call is made (parent, root, parent_gen, correlation_id, created_at)
-// are not updated, as in the SQLite store.
+// a call is made (parent, root, parent_gen, correlation_id, created_at,
+// and part, the partition of the store that made it) are not updated, as
+// in the SQLite store.
 const (
+	sqlFence = `SELECT dispatch_fence($1, $2)`
+
 	callsUpdate = `ON CONFLICT (id) DO UPDATE SET
 	endpoint = excluded.endpoint, function = excluded.function, version = excluded.version,
 	gen = excluded.gen, input_type = excluded.input_type, input = excluded.input,
@@ -35,9 +38,9 @@ const (
 	max_results = excluded.max_results, poll_deadline = excluded.poll_deadline,
 	poll_error = excluded.poll_error, status = excluded.status, output = excluded.output,
 	error = excluded.error, recent_attempts = excluded.recent_attempts`
-	sqlUpsertCall = `INSERT INTO calls (` + callColumns + `)
+	sqlUpsertCall = `INSERT INTO calls (` + callColumns + `, part)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-		$20, $21, $22, $23, $24, $25, $26, $27) ` + callsUpdate
+		$20, $21, $22, $23, $24, $25, $26, $27, $28) ` + callsUpdate
 	sqlDelResult = `DELETE FROM results WHERE parent_id = $1 AND child_id = $2`
 	sqlAddResult = `INSERT INTO results (parent_id, child_id, parent_gen, seq, data) VALUES ($1, $2, $3, $4, $5)
 	ON CONFLICT (parent_id, child_id) DO UPDATE SET
@@ -47,8 +50,8 @@ const (
 	start = excluded.start, duration = excluded.duration, status = excluded.status, outcome = excluded.outcome`
 	sqlSetMetaOne = `INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`
 
-	sqlUpsertCalls = `INSERT INTO calls (` + callColumns + `)
-	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
+	sqlUpsertCalls = `INSERT INTO calls (` + callColumns + `, part)
+	SELECT *, $28::integer FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
 		$7::text[], $8::text[], $9::text[], $10::text[], $11::bytea[], $12::bigint[], $13::bigint[],
 		$14::bigint[], $15::integer[], $16::integer[], $17::integer[], $18::text[], $19::bytea[],
 		$20::integer[], $21::integer[], $22::bigint[], $23::bytea[], $24::integer[], $25::bytea[],
@@ -75,6 +78,16 @@ const (
 	sqlSetKeys   = `INSERT INTO idempotency_keys (key, digest, ids, created_at, expires_at)
 	SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::bigint[], $5::bigint[]) ` + keysUpdate
 )
+
+// scope is what a store writes for: the partition written on the calls it
+// makes (0 for a single-owner store) and the epoch of its row in
+// partitions (a cluster's lease, a single owner's row 0), checked first
+// by every Apply when fenced.
+type scope struct {
+	part   int
+	epoch  int64
+	fenced bool
+}
 
 // applyBuf computes the net effect of the batches of one Apply and builds
 // its statements. It is reused from one Apply to the next (under the
@@ -132,7 +145,10 @@ func (a *applyBuf) reset() {
 // after one DELETE of those expired at the latest PruneKeys; a key
 // upserted by a batch and expired by a later batch's PruneKeys is
 // deleted by name, so that a row stored before it does not come back.
-func (a *applyBuf) build(batches []*store.Batch) *pgx.Batch {
+// A fenced scope's batch starts with the fence (sqlFence), so that the
+// check and the writes are one transaction at no extra round trip; a
+// batch that writes nothing has no statement at all.
+func (a *applyBuf) build(batches []*store.Batch, sc scope) *pgx.Batch {
 	a.reset()
 	setResult := func(k store.ResultKey, op resultOp) {
 		if _, ok := a.results[k]; !ok {
@@ -179,6 +195,10 @@ func (a *applyBuf) build(batches []*store.Batch) *pgx.Batch {
 	}
 
 	out := &pgx.Batch{}
+	if sc.fenced {
+		out.Queue(sqlFence, int32(sc.part), sc.epoch)
+	}
+	part := int32(sc.part)
 	if len(a.calls) > 0 {
 		ids := make([]string, 0, len(a.calls))
 		for id := range a.calls {
@@ -187,10 +207,10 @@ func (a *applyBuf) build(batches []*store.Batch) *pgx.Batch {
 		slices.Sort(ids) // one lock order for all writers
 		if len(ids) < arrayRows {
 			for _, id := range ids {
-				out.Queue(sqlUpsertCall, callRow(a.calls[id])...)
+				out.Queue(sqlUpsertCall, append(callRow(a.calls[id]), part)...)
 			}
 		} else {
-			out.Queue(sqlUpsertCalls, callArrays(a.calls, ids)...)
+			out.Queue(sqlUpsertCalls, append(callArrays(a.calls, ids), part)...)
 		}
 	}
 	if len(a.cleared) > 0 {
@@ -280,6 +300,9 @@ func (a *applyBuf) build(batches []*store.Batch) *pgx.Batch {
 		}
 	}
 	a.buildKeys(out)
+	if sc.fenced && out.Len() == 1 {
+		return &pgx.Batch{} // the fence alone: nothing to write
+	}
 	return out
 }
 

@@ -9,3 +9,14 @@ const SchemaV1 = schema
 
 // SchemaVersion is schemaVersion.
 const SchemaVersion = schemaVersion
+
+// SetApplyHook makes the Apply of s, a store of this package, run its
+// batch in an explicit transaction and call fn before the commit.
+func SetApplyHook(s any, fn func()) { s.(*Store).hook = fn }
+
+// SchemaV2 is what version 2 added.
+const SchemaV2 = schemaV2
+
+// CheckLock checks the lock's connection now, as the cluster does every
+// lockCheckEvery.
+func (c *Cluster) CheckLock() { c.lock.check() }

@@ -14,13 +14,17 @@ import (
 //
 //	1: the first
 //	2: the table idempotency_keys (schemaV2)
-const schemaVersion = 2
+//	3: partitions of the cluster mode: calls.part, replicas, dispatch_fence (schemaV3)
+const schemaVersion = 3
 
 // Advisory lock keys (the two-int form, so as not to meet an application's
 // one-bigint keys): the class is "dispatch", the object the hash of the
 // schema the tables are in, so that databases and schemas are locked apart.
 const (
-	lockClassOwner   = 0x44535031 // "DSP1": the server that owns the database (session lock)
+	// "DSP1": the server that owns the database (session lock), taken
+	// exclusive by a single-owner store (Open) and shared by each replica
+	// of a cluster (OpenCluster), so that the two modes exclude each other.
+	lockClassOwner   = 0x44535031
 	lockClassMigrate = 0x44535032 // "DSP2": one migration at a time (transaction lock)
 )
 
@@ -43,9 +47,10 @@ const (
 //     vacuums.
 //   - attempts is insert-only: the defaults (PostgreSQL 13 and later also
 //     vacuum after inserts, which keeps its visibility map current).
-//   - partitions has one row per partition, rewritten by each owner (today
-//     at each start; in the partitioned mode at each lease renewal, every
-//     few seconds): fillfactor 50 and autovacuum after 100 dead rows.
+//   - partitions has one row per partition (row 0: the single-owner
+//     store's; 1..N: the cluster's, from version 3), rewritten by each
+//     owner at each start and, in the cluster, at each lease renewal,
+//     every few seconds: fillfactor 50 and autovacuum after 100 dead rows.
 //   - meta, keys and schema_version are tiny and rarely written: the
 //     defaults.
 const schema = `
@@ -137,12 +142,61 @@ CREATE TABLE idempotency_keys (
 CREATE INDEX idempotency_keys_expires ON idempotency_keys (expires_at);
 `
 
+// fenceCode is the SQLSTATE that dispatch_fence raises (class DP is none
+// of PostgreSQL's), mapped to a [*FencedError] by Apply.
+const fenceCode = "DP001"
+
+// schemaV3 is what version 3 adds, for the cluster mode (cluster.go):
+//
+//   - calls.part, the partition of the call (0: none, a single-owner
+//     store's). ADD COLUMN with a constant default changes no row (it is
+//     instant since PostgreSQL 11); building calls_part_live reads the
+//     table once, not CONCURRENTLY (the migration is one transaction, and
+//     no server of this version writes the database before it is done).
+//     The index serves the recovery of one partition's live calls. part
+//     is written when a call is made (the upsert does not update it) and
+//     changed at most once, from 0, by the first replica to open the
+//     database after a single owner: updates of a call stay HOT.
+//   - replicas, the heartbeats of the replicas (for rebalancing and for
+//     forwarding requests), rewritten every few seconds by each: as
+//     partitions, fillfactor 50 and autovacuum after 100 dead rows.
+//   - dispatch_fence(p, e), the first statement of every Apply of a
+//     partition's store (and of a single owner's, on row 0): it locks
+//     the partition's row FOR SHARE if its epoch is still e, and raises
+//     fenceCode if not. The row lock lasts
+//     until the transaction ends, so a takeover (UPDATE ... SET epoch =
+//     epoch + 1, which needs a lock that FOR SHARE excludes) waits for the
+//     transactions in flight, and every later one of the old owner finds
+//     the new epoch: under READ COMMITTED, FOR SHARE that waited on an
+//     update re-checks its WHERE on the row's new version. FOR KEY SHARE
+//     would not do: an UPDATE of non-key columns does not wait for it.
+const schemaV3 = `
+ALTER TABLE calls ADD COLUMN part integer NOT NULL DEFAULT 0;
+CREATE INDEX calls_part_live ON calls (part, created_at) WHERE NOT done;
+CREATE TABLE replicas (
+	name       text PRIMARY KEY,
+	url        text NOT NULL,
+	seen_until timestamptz NOT NULL
+) WITH (fillfactor = 50, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 100);
+CREATE FUNCTION dispatch_fence(p integer, e bigint) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM 1 FROM partitions WHERE id = p AND epoch = e FOR SHARE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'dispatch: partition % is no longer at epoch %: another replica owns it', p, e
+			USING ERRCODE = '` + fenceCode + `';
+	END IF;
+END
+$$;
+`
+
 // migrate brings the database to schemaVersion in one transaction: a new
 // database gets the schema of version 1, then every database the changes
 // of each version after its own. A database of a later version is
 // refused: this build would not write what that one expects. Concurrent
-// migrations wait for one another on a transaction lock.
-func migrate(ctx context.Context, conn *pgx.Conn, where string) error {
+// migrations wait for one another on a transaction lock. after, if not
+// nil, runs last in the same transaction, under that lock (the cluster's
+// set-up of its partitions).
+func migrate(ctx context.Context, conn *pgx.Conn, where string, after func(pgx.Tx) error) error {
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("pgstore: opening %s: %w", where, err)
@@ -155,10 +209,27 @@ func migrate(ctx context.Context, conn *pgx.Conn, where string) error {
 	if err != nil {
 		return fmt.Errorf("pgstore: reading the schema version of %s: %w", where, err)
 	}
-	switch {
-	case v > schemaVersion:
+	if v > schemaVersion {
 		return newerError(where, v)
-	case v == schemaVersion:
+	}
+	if err := upgrade(ctx, tx, where, v); err != nil {
+		return err
+	}
+	if after != nil {
+		if err := after(tx); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("pgstore: opening %s: %w", where, err)
+	}
+	return nil
+}
+
+// upgrade applies to a database of schema version v the changes of each
+// version after it.
+func upgrade(ctx context.Context, tx pgx.Tx, where string, v int) error {
+	if v == schemaVersion {
 		return nil
 	}
 	fail := func(err error) error {
@@ -178,10 +249,12 @@ func migrate(ctx context.Context, conn *pgx.Conn, where string) error {
 			return fail(err)
 		}
 	}
-	if _, err := tx.Exec(ctx, `UPDATE schema_version SET version = $1`, schemaVersion); err != nil {
-		return fail(err)
+	if v < 3 {
+		if _, err := tx.Exec(ctx, schemaV3); err != nil {
+			return fail(err)
+		}
 	}
-	if err := tx.Commit(ctx); err != nil {
+	if _, err := tx.Exec(ctx, `UPDATE schema_version SET version = $1`, schemaVersion); err != nil {
 		return fail(err)
 	}
 	return nil
