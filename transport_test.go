@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
+	"connectrpc.com/connect"
 	"github.com/matryer/is"
 	"github.com/rs/zerolog"
 
@@ -121,6 +123,10 @@ func (e tpEmbedded) Cancel(ctx context.Context, id, reason string) (*localapi.Ca
 		return nil, err
 	}
 	return (*localapi.CancelResult)(&r), nil
+}
+
+func (e tpEmbedded) Dispatch(ctx context.Context, req *connect.Request[sdkv1.DispatchRequest]) (*connect.Response[sdkv1.DispatchResponse], error) {
+	return e.Server.DispatchInProcess(ctx, req)
 }
 
 // tpStarter starts local mode's server as package local does (the
