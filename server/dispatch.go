@@ -49,13 +49,19 @@ func (d *dispatchService) Dispatch(ctx context.Context, req *connect.Request[sdk
 			c.Endpoint = d.s.cfg.Endpoint
 		}
 	}
-	if err := d.validator.Validate(msg); err != nil {
-		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("dispatch: invalid DispatchRequest: %w", err))
-	}
-	for i, c := range msg.GetCalls() {
-		if err := d.s.engine.CheckCall(c); err != nil {
-			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("dispatch: call %d: %w", i, err))
+	// Calls plainly valid, with endpoints accepted before, skip
+	// protovalidate (scheduler.Engine.SurelyValidDispatch); anything else
+	// goes through it, which gives the error.
+	if !d.s.engine.SurelyValidDispatch(msg.GetCalls()) {
+		if err := d.validator.Validate(msg); err != nil {
+			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("dispatch: invalid DispatchRequest: %w", err))
 		}
+		for i, c := range msg.GetCalls() {
+			if err := d.s.engine.CheckCall(c); err != nil {
+				return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("dispatch: call %d: %w", i, err))
+			}
+		}
+		d.s.engine.KnowEndpoints(msg.GetCalls())
 	}
 	key, keyed, err := idempotencyKey(req.Header())
 	if err != nil {
