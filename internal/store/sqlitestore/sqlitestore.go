@@ -11,6 +11,13 @@
 // and inspection) use a separate pool, which WAL lets run beside the
 // writer; another process (the `dispatch calls` command) can read the
 // database of a running server the same way.
+//
+// A call's row is written whole the first time (an upsert), and then,
+// when the row says it is a rewrite ([store.Call.Rewrite]: same identity),
+// by an UPDATE of the columns that change only, which binds ten fewer
+// arguments (the driver copies every text and blob into C memory); a
+// rewrite that finds no row falls back to the whole row, so the hint can
+// never lose a column.
 package sqlitestore
 
 import (
