@@ -37,6 +37,7 @@ type Server struct {
 	store  store.Store
 	engine *scheduler.Engine
 	http   *http.Server
+	svc    *dispatchService // DispatchService, for DispatchInProcess too
 
 	mu        sync.Mutex
 	ln        net.Listener
@@ -143,9 +144,10 @@ func newLocked(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: protovalidate: %w", err)
 	}
 	s := &Server{cfg: cfg, key: key, store: st, engine: eng, stopping: make(chan struct{})}
+	s.svc = &dispatchService{s: s, validator: validator}
 	mux := http.NewServeMux()
 	path, h := sdkv1connect.NewDispatchServiceHandler(
-		&dispatchService{s: s, validator: validator},
+		s.svc,
 		connect.WithReadMaxBytes(maxRequestBytes),
 		// A DispatchResponse is a few ids: gzip (which clients accept by
 		// default) costs more to set up than it saves below a few KB.
