@@ -51,7 +51,7 @@ func (d *dispatchService) Dispatch(ctx context.Context, req *connect.Request[sdk
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("dispatch: invalid DispatchRequest: %w", err))
 	}
 	for i, c := range msg.GetCalls() {
-		if err := d.s.engine.CheckCall(c); err != nil {
+		if err := scheduler.CheckCall(d.s.policy, c); err != nil {
 			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("dispatch: call %d: %w", i, err))
 		}
 	}
@@ -68,9 +68,18 @@ func (d *dispatchService) Dispatch(ctx context.Context, req *connect.Request[sdk
 	}
 	var ids []string
 	var replayed bool
-	if keyed {
+	switch {
+	case d.s.cl != nil:
+		// A replica: into a partition it owns, or forwarded to the owner
+		// of the key's partition (replicas.go).
+		ids, replayed, err = d.s.cl.dispatch(ctx, req.Header(), msg, key, keyed)
+		var ce *connect.Error
+		if errors.As(err, &ce) {
+			return nil, ce // the owner's answer, or why there is none
+		}
+	case keyed:
 		ids, replayed, err = d.s.engine.DispatchKey(ctx, key, msg.GetCalls())
-	} else {
+	default:
 		ids, err = d.s.engine.Dispatch(ctx, msg.GetCalls())
 	}
 	var conflict *scheduler.KeyConflictError

@@ -209,7 +209,7 @@ func TestDispatchKeyConcurrent(t *testing.T) {
 // the answer would.
 type answerLost struct {
 	store.Store
-	once   sync.Once
+	once   *sync.Once
 	stored chan struct{}
 }
 
@@ -246,9 +246,11 @@ func TestDispatchKeyAfterRestart(t *testing.T) {
 			defer close(release)
 			base := st.cfg(t)
 			base.Endpoint, base.Logger = ep.URL(), zerolog.Nop()
-			lost := &answerLost{stored: make(chan struct{})}
+			stored := make(chan struct{})
+			var once sync.Once
 			cfg := base
-			server.WithStore(&cfg, func(s store.Store) store.Store { lost.Store = s; return lost }, 0)
+			// A replica wraps the store of each of its partitions.
+			server.WithStore(&cfg, func(s store.Store) store.Store { return &answerLost{Store: s, once: &once, stored: stored} }, 0)
 			b1 := startServer(t, ep, cfg)
 
 			ctx, cancel := context.WithCancel(context.Background())
@@ -258,7 +260,7 @@ func TestDispatchKeyAfterRestart(t *testing.T) {
 				errc <- err
 			}()
 			select {
-			case <-lost.stored:
+			case <-stored:
 			case <-time.After(10 * time.Second):
 				t.Fatal("no batch stored the key")
 			}

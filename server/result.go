@@ -64,6 +64,9 @@ func (s *Server) result(ctx context.Context, id string, wait bool) (*Outcome, er
 		return nil, errNotRunning
 	default:
 	}
+	if s.cl != nil {
+		return s.cl.result(ctx, id, wait)
+	}
 	w, err := s.engine.Watch(id)
 	if errors.Is(err, scheduler.ErrClosed) {
 		return nil, errNotRunning
