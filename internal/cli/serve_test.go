@@ -182,7 +182,7 @@ func startServe(t *testing.T, args ...string) (addr, key string, stop func() int
 
 // TestServePostgres runs `dispatch serve --postgres`: the signing key is
 // the database's (the same after a restart), a call runs, and a second
-// serve on the database is refused while the first runs.
+// serve on the database runs beside the first, as a replica.
 func TestServePostgres(t *testing.T) {
 	is := is.New(t)
 	url := pgtest.URL(t)
@@ -198,12 +198,23 @@ func TestServePostgres(t *testing.T) {
 	is.NoErr(err)
 	is.Equal(o.Status, sdkv1.Status_STATUS_OK)
 
-	_, errOut, code := run(t, "serve", "--listen", "127.0.0.1:0", "--postgres", url, "--endpoint", ep.srv.URL)
-	is.Equal(code, 1)
-	is.True(strings.Contains(errOut, "uses the database")) // one serve per database
+	// A second serve on the database is a replica, which waits for the
+	// first's calls and takes its partitions once it stops.
+	// (--advertise: the flag is taken; no request is forwarded here.)
+	addr2, key2, stop2 := startServe(t, "--postgres", url, "--endpoint", ep.srv.URL, "--advertise", "http://127.0.0.1:1/")
+	is.Equal(key2, key)
+	o, err = server.FetchResult(ctx, nil, "http://"+addr2, goodKey, ids[0], time.Second)
+	is.NoErr(err)
+	is.Equal(o.Status, sdkv1.Status_STATUS_OK)
+	is.Equal(stop2(), 0)
+
+	_, errOut, code := run(t, "serve", "--listen", "127.0.0.1:0", "--advertise", "http://127.0.0.1:1", "--endpoint", ep.srv.URL)
+	is.Equal(code, 2)
+	is.True(strings.Contains(errOut, "--advertise")) // only with --postgres
+	is.True(strings.Contains(errOut, "--postgres"))
 
 	is.Equal(stop(), 0)
-	_, key2, stop2 := startServe(t, "--postgres", url, "--endpoint", ep.srv.URL)
-	is.Equal(key2, key) // the key is the database's
-	is.Equal(stop2(), 0)
+	_, key3, stop3 := startServe(t, "--postgres", url, "--endpoint", ep.srv.URL)
+	is.Equal(key3, key) // the key is the database's
+	is.Equal(stop3(), 0)
 }

@@ -1,0 +1,287 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
+	"connectrpc.com/connect"
+	"github.com/matryer/is"
+	"github.com/rs/zerolog"
+
+	"github.com/dispatchkit/dispatch/internal/pgtest"
+	"github.com/dispatchkit/dispatch/internal/store"
+	"github.com/dispatchkit/dispatch/server"
+)
+
+// Short leases, so that a failover takes 1.5 s rather than 10.
+const (
+	testLeaseTTL   = 1500 * time.Millisecond
+	testRenewEvery = 300 * time.Millisecond
+	testPartitions = 12
+)
+
+// startReplicas starts n replicas of one new database, sending calls to
+// ep, and waits until the partitions are spread evenly over them.
+func startReplicas(t *testing.T, n int, ep *testEndpoint, logs []*syncBuffer) []*bundle {
+	t.Helper()
+	url := pgtest.URL(t)
+	var bs []*bundle
+	for i := range n {
+		cfg := server.Config{
+			Endpoint:   ep.URL(),
+			Postgres:   url,
+			Replica:    fmt.Sprintf("r%d", i),
+			MinBackoff: time.Millisecond,
+			MaxBackoff: 10 * time.Millisecond,
+			Logger:     zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
+		}
+		if logs != nil {
+			cfg.Logger = zerolog.New(logs[i])
+		}
+		server.WithLeases(&cfg, testLeaseTTL, testRenewEvery, testPartitions)
+		bs = append(bs, startServer(t, ep, cfg))
+	}
+	waitFor(t, "the partitions spread over the replicas", func() bool {
+		return spread(bs, testPartitions)
+	})
+	return bs
+}
+
+// spread reports whether the replicas of bs own every partition, each as
+// many as the others (to one).
+func spread(bs []*bundle, partitions int) bool {
+	total, least, most := 0, partitions, 0
+	seen := map[int]bool{}
+	for _, b := range bs {
+		ps := b.srv.Partitions()
+		total += len(ps)
+		least, most = min(least, len(ps)), max(most, len(ps))
+		for _, p := range ps {
+			seen[p] = true
+		}
+	}
+	return total == partitions && len(seen) == partitions && most-least <= 1
+}
+
+// owner returns the bundle of the replica that runs partition p.
+func owner(bs []*bundle, p int) (*bundle, int) {
+	for i, b := range bs {
+		if slices.Contains(b.srv.Partitions(), p) {
+			return b, i
+		}
+	}
+	return nil, -1
+}
+
+// Three replicas run a few hundred three-step workflows dispatched across
+// them; one dies mid-run, its leases expire, the two others take its
+// partitions and recover them: every workflow completes with the right
+// result, none is lost, and the steps that ran again are counted.
+func TestReplicasFailover(t *testing.T) {
+	is := is.New(t)
+	ep := newTestEndpoint(t, "")
+	logs := []*syncBuffer{{}, {}, {}}
+	gate := make(chan struct{})
+	var gateOnce sync.Once
+	openGate := func() { gateOnce.Do(func() { close(gate) }) }
+	defer openGate()
+	var blocked atomic.Int32
+	ep.handle("step", func(req *sdkv1.RunRequest) (*sdkv1.RunResponse, error) {
+		if strings.HasSuffix(strOf(req.GetInput()), ".1") { // every second step waits for the crash
+			blocked.Add(1)
+			<-gate
+		}
+		return echo(req)
+	})
+	ep.handle("chain", chain("step", 3))
+	bs := startReplicas(t, 3, ep, logs)
+
+	const n, perRequest = 300, 10
+	ids := make([]string, 0, n)
+	for i := 0; i < n; i += perRequest {
+		var calls []*sdkv1.Call
+		for j := i; j < i+perRequest; j++ {
+			calls = append(calls, call("chain", fmt.Sprintf("w%d", j)))
+		}
+		ids = append(ids, bs[(i/perRequest)%3].dispatch(t, calls...)...)
+	}
+	waitFor(t, "every workflow at its second step", func() bool { return blocked.Load() == n })
+	crashed := bs[2]
+	lost := crashed.srv.Partitions()
+	is.Equal(len(lost), testPartitions/3)
+	onCrashed := 0
+	for _, id := range ids {
+		if slices.Contains(lost, store.PartitionOf(id, testPartitions)) {
+			onCrashed++
+		}
+	}
+	t.Logf("%d workflows of %d in the partitions %v of the replica that dies", onCrashed, n, lost)
+	is.True(onCrashed > 0)
+	start := time.Now()
+	is.NoErr(crashed.srv.Crash())
+	t.Logf("crash took %v", time.Since(start))
+	openGate() // the dead replica's requests were cut: their outcomes are lost
+
+	survivors := bs[:2]
+	// Workflows dispatched during the failover go to the survivors.
+	const later = 60
+	for i := n; i < n+later; i += perRequest {
+		var calls []*sdkv1.Call
+		for j := i; j < i+perRequest; j++ {
+			calls = append(calls, call("chain", fmt.Sprintf("w%d", j)))
+		}
+		ids = append(ids, survivors[(i/perRequest)%2].dispatch(t, calls...)...)
+	}
+	waitFor(t, "the survivors to own every partition", func() bool { return spread(survivors, testPartitions) })
+	t.Logf("the survivors own every partition %v after the crash", time.Since(start))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i, id := range ids {
+		o, err := survivors[i%2].srv.Result(ctx, id) // at the owner, or not
+		is.NoErr(err)
+		is.Equal(o.Status, sdkv1.Status_STATUS_OK)
+		is.Equal(strOf(o.Result.GetOutput()), fmt.Sprintf("w%d.0,w%d.1,w%d.2", i, i, i))
+	}
+	t.Logf("every workflow done %v after the crash", time.Since(start))
+	again := 0
+	for in, k := range runs(ep, "step") {
+		if k > 1 {
+			again += k - 1
+			is.True(strings.HasSuffix(in, ".1")) // only the steps cut by the crash ran again
+		}
+	}
+	t.Logf("%d steps of %d ran again after the failover (%d workflows of the dead replica were at their second step)",
+		again, 3*len(ids), onCrashed)
+	is.True(again >= 1 && again <= onCrashed)
+	waitFor(t, "nothing live", func() bool { return survivors[0].srv.Live()+survivors[1].srv.Live() == 0 })
+	for i, l := range logs[:2] {
+		if strings.Contains(l.String(), `"message":"acquired partition"`) && strings.Contains(l.String(), `"epoch":`) {
+			continue
+		}
+		t.Errorf("replica %d logged no acquisition with its epoch", i)
+	}
+	is.True(strings.Contains(logs[0].String()+logs[1].String(), "recovered calls in flight"))
+}
+
+// A keyed Dispatch is run by the owner of its key's partition: sent to
+// another replica it is forwarded there, and gets the same ids as at the
+// owner. Results can be waited for at any replica, over Go and HTTP, and
+// calls cancelled at any replica.
+func TestReplicasRouting(t *testing.T) {
+	is := is.New(t)
+	ep := newTestEndpoint(t, "")
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	defer releaseOnce.Do(func() { close(release) })
+	running := make(chan string, 10)
+	ep.handle("slow", func(req *sdkv1.RunRequest) (*sdkv1.RunResponse, error) {
+		running <- req.GetDispatchId()
+		<-release
+		return echo(req)
+	})
+	ep.handle("echo", echo)
+	ep.handle("sleeper", gather(nil, 1, 1, time.Hour, 1))
+	bs := startReplicas(t, 2, ep, nil)
+	ctx := context.Background()
+
+	t.Run("keyed dispatch at a non-owner", func(t *testing.T) {
+		is := is.New(t)
+		for _, key := range []string{"order-1", "order-2", "order-3", "order-4"} {
+			own, i := owner(bs, store.PartitionOf(key, testPartitions))
+			is.True(own != nil)
+			other := bs[1-i]
+			first, replayed, err := keyed(ctx, other.srv, other.client, []string{key}, call("echo", key))
+			is.NoErr(err)
+			is.Equal(replayed, "false") // the owner started it
+			is.Equal(len(first), 1)
+			is.Equal(store.PartitionOf(first[0], testPartitions), store.PartitionOf(key, testPartitions))
+			again, replayed, err := keyed(ctx, own.srv, own.client, []string{key}, call("echo", key))
+			is.NoErr(err)
+			is.Equal(replayed, "true")
+			is.Equal(again, first) // the same ids at the owner
+			again, replayed, err = keyed(ctx, other.srv, other.client, []string{key}, call("echo", key))
+			is.NoErr(err)
+			is.Equal(replayed, "true")
+			is.Equal(again, first) // and at the other again
+			_, _, err = keyed(ctx, other.srv, other.client, []string{key}, call("echo", "other"))
+			is.Equal(connect.CodeOf(err), connect.CodeAlreadyExists) // the owner's answer, forwarded
+		}
+	})
+
+	t.Run("wait at a non-owner", func(t *testing.T) {
+		is := is.New(t)
+		id := bs[0].dispatch(t, call("slow", "x"))[0]
+		is.Equal(recv(t, running), id)
+		_, i := owner(bs, store.PartitionOf(id, testPartitions))
+		other := bs[1-i]
+		got := make(chan *server.Outcome, 1)
+		go func() {
+			o, err := other.srv.Result(ctx, id)
+			if err != nil {
+				t.Errorf("Result at the replica that does not run the call: %v", err)
+			}
+			got <- o
+		}()
+		req, err := http.NewRequest(http.MethodGet, other.srv.URL()+"/dispatch.local.v1/calls/"+id+"/result", nil)
+		is.NoErr(err)
+		req.Header.Set("Authorization", "Bearer "+other.srv.APIKey())
+		res, err := http.DefaultClient.Do(req)
+		is.NoErr(err)
+		res.Body.Close()
+		is.Equal(res.StatusCode, http.StatusAccepted) // pending, not unknown nor an error
+		releaseOnce.Do(func() { close(release) })
+		is.Equal(strOf(recv(t, got).Result.GetOutput()), "x")
+		o, err := server.FetchResult(ctx, nil, other.srv.URL(), other.srv.APIKey(), id, time.Second)
+		is.NoErr(err)
+		is.Equal(strOf(o.Result.GetOutput()), "x")
+	})
+
+	t.Run("cancel at a non-owner", func(t *testing.T) {
+		is := is.New(t)
+		id := bs[0].dispatch(t, call("sleeper", ""))[0]
+		_, i := owner(bs, store.PartitionOf(id, testPartitions))
+		other := bs[1-i]
+		waitFor(t, "the sleeper suspended", func() bool { return bs[i].srv.Suspended() == 1 })
+		res, err := other.srv.Cancel(ctx, id, "the test")
+		is.NoErr(err)
+		is.Equal(res.Calls, 1)
+		o := result(t, other.srv, id)
+		is.Equal(o.Status, sdkv1.Status_STATUS_PERMANENT_ERROR)
+		is.True(strings.Contains(o.Result.GetError().GetMessage(), "cancelled by the test"))
+		res, err = other.srv.Cancel(ctx, id, "")
+		is.NoErr(err)
+		is.Equal(res.Calls, 0) // final already
+	})
+
+	t.Run("health names the partitions", func(t *testing.T) {
+		is := is.New(t)
+		for _, b := range bs {
+			is.NoErr(b.srv.Health())
+			res, err := http.Get(b.srv.URL() + "/dispatch.local.v1/health")
+			is.NoErr(err)
+			data, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			is.Equal(res.StatusCode, http.StatusOK)
+			var body struct {
+				Status     string `json:"status"`
+				Replica    string `json:"replica"`
+				Partitions []int  `json:"partitions"`
+			}
+			is.NoErr(json.Unmarshal(data, &body))
+			is.Equal(body.Status, "ok")
+			is.Equal(body.Partitions, b.srv.Partitions())
+			is.Equal(len(body.Partitions), testPartitions/2)
+		}
+	})
+}
