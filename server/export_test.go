@@ -49,6 +49,12 @@ func (s *Server) Crash() error {
 	return s.Close()
 }
 
+// Pause stops the manager of a replica (or starts it again), as a process
+// frozen (a long pause, a network cut from the database) whose engines
+// carry on: it no longer renews its leases nor heartbeats, until its
+// partitions are taken and its engines' writes fenced.
+func (s *Server) Pause(paused bool) { s.cl.paused.Store(paused) }
+
 // Replica returns the name of a replica ("" for a server that owns its
 // store).
 func (s *Server) Replica() string {

@@ -98,6 +98,7 @@ type cluster struct {
 	stopped sync.Once
 	wg      sync.WaitGroup
 	crashed atomic.Bool // test hook: close without releasing
+	paused  atomic.Bool // test hook: the manager does nothing
 	rr      atomic.Uint32
 
 	mu      sync.Mutex
@@ -225,7 +226,9 @@ func (c *cluster) loop(fn func()) {
 		case <-c.stop:
 			return
 		case <-t.C:
-			fn()
+			if !c.paused.Load() {
+				fn()
+			}
 		}
 	}
 }

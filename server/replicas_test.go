@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -31,30 +32,39 @@ const (
 )
 
 // startReplicas starts n replicas of one new database, sending calls to
-// ep, and waits until the partitions are spread evenly over them.
-func startReplicas(t *testing.T, n int, ep *testEndpoint, logs []*syncBuffer) []*bundle {
+// ep, and waits until the partitions are spread evenly over them. mut, if
+// not nil, changes the configuration of each.
+func startReplicas(t *testing.T, n int, ep *testEndpoint, logs []*syncBuffer, mut func(i int, c *server.Config)) []*bundle {
 	t.Helper()
 	url := pgtest.URL(t)
 	var bs []*bundle
 	for i := range n {
-		cfg := server.Config{
-			Endpoint:   ep.URL(),
-			Postgres:   url,
-			Replica:    fmt.Sprintf("r%d", i),
-			MinBackoff: time.Millisecond,
-			MaxBackoff: 10 * time.Millisecond,
-			Logger:     zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
-		}
-		if logs != nil {
-			cfg.Logger = zerolog.New(logs[i])
-		}
-		server.WithLeases(&cfg, testLeaseTTL, testRenewEvery, testPartitions)
-		bs = append(bs, startServer(t, ep, cfg))
+		bs = append(bs, startServer(t, ep, replicaConfig(t, url, i, ep, logs, mut)))
 	}
 	waitFor(t, "the partitions spread over the replicas", func() bool {
 		return spread(bs, testPartitions)
 	})
 	return bs
+}
+
+// replicaConfig is the configuration of replica i of the database at url.
+func replicaConfig(t *testing.T, url string, i int, ep *testEndpoint, logs []*syncBuffer, mut func(i int, c *server.Config)) server.Config {
+	cfg := server.Config{
+		Endpoint:   ep.URL(),
+		Postgres:   url,
+		Replica:    fmt.Sprintf("r%d", i),
+		MinBackoff: time.Millisecond,
+		MaxBackoff: 10 * time.Millisecond,
+		Logger:     zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
+	}
+	if logs != nil {
+		cfg.Logger = zerolog.New(logs[i])
+	}
+	server.WithLeases(&cfg, testLeaseTTL, testRenewEvery, testPartitions)
+	if mut != nil {
+		mut(i, &cfg)
+	}
+	return cfg
 }
 
 // spread reports whether the replicas of bs own every partition, each as
@@ -104,7 +114,7 @@ func TestReplicasFailover(t *testing.T) {
 		return echo(req)
 	})
 	ep.handle("chain", chain("step", 3))
-	bs := startReplicas(t, 3, ep, logs)
+	bs := startReplicas(t, 3, ep, logs, nil)
 
 	const n, perRequest = 300, 10
 	ids := make([]string, 0, n)
@@ -192,7 +202,7 @@ func TestReplicasRouting(t *testing.T) {
 	})
 	ep.handle("echo", echo)
 	ep.handle("sleeper", gather(nil, 1, 1, time.Hour, 1))
-	bs := startReplicas(t, 2, ep, nil)
+	bs := startReplicas(t, 2, ep, nil, nil)
 	ctx := context.Background()
 
 	t.Run("keyed dispatch at a non-owner", func(t *testing.T) {
@@ -284,4 +294,96 @@ func TestReplicasRouting(t *testing.T) {
 			is.Equal(len(body.Partitions), testPartitions/2)
 		}
 	})
+}
+
+// writes counts the Applies of the stores it wraps that succeeded and
+// failed.
+type writes struct{ ok, failed atomic.Int64 }
+
+type writeCounter struct {
+	store.Store
+	w *writes
+}
+
+func (c *writeCounter) Apply(ctx context.Context, batches ...*store.Batch) error {
+	err := c.Store.Apply(ctx, batches...)
+	if err != nil {
+		c.w.failed.Add(1)
+	} else {
+		c.w.ok.Add(1)
+	}
+	return err
+}
+
+// A replica that stops renewing its leases but runs on (a process frozen,
+// cut off from the database) loses its partitions to the other once they
+// expire; when it resumes, its writes are refused (fenced) and its
+// engines stop: it writes nothing after the takeover, the other replica
+// runs the interrupted steps again, and every workflow completes once.
+func TestReplicasFencedZombie(t *testing.T) {
+	is := is.New(t)
+	ep := newTestEndpoint(t, "")
+	gate := make(chan struct{})
+	var gateOnce sync.Once
+	openGate := func() { gateOnce.Do(func() { close(gate) }) }
+	defer openGate()
+	var blocked atomic.Int32
+	ep.handle("step", func(req *sdkv1.RunRequest) (*sdkv1.RunResponse, error) {
+		if strings.HasSuffix(strOf(req.GetInput()), ".1") {
+			blocked.Add(1)
+			<-gate
+		}
+		return echo(req)
+	})
+	ep.handle("chain", chain("step", 3))
+	zw := &writes{}
+	logs := []*syncBuffer{{}, {}}
+	bs := startReplicas(t, 2, ep, logs, func(i int, c *server.Config) {
+		if i == 0 {
+			server.WithStore(c, func(st store.Store) store.Store { return &writeCounter{Store: st, w: zw} }, 0)
+		}
+	})
+	zombie, other := bs[0], bs[1]
+	const n = 60
+	var calls []*sdkv1.Call
+	for i := range n {
+		calls = append(calls, call("chain", fmt.Sprintf("w%d", i)))
+	}
+	var ids []string
+	for _, c := range calls { // round-robin over the zombie's partitions
+		ids = append(ids, zombie.dispatch(t, c)...)
+	}
+	waitFor(t, "every workflow at its second step", func() bool { return blocked.Load() == n })
+	zombie.srv.Pause(true)
+	waitFor(t, "the other replica to own every partition", func() bool { return spread([]*bundle{other}, testPartitions) })
+	before := zw.ok.Load()
+	openGate() // the zombie's requests answer: it resumes its workflows
+
+	for i, id := range ids {
+		o := result(t, other.srv, id)
+		is.Equal(strOf(o.Result.GetOutput()), fmt.Sprintf("w%d.0,w%d.1,w%d.2", i, i, i))
+	}
+	waitFor(t, "the zombie's engines stopped by the fence", func() bool { return zombie.srv.Health() != nil })
+	is.True(errors.Is(zombie.srv.Health(), store.ErrFenced))
+	is.Equal(zw.ok.Load(), before) // not one write after the takeover
+	is.True(zw.failed.Load() > 0)  // though it tried
+	for in, k := range runs(ep, "step") {
+		switch {
+		case strings.HasSuffix(in, ".1"):
+			is.Equal(k, 2) // cut by the takeover, run again by the other
+		default:
+			is.Equal(k, 1) // the zombie's resumes started no third step
+		}
+	}
+	is.True(strings.Contains(logs[1].String(), `"message":"acquired partition"`))
+	_, err := zombie.send(call("chain", "late"))
+	is.Equal(connect.CodeOf(err), connect.CodeUnavailable) // it takes nothing more
+	is.True(strings.Contains(logs[0].String(), "was taken by another replica"))
+
+	zombie.srv.Pause(false) // it wakes up: drops its fenced engines, takes its share again
+	waitFor(t, "the partitions spread again", func() bool { return spread(bs, testPartitions) })
+	is.NoErr(zombie.srv.Health())
+	is.True(strings.Contains(logs[0].String(), `"message":"dropped partition"`))
+	id := zombie.dispatch(t, call("chain", "again"))[0]
+	is.Equal(strOf(result(t, other.srv, id).Result.GetOutput()), "again.0,again.1,again.2")
 }

@@ -644,6 +644,15 @@ func (e *Engine) fail(err error) {
 	}
 	e.broken = err
 	e.wakeAll(&StoreError{Err: err})
+	switch {
+	case e.cfg.Partitions > 0 && errors.Is(err, store.ErrFenced):
+		// Expected in a failover: not the operator's to fix.
+		e.log.Warn().Err(err).Msg("the partition was taken by another replica: this engine stops, and its calls resume at the new owner")
+		return
+	case e.cfg.Partitions > 0:
+		e.log.Error().Err(err).Msg("the store cannot write: this partition's engine stops; its calls are kept and resume when a replica takes the partition again")
+		return
+	}
 	e.log.Error().Err(err).Msg("the store cannot write: no call is accepted or run until the server restarts; calls already accepted are kept and resume on restart")
 }
 
