@@ -233,49 +233,61 @@ func (c *cluster) loop(fn func()) {
 	}
 }
 
-// renew heartbeats and renews every lease; it drops the partitions whose
-// lease is lost or whose engine's store broke.
+// renew heartbeats and renews every lease, all at once: a renewal waits
+// for the transaction of its partition in flight (the fence holds the
+// partition's row), and one slow partition must not make the others late.
+// It drops the partitions whose lease is lost or whose engine's store
+// broke.
 func (c *cluster) renew() {
-	ctx, cancel := context.WithTimeout(c.ctx, c.ttl)
-	defer cancel()
-	if err := c.db.Heartbeat(ctx, c.url, c.ttl); err != nil && c.ctx.Err() == nil {
-		c.s.cfg.Logger.Warn().Err(err).Msg("heartbeat of this replica failed; trying again")
-	}
 	c.mu.Lock()
 	parts := make([]*part, 0, len(c.parts))
 	for _, pt := range c.parts {
 		parts = append(parts, pt)
 	}
 	c.mu.Unlock()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		ctx, cancel := context.WithTimeout(c.ctx, c.ttl)
+		defer cancel()
+		if err := c.db.Heartbeat(ctx, c.url, c.ttl); err != nil && c.ctx.Err() == nil {
+			c.s.cfg.Logger.Warn().Err(err).Msg("heartbeat of this replica failed; trying again")
+		}
+	})
 	for _, pt := range parts {
-		if c.ctx.Err() != nil {
+		wg.Go(func() { c.renewOne(pt) })
+	}
+	wg.Wait()
+}
+
+// renewOne renews the lease of pt, or drops pt.
+func (c *cluster) renewOne(pt *part) {
+	c.mu.Lock()
+	eng, until := pt.eng, pt.until
+	c.mu.Unlock()
+	if eng != nil {
+		if err := eng.Err(); err != nil {
+			// Fenced, or the database failed past the retries: what was
+			// durable resumes at the next owner (maybe this one).
+			c.drop(pt, true, fmt.Errorf("its store cannot write: %w", err))
 			return
 		}
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.ttl)
+	defer cancel()
+	sent := time.Now()
+	err := c.db.Renew(ctx, pt.lease, c.ttl)
+	switch {
+	case err == nil:
 		c.mu.Lock()
-		eng, until := pt.eng, pt.until
+		pt.until = sent.Add(c.ttl)
 		c.mu.Unlock()
-		if eng != nil {
-			if err := eng.Err(); err != nil {
-				// Fenced, or the database failed past the retries: what
-				// was durable resumes at the next owner (maybe this one).
-				c.drop(pt, true, fmt.Errorf("its store cannot write: %w", err))
-				continue
-			}
-		}
-		sent := time.Now()
-		err := c.db.Renew(ctx, pt.lease, c.ttl)
-		switch {
-		case err == nil:
-			c.mu.Lock()
-			pt.until = sent.Add(c.ttl)
-			c.mu.Unlock()
-		case errors.Is(err, store.ErrFenced):
-			c.drop(pt, false, err)
-		case !time.Now().Before(until):
-			c.drop(pt, false, fmt.Errorf("its lease expired: renewing it failed: %w", err))
-		case c.ctx.Err() == nil:
-			c.s.cfg.Logger.Warn().Err(err).Int("partition", pt.p).Msg("renewing the lease of a partition failed; trying again")
-		}
+	case c.ctx.Err() != nil: // closing
+	case errors.Is(err, store.ErrFenced):
+		c.drop(pt, false, err)
+	case !time.Now().Before(until):
+		c.drop(pt, false, fmt.Errorf("its lease expired: renewing it failed: %w", err))
+	default:
+		c.s.cfg.Logger.Warn().Err(err).Int("partition", pt.p).Msg("renewing the lease of a partition failed; trying again")
 	}
 }
 

@@ -58,7 +58,7 @@ func replicaConfig(t *testing.T, url string, i int, ep *testEndpoint, logs []*sy
 		Logger:     zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
 	}
 	if logs != nil {
-		cfg.Logger = zerolog.New(logs[i])
+		cfg.Logger = zerolog.New(logs[i]).With().Timestamp().Logger()
 	}
 	server.WithLeases(&cfg, testLeaseTTL, testRenewEvery, testPartitions)
 	if mut != nil {
@@ -93,31 +93,90 @@ func owner(bs []*bundle, p int) (*bundle, int) {
 	return nil, -1
 }
 
-// Three replicas run a few hundred three-step workflows dispatched across
-// them; one dies mid-run, its leases expire, the two others take its
-// partitions and recover them: every workflow completes with the right
-// result, none is lost, and the steps that ran again are counted.
+// stepGate holds the requests of a test endpoint until it opens, and counts
+// them.
+type stepGate struct {
+	ch   chan struct{}
+	once sync.Once
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func newStepGate() *stepGate { return &stepGate{ch: make(chan struct{}), seen: map[string]bool{}} }
+
+// wait counts in, once, and waits for the gate to open.
+func (g *stepGate) wait(in string) {
+	g.mu.Lock()
+	g.seen[in] = true
+	g.mu.Unlock()
+	<-g.ch
+}
+
+func (g *stepGate) open() { g.once.Do(func() { close(g.ch) }) }
+
+// n is how many distinct inputs waited.
+func (g *stepGate) n() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.seen)
+}
+
+// fan is a workflow that gathers n calls of leaf (inputs "<in>.<k>") and
+// returns how many distinct results it got.
+func fan(leaf string, n int) fn {
+	return func(req *sdkv1.RunRequest) (*sdkv1.RunResponse, error) {
+		if pr := req.GetPollResult(); pr != nil {
+			seen := map[string]bool{}
+			for _, r := range pr.GetResults() {
+				seen[strOf(r.GetOutput())] = true
+			}
+			return output(fmt.Sprint(len(seen))), nil
+		}
+		in := strOf(req.GetInput())
+		var calls []*sdkv1.Call
+		for k := range n {
+			calls = append(calls, child(uint64(k), leaf, fmt.Sprintf("%s.%d", in, k)))
+		}
+		return poll("fan", int32(n), int32(n), time.Hour, calls...), nil
+	}
+}
+
+// Three replicas run a few hundred three-step workflows and a few Gathers
+// of 100 dispatched across them. One dies with every workflow at its
+// second step and every Gather half done, and the two others take its
+// partitions; then another dies with every workflow at its third step,
+// and the last takes everything. Every workflow completes with the right
+// result, none is lost, and only the steps cut by the deaths run again.
 func TestReplicasFailover(t *testing.T) {
 	is := is.New(t)
 	ep := newTestEndpoint(t, "")
 	logs := []*syncBuffer{{}, {}, {}}
-	gate := make(chan struct{})
-	var gateOnce sync.Once
-	openGate := func() { gateOnce.Do(func() { close(gate) }) }
-	defer openGate()
-	var blocked atomic.Int32
+	second, third := newStepGate(), newStepGate()
+	defer second.open()
+	defer third.open()
 	ep.handle("step", func(req *sdkv1.RunRequest) (*sdkv1.RunResponse, error) {
-		if strings.HasSuffix(strOf(req.GetInput()), ".1") { // every second step waits for the crash
-			blocked.Add(1)
-			<-gate
+		switch in := strOf(req.GetInput()); {
+		case strings.HasSuffix(in, ".1"):
+			second.wait(in)
+		case strings.HasSuffix(in, ".2"):
+			third.wait(in)
 		}
 		return echo(req)
 	})
 	ep.handle("chain", chain("step", 3))
+	ep.handle("leaf", func(req *sdkv1.RunRequest) (*sdkv1.RunResponse, error) {
+		in := strOf(req.GetInput())
+		if in[len(in)-1]%2 == 0 { // half the leaves (even k) wait for the first death
+			second.wait(in)
+		}
+		return echo(req)
+	})
+	const fanOut = 100
+	ep.handle("fan", fan("leaf", fanOut))
 	bs := startReplicas(t, 3, ep, logs, nil)
 
-	const n, perRequest = 300, 10
-	ids := make([]string, 0, n)
+	const n, perRequest, gathers = 300, 10, 6
+	var ids []string
 	for i := 0; i < n; i += perRequest {
 		var calls []*sdkv1.Call
 		for j := i; j < i+perRequest; j++ {
@@ -125,22 +184,29 @@ func TestReplicasFailover(t *testing.T) {
 		}
 		ids = append(ids, bs[(i/perRequest)%3].dispatch(t, calls...)...)
 	}
-	waitFor(t, "every workflow at its second step", func() bool { return blocked.Load() == n })
-	crashed := bs[2]
-	lost := crashed.srv.Partitions()
-	is.Equal(len(lost), testPartitions/3)
-	onCrashed := 0
-	for _, id := range ids {
-		if slices.Contains(lost, store.PartitionOf(id, testPartitions)) {
-			onCrashed++
-		}
+	var gids []string
+	for g := range gathers {
+		gids = append(gids, bs[g%3].dispatch(t, call("fan", fmt.Sprintf("g%d", g)))...)
 	}
-	t.Logf("%d workflows of %d in the partitions %v of the replica that dies", onCrashed, n, lost)
-	is.True(onCrashed > 0)
+	waitFor(t, "every workflow at its second step, every Gather half done", func() bool {
+		return second.n() == n+gathers*fanOut/2
+	})
+	// counted is how many of ids are in the partitions of b.
+	counted := func(ids []string, b *bundle) int {
+		k := 0
+		for _, id := range ids {
+			if slices.Contains(b.srv.Partitions(), store.PartitionOf(id, testPartitions)) {
+				k++
+			}
+		}
+		return k
+	}
+	first := counted(ids, bs[2])
+	t.Logf("%d workflows of %d in the partitions %v of the first replica that dies", first, n, bs[2].srv.Partitions())
+	is.True(first > 0)
 	start := time.Now()
-	is.NoErr(crashed.srv.Crash())
-	t.Logf("crash took %v", time.Since(start))
-	openGate() // the dead replica's requests were cut: their outcomes are lost
+	is.NoErr(bs[2].srv.Crash())
+	second.open() // the dead replica's requests were cut: their outcomes are lost
 
 	survivors := bs[:2]
 	// Workflows dispatched during the failover go to the survivors.
@@ -153,33 +219,51 @@ func TestReplicasFailover(t *testing.T) {
 		ids = append(ids, survivors[(i/perRequest)%2].dispatch(t, calls...)...)
 	}
 	waitFor(t, "the survivors to own every partition", func() bool { return spread(survivors, testPartitions) })
-	t.Logf("the survivors own every partition %v after the crash", time.Since(start))
+	t.Logf("the survivors own every partition %v after the first death", time.Since(start))
+	waitFor(t, "every workflow at its third step", func() bool { return third.n() == n+later })
+	then := counted(ids, bs[1])
+	t.Logf("%d workflows of %d in the partitions %v of the second replica that dies", then, n+later, bs[1].srv.Partitions())
+	start = time.Now()
+	is.NoErr(bs[1].srv.Crash())
+	third.open()
+	last := bs[0]
+	waitFor(t, "the last replica to own every partition", func() bool { return spread(bs[:1], testPartitions) })
+	t.Logf("the last replica owns every partition %v after the second death", time.Since(start))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for i, id := range ids {
-		o, err := survivors[i%2].srv.Result(ctx, id) // at the owner, or not
+		o, err := last.srv.Result(ctx, id)
 		is.NoErr(err)
 		is.Equal(o.Status, sdkv1.Status_STATUS_OK)
 		is.Equal(strOf(o.Result.GetOutput()), fmt.Sprintf("w%d.0,w%d.1,w%d.2", i, i, i))
 	}
-	t.Logf("every workflow done %v after the crash", time.Since(start))
-	again := 0
+	for _, id := range gids {
+		o, err := last.srv.Result(ctx, id)
+		is.NoErr(err)
+		is.Equal(strOf(o.Result.GetOutput()), fmt.Sprint(fanOut)) // every leaf's result, once
+	}
+	t.Logf("every workflow done %v after the second death", time.Since(start))
+	again := map[string]int{}
 	for in, k := range runs(ep, "step") {
 		if k > 1 {
-			again += k - 1
-			is.True(strings.HasSuffix(in, ".1")) // only the steps cut by the crash ran again
+			again[in[strings.LastIndex(in, "."):]] += k - 1
 		}
 	}
-	t.Logf("%d steps of %d ran again after the failover (%d workflows of the dead replica were at their second step)",
-		again, 3*len(ids), onCrashed)
-	is.True(again >= 1 && again <= onCrashed)
-	waitFor(t, "nothing live", func() bool { return survivors[0].srv.Live()+survivors[1].srv.Live() == 0 })
+	leafAgain := 0
+	for _, k := range runs(ep, "leaf") {
+		leafAgain += k - 1
+	}
+	t.Logf("ran again: %d second steps (%d workflows on the first dead replica), %d third steps (%d on the second), %d Gather leaves; of %d steps and %d leaves",
+		again[".1"], first, again[".2"], then, leafAgain, 3*len(ids), gathers*fanOut)
+	is.Equal(again[".0"], 0)
+	is.True(again[".1"] >= 1 && again[".1"] <= first)
+	is.True(again[".2"] >= 1 && again[".2"] <= then)
+	waitFor(t, "nothing live", func() bool { return last.srv.Live() == 0 })
 	for i, l := range logs[:2] {
-		if strings.Contains(l.String(), `"message":"acquired partition"`) && strings.Contains(l.String(), `"epoch":`) {
-			continue
+		if !strings.Contains(l.String(), `"message":"acquired partition"`) || !strings.Contains(l.String(), `"epoch":`) {
+			t.Errorf("replica %d logged no acquisition with its epoch", i)
 		}
-		t.Errorf("replica %d logged no acquisition with its epoch", i)
 	}
 	is.True(strings.Contains(logs[0].String()+logs[1].String(), "recovered calls in flight"))
 }
@@ -386,4 +470,98 @@ func TestReplicasFencedZombie(t *testing.T) {
 	is.True(strings.Contains(logs[0].String(), `"message":"dropped partition"`))
 	id := zombie.dispatch(t, call("chain", "again"))[0]
 	is.Equal(strOf(result(t, other.srv, id).Result.GetOutput()), "again.0,again.1,again.2")
+}
+
+// Every replica is restarted in turn (a rolling deploy: graceful
+// shutdown, which releases the leases, then a new process) while a client
+// dispatches keyed workflows at all of them, retrying at another replica
+// when one refuses: nothing is lost, no workflow starts twice, and every
+// one completes with the right result.
+func TestReplicasRollingRestart(t *testing.T) {
+	is := is.New(t)
+	ep := newTestEndpoint(t, "")
+	ep.handle("step", echo)
+	ep.handle("chain", chain("step", 3))
+	url := pgtest.URL(t)
+	cfgs := make([]server.Config, 3)
+	cur := make([]*bundle, 3)
+	for i := range cfgs {
+		cfgs[i] = replicaConfig(t, url, i, ep, nil, nil)
+		cur[i] = startServer(t, ep, cfgs[i])
+	}
+	waitFor(t, "the partitions spread", func() bool { return spread(cur, testPartitions) })
+	var mu sync.Mutex
+	get := func(i int) *bundle {
+		mu.Lock()
+		defer mu.Unlock()
+		return cur[i%len(cur)]
+	}
+	const n = 400
+	ids := make([]string, n)
+	var sent atomic.Int32
+	var retries atomic.Int32
+	failed := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range n {
+			key := fmt.Sprintf("wf-%d", i)
+			deadline := time.Now().Add(30 * time.Second)
+			for try := 0; ; try++ {
+				b := get(i + try)
+				got, _, err := keyed(context.Background(), b.srv, b.client, []string{key}, call("chain", fmt.Sprintf("w%d", i)))
+				if err == nil {
+					ids[i] = got[0]
+					break
+				}
+				if time.Now().After(deadline) {
+					failed <- fmt.Errorf("workflow %d: %w", i, err)
+					return
+				}
+				retries.Add(1)
+				time.Sleep(10 * time.Millisecond) // the client's back-off before it retries
+			}
+			sent.Add(1)
+		}
+	}()
+	for k := range cur {
+		waitFor(t, "more workflows sent", func() bool { return int(sent.Load()) >= (k+1)*n/4 })
+		old := get(k)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		is.NoErr(old.srv.Shutdown(ctx))
+		cancel()
+		nb := startServer(t, ep, cfgs[k])
+		mu.Lock()
+		cur[k] = nb
+		mu.Unlock()
+		waitFor(t, "the partitions spread again", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return spread(cur, testPartitions)
+		})
+	}
+	select {
+	case <-done:
+	case err := <-failed:
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i, id := range ids {
+		o, err := get(i).srv.Result(ctx, id)
+		is.NoErr(err)
+		is.Equal(strOf(o.Result.GetOutput()), fmt.Sprintf("w%d.0,w%d.1,w%d.2", i, i, i))
+	}
+	started := map[string]bool{}
+	for _, r := range ep.requests("chain") {
+		if r.GetInput() != nil {
+			started[r.GetDispatchId()] = true
+		}
+	}
+	is.Equal(len(started), n) // each workflow started once, whatever the retries
+	again := 0
+	for _, k := range runs(ep, "step") {
+		again += k - 1
+	}
+	t.Logf("%d retried Dispatch requests; %d steps of %d ran again across the restarts", retries.Load(), again, 3*n)
 }
