@@ -125,6 +125,19 @@ type Config struct {
 	// with Postgres.
 	Replica string
 
+	// LeaseTTL is how long a replica's lease on a partition holds without
+	// renewal (`dispatch serve --lease-ttl`): the failover time, since a
+	// dead replica's partitions wait that long before another replica
+	// takes them; 10 s. The replica renews its leases, and heartbeats,
+	// five times per LeaseTTL (every 2 s by default), so that a renewal or
+	// two may fail without a loss: a shorter LeaseTTL fails over sooner
+	// but costs more renewals, each one transaction per partition held
+	// (12 partitions at 1 s: 60 a second per replica), and a replica
+	// paused longer than it (a long GC or VM pause, a slow database) loses
+	// its partitions. At least 1 s. Give every replica of a database the
+	// same. Only with Postgres.
+	LeaseTTL time.Duration
+
 	// FullSync makes every commit of the file store sync the disk, so
 	// that accepted calls survive a crash of the machine, not only of the
 	// process. Off, a commit is in SQLite's write-ahead log before it is
@@ -195,8 +208,8 @@ type Config struct {
 	// outcome waits for its parent's answer (the engine's default when
 	// zero); wrapKeyFile wraps the temporary file a new signing key is
 	// written to. leaseTTL and renewEvery are a replica's lease duration
-	// and the period of its manager (defaultLeaseTTL, defaultRenewEvery
-	// when zero); partitions is the number of partitions a replica makes
+	// and the period of its manager, below minLeaseTTL if need be (when
+	// zero: LeaseTTL, or defaultLeaseTTL, and a fifth of that); partitions is the number of partitions a replica makes
 	// in a database that has none (pgstore's default when zero).
 	wrapStore   func(store.Store) store.Store
 	commitRetry time.Duration
@@ -265,7 +278,7 @@ func (c *Config) validate() error {
 		for _, f := range []struct {
 			name string
 			set  bool
-		}{{"Advertise", c.Advertise != ""}, {"Replica", c.Replica != ""}} {
+		}{{"Advertise", c.Advertise != ""}, {"Replica", c.Replica != ""}, {"LeaseTTL", c.LeaseTTL != 0}} {
 			if f.set {
 				return fmt.Errorf("server: Config.%s is for the replicas of a PostgreSQL database: set Config.Postgres (--postgres), or leave Config.%s empty", f.name, f.name)
 			}
@@ -297,6 +310,9 @@ func (c *Config) validate() error {
 		if d.v < 0 {
 			return fmt.Errorf("server: Config.%s is negative (%v); use 0 for the default", d.name, d.v)
 		}
+	}
+	if c.LeaseTTL != 0 && c.LeaseTTL < minLeaseTTL {
+		return fmt.Errorf("server: Config.LeaseTTL (--lease-ttl) is %v, at least %v: a replica renews its leases five times per lease time, one transaction each, and a shorter lease is lost to any pause; use 0 for the default, %v", c.LeaseTTL, minLeaseTTL, defaultLeaseTTL)
 	}
 	if c.MaxRestarts > maxRestarts {
 		return fmt.Errorf("server: Config.MaxRestarts is %d, at most %d: a call whose state stays incompatible after that many restarts from its input will not recover by more", c.MaxRestarts, maxRestarts)

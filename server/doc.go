@@ -151,7 +151,8 @@
 //     children, is in one partition, and its steps never leave the
 //     replica that runs it.
 //   - Leases. Each partition is run by one replica at a time, under a
-//     lease row with an epoch: 10 s, renewed every 2 s, on the
+//     lease row with an epoch: Config.LeaseTTL (`--lease-ttl`, 10 s by
+//     default), renewed five times per lease time (every 2 s), on the
 //     database's clock (the replicas' clocks may differ). The replica
 //     runs the partition as a single server runs its store: the calls'
 //     hot state in memory, timers, fairness and the concurrency limit of
@@ -159,12 +160,12 @@
 //     checks the lease's epoch first, in the same transaction (the
 //     fence): a replica that lost its lease (paused, cut off from the
 //     database) writes nothing more, and stops running the partition at
-//     its next write or renewal. Each replica also heartbeats every 2 s
+//     its next write or renewal. Each replica also heartbeats as often
 //     (table replicas, with its URL).
 //   - Shares and rebalancing. A replica's share is ceil(partitions / live
-//     replicas). Under it, it acquires free partitions (4 a round, every
-//     2 s; all it needs at Start), recovering each from the database
-//     before it runs it; over it, as when a replica joins, it gives back
+//     replicas). Under it, it acquires free partitions (4 a round, at
+//     every renewal; all it needs at Start), recovering each from the
+//     database before it runs it; over it, as when a replica joins, it gives back
 //     its extra partitions: it stops their engines and releases the
 //     leases, which the others acquire at their next round. The log says
 //     "acquired partition", "gave back partition" and "dropped partition"
@@ -194,8 +195,14 @@
 //     runs none because the others own them all (a spare); the health
 //     route adds its name and its partitions.
 //   - Failover. A replica that dies (kill -9, its machine lost) keeps its
-//     leases until they expire: its partitions stop for 10 s at most, then
-//     the others take them, recover their live calls and resume them.
+//     leases until they expire: its partitions stop for the lease time
+//     at most (Config.LeaseTTL, 10 s), then the others take them, recover
+//     their live calls and resume them. The lease time is thus the
+//     failover time; the price of a shorter one is renewals (one
+//     transaction per partition held, five per lease time: 12 partitions
+//     at 1 s make 60 a second) and leases lost to pauses of the process
+//     or of the database longer than it. At least 1 s; give every replica
+//     the same.
 //     What it had committed is kept; its Run requests in flight run again
 //     (at least once, as after a restart), and results are delivered at
 //     least once. One that shuts down (SIGTERM, [Server.Shutdown],

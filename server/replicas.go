@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -33,7 +34,7 @@ import (
 // that a long recovery never delays a renewal) keeps the leases and the
 // share:
 //
-//   - every renewEvery it heartbeats (its row in table replicas, with its
+//   - every renewEvery (a fifth of the lease time) it heartbeats (its row in table replicas, with its
 //     advertised URL) and renews each lease; a lease found taken (fenced),
 //     or not renewed before it expired, or whose engine's store broke,
 //     loses its engine at once;
@@ -52,9 +53,13 @@ const (
 	// defaultLeaseTTL is how long a lease holds without renewal: a dead
 	// replica's partitions wait that long for a new owner.
 	defaultLeaseTTL = 10 * time.Second
-	// defaultRenewEvery is the period of the manager: five renewals per
-	// lease time, so that a renewal or two may fail without a loss.
-	defaultRenewEvery = 2 * time.Second
+	// minLeaseTTL is the shortest Config.LeaseTTL: below it, renewals
+	// (renewsPerTTL per lease time) cost more than a faster failover is
+	// worth, and a pause of the process loses the leases.
+	minLeaseTTL = time.Second
+	// renewsPerTTL is how often the manager runs per lease time: five
+	// renewals, so that a renewal or two may fail without a loss.
+	renewsPerTTL = 5
 	// movesPerTick bounds the partitions acquired, and given back, in one
 	// round of the manager.
 	movesPerTick = 4
@@ -139,18 +144,12 @@ func openCluster(ctx context.Context, cfg *Config) (*cluster, error) {
 		db:      db,
 		n:       db.Partitions(),
 		name:    db.Replica(),
-		ttl:     cfg.leaseTTL,
-		every:   cfg.renewEvery,
+		ttl:     cmp.Or(cfg.leaseTTL, cfg.LeaseTTL, defaultLeaseTTL),
 		stop:    make(chan struct{}),
 		parts:   make(map[int]*part),
 		changed: make(chan struct{}),
 	}
-	if c.ttl <= 0 {
-		c.ttl = defaultLeaseTTL
-	}
-	if c.every <= 0 {
-		c.every = defaultRenewEvery
-	}
+	c.every = cmp.Or(cfg.renewEvery, c.ttl/renewsPerTTL)
 	c.ctx, c.stopCtx = context.WithCancel(context.Background())
 	c.fwdTr = http.DefaultTransport.(*http.Transport).Clone()
 	c.fwd = &http.Client{Transport: &forwardTransport{base: c.fwdTr, name: c.name}}

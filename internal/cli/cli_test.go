@@ -225,6 +225,8 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown command", []string{"nope"}, 1, "unknown command"},
 		{"test with --postgres and --memory", []string{"test", "http://127.0.0.1:1", "--memory", "--postgres", "postgres://h/db"}, 2, "leave out --memory and --state"},
 		{"test with a bad --postgres", []string{"test", "http://127.0.0.1:1", "--port", "0", "--postgres", "postgres://u:secret@h:99999/db"}, 1, "Config.Postgres (--postgres of dispatch serve and dispatch test)"},
+		{"test with --lease-ttl and no --postgres", []string{"test", "http://127.0.0.1:1", "--memory", "--port", "0", "--lease-ttl", "3s"}, 2, "--lease-ttl is the lease time of the replicas of a PostgreSQL database: give --postgres too"},
+		{"test with a short --lease-ttl", []string{"test", "http://127.0.0.1:1", "--port", "0", "--postgres", "postgres://h/db", "--lease-ttl", "100ms"}, 1, "Config.LeaseTTL (--lease-ttl) is 100ms, at least 1s"},
 		{"calls with --postgres and --state", []string{"calls", "--postgres", "postgres://h/db", "--state", "/tmp"}, 2, "leave out --api-url and --state"},
 	}
 	for _, tt := range tests {

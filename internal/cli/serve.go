@@ -65,9 +65,12 @@ may come from PGPASSWORD or ~/.pgpass). One serve per state directory: a
 second one is refused while the first runs. On PostgreSQL, any number of
 serves may share one database, as replicas: the calls are split into
 partitions, each run by one replica under a lease that the others take
-over within 10 s of its death; any replica takes any request. Each needs
-the same DISPATCH_API_KEY and --endpoint flags, and a URL at which the
-others reach it (--advertise, by default http://HOST:PORT of --listen).
+over within --lease-ttl (10s) of its death; any replica takes any
+request. A shorter --lease-ttl fails over sooner, at the cost of more
+renewals (five per lease time, one transaction per partition held). Each
+needs the same DISPATCH_API_KEY, --endpoint and --lease-ttl flags, and a
+URL at which the others reach it (--advertise, by default
+http://HOST:PORT of --listen).
 With SQLite, --sync full syncs the disk at every commit (survives a power
 loss); the default, normal, syncs at checkpoints (survives a crash of the
 process). With PostgreSQL its own synchronous_commit decides.

@@ -55,6 +55,10 @@ func TestServeRefuses(t *testing.T) {
 			`Config.Addr "4450" is not host:port`},
 		{"bad signing key", goodKey, "nope", []string{"--state", dir}, 1,
 			`dispatch: DISPATCH_SIGNING_KEY is unreadable: `},
+		{"lease TTL without postgres", goodKey, "", []string{"--state", dir, "--lease-ttl", "3s"}, 2,
+			`dispatch: --lease-ttl is the lease time of the replicas of a PostgreSQL database: give --postgres too, or leave it out`},
+		{"lease TTL too short", goodKey, "", []string{"--postgres", "postgres://u@127.0.0.1:1/db", "--lease-ttl", "10ms"}, 1,
+			`Config.LeaseTTL (--lease-ttl) is 10ms, at least 1s`},
 		{"negative retention", goodKey, "", []string{"--state", dir, "--key-retention", "-1h"}, 2,
 			`--key-retention -1h0m0s is negative`},
 	} {
