@@ -32,6 +32,7 @@ type Dispatch struct {
 	client   sdkv1connect.DispatchServiceClient
 
 	local       localmode.Server // the embedded server, in local mode (see package local)
+	localRun    bool             // it calls the functions in process, and is called so (runLocal, inprocDispatch)
 	stateDir    string           // its state directory
 	serving     chan struct{}    // closed once the endpoint is served (Serve or Handler): in-process runs wait for it
 	servingOnce sync.Once
@@ -87,7 +88,10 @@ func New(opts ...Option) (*Dispatch, error) {
 	} else {
 		d.log.Warn().Msgf("dispatch: no verification key (%s): requests to this endpoint are accepted without checking their signature; set it to the key printed by `dispatch test` or given by the platform", EnvVerificationKey)
 	}
-	if cfg.apiURL != "" {
+	switch {
+	case d.local != nil && d.localRun:
+		d.client = &inprocDispatch{srv: d.local, auth: "Bearer " + cfg.apiKey}
+	case cfg.apiURL != "":
 		opts := append(cfg.protocol.clientOptions(), connect.WithInterceptors(bearer(cfg.apiKey)))
 		d.client = sdkv1connect.NewDispatchServiceClient(cfg.httpClient, strings.TrimSuffix(cfg.apiURL, "/"), opts...)
 	}

@@ -104,9 +104,15 @@
 // answer would have. Runs wait until the program serves its endpoint
 // (Start, ListenAndServe, Serve or Handler), as requests to a listener
 // not yet served would, so calls recovered from the state directory do
-// not run first. Other endpoints, and `dispatch test`, keep signed HTTP.
-// DISPATCH_LOCAL_TRANSPORT=http ([EnvLocalTransport]) makes the embedded
-// server use signed loopback HTTP to the program's endpoint too.
+// not run first. The program's own Dispatch requests reach the embedded
+// server in process too (copied, and checked as its HTTP handler checks
+// them: the API key, the size limit, validation, the endpoint policy,
+// idempotency keys), so nothing of a workflow's path goes through HTTP;
+// WithHTTPClient and WithProtocol then do not apply. Other endpoints, and
+// `dispatch test`, keep signed HTTP. DISPATCH_LOCAL_TRANSPORT=http
+// ([EnvLocalTransport]) makes local mode use HTTP both ways: signed
+// loopback HTTP to the program's endpoint, and Dispatch requests over HTTP
+// to the embedded server, as to a separate one.
 //
 // # Configuration
 //

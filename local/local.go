@@ -25,6 +25,9 @@ package local
 import (
 	"context"
 
+	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
+	"connectrpc.com/connect"
+
 	"github.com/dispatchkit/dispatch"
 	"github.com/dispatchkit/dispatch/internal/callresult"
 	"github.com/dispatchkit/dispatch/internal/localapi"
@@ -50,6 +53,10 @@ func (e embedded) Cancel(ctx context.Context, id, reason string) (*localapi.Canc
 		return nil, err
 	}
 	return (*localapi.CancelResult)(&r), nil
+}
+
+func (e embedded) Dispatch(ctx context.Context, req *connect.Request[sdkv1.DispatchRequest]) (*connect.Response[sdkv1.DispatchResponse], error) {
+	return e.Server.DispatchInProcess(ctx, req)
 }
 
 // start makes and starts the embedded server: the program's endpoint is

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
 	"buf.build/go/protovalidate"
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/dispatchkit/dispatch/internal/localapi"
 	"github.com/dispatchkit/dispatch/internal/scheduler"
@@ -47,12 +49,23 @@ func (d *dispatchService) Dispatch(ctx context.Context, req *connect.Request[sdk
 			c.Endpoint = d.s.cfg.Endpoint
 		}
 	}
-	if err := d.validator.Validate(msg); err != nil {
-		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("dispatch: invalid DispatchRequest: %w", err))
-	}
-	for i, c := range msg.GetCalls() {
-		if err := scheduler.CheckCall(d.s.policy, c); err != nil {
-			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("dispatch: call %d: %w", i, err))
+	// Calls plainly valid, with endpoints accepted before, skip
+	// protovalidate (scheduler.Engine.SurelyValidDispatch); anything else
+	// goes through it, which gives the error. A replica has no engine of
+	// its own (one per partition it owns, which come and go), so its
+	// requests always take the slow path.
+	eng := d.s.engine
+	if eng == nil || !eng.SurelyValidDispatch(msg.GetCalls()) {
+		if err := d.validator.Validate(msg); err != nil {
+			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("dispatch: invalid DispatchRequest: %w", err))
+		}
+		for i, c := range msg.GetCalls() {
+			if err := scheduler.CheckCall(d.s.policy, c); err != nil {
+				return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("dispatch: call %d: %w", i, err))
+			}
+		}
+		if eng != nil {
+			eng.KnowEndpoints(msg.GetCalls())
 		}
 	}
 	key, keyed, err := idempotencyKey(req.Header())
@@ -107,6 +120,39 @@ func (d *dispatchService) Dispatch(ctx context.Context, req *connect.Request[sdk
 	res := connect.NewResponse(&sdkv1.DispatchResponse{DispatchIds: ids})
 	if keyed {
 		res.Header().Set(localapi.HeaderReplayed, strconv.FormatBool(replayed))
+	}
+	return res, nil
+}
+
+// DispatchInProcess is DispatchService's Dispatch for a client in this
+// process (local mode's SDK, when the server calls its functions in
+// process too): what the HTTP handler runs after decoding the request,
+// with the same checks (the API key in req's Authorization header, the
+// size limit of a request body, validation, the endpoint policy,
+// idempotency keys), and errors as a client over HTTP would get them (a
+// *connect.Error of the same code and message, without its cause).
+//
+// The server keeps what it is given (the calls' inputs, in the engine and
+// the store), and the caller may reuse its request afterwards, so the
+// request is copied first, as decoding it from a body would have: nothing
+// the server keeps aliases the caller's memory. The copy costs a fraction
+// of what the HTTP round trip did (marshaling, framing, net/http on both
+// sides, protobuf decoding).
+func (s *Server) DispatchInProcess(ctx context.Context, req *connect.Request[sdkv1.DispatchRequest]) (*connect.Response[sdkv1.DispatchResponse], error) {
+	if n := proto.Size(req.Msg); n > maxRequestBytes {
+		return nil, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("message size %d is larger than configured max %d", n, maxRequestBytes))
+	}
+	in := connect.NewRequest(proto.Clone(req.Msg).(*sdkv1.DispatchRequest))
+	maps.Copy(in.Header(), req.Header())
+	res, err := s.svc.Dispatch(ctx, in)
+	if err != nil {
+		var ce *connect.Error
+		if errors.As(err, &ce) {
+			wire := connect.NewWireError(ce.Code(), errors.New(ce.Message()))
+			maps.Copy(wire.Meta(), ce.Meta())
+			return nil, wire
+		}
+		return nil, err
 	}
 	return res, nil
 }

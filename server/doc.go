@@ -26,7 +26,10 @@
 // request with an Idempotency-Key header starts its calls once per key
 // (see Idempotency keys); a call and its tree of children can be
 // cancelled (see Cancel). Both are this server's own: the protocol has
-// neither.
+// neither. A client in the same process (local mode, see package local)
+// may call [Server.DispatchInProcess] instead: the same checks and errors,
+// without HTTP; with Config.EndpointRun the engine calls that endpoint's
+// functions in process too.
 //
 // Each call runs on its endpoint's FunctionService.Run, signed with the
 // server's Ed25519 key (RFC 9421, as PROTOCOL.md says), and the server

@@ -46,6 +46,7 @@ type Server struct {
 	policy *endpointpolicy.Policy
 	sign   func(r *http.Request, body []byte) error
 	http   *http.Server
+	svc    *dispatchService // DispatchService, for DispatchInProcess too
 
 	mu        sync.Mutex
 	ln        net.Listener
@@ -149,9 +150,10 @@ func newLocked(cfg Config) (*Server, error) {
 		closeStore()
 		return nil, fmt.Errorf("server: protovalidate: %w", err)
 	}
+	s.svc = &dispatchService{s: s, validator: validator}
 	mux := http.NewServeMux()
 	path, h := sdkv1connect.NewDispatchServiceHandler(
-		&dispatchService{s: s, validator: validator},
+		s.svc,
 		connect.WithReadMaxBytes(maxRequestBytes),
 		// A DispatchResponse is a few ids: gzip (which clients accept by
 		// default) costs more to set up than it saves below a few KB.

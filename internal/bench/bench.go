@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -43,7 +44,7 @@ type runner struct {
 	hc      *http.Client
 	log     zerolog.Logger
 	rootDir string // the temporary directory of the databases; "" with Memory
-	pg      bool   // the workload running is on PostgreSQL (Options.Postgres)
+	lane           // the store and transport of the workload running
 	pgDBs   map[string]string
 }
 
@@ -97,15 +98,19 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	}
 
 	// The store of each row names its durability, as a fair comparison
-	// must: SQLite's synchronous setting, or PostgreSQL's own.
+	// must: SQLite's synchronous setting, or PostgreSQL's own. Its
+	// transport column says how the server reaches the endpoint.
 	store := fmt.Sprintf("SQLite store (sync=%s)", r.syncName())
 	local := fmt.Sprintf("sqlite (sync=%s)", r.syncName())
 	if o.Memory {
 		store, local = "memory store", "memory"
 	}
-	stores := []string{local}
+	var lanes []lane
+	for _, t := range o.transports() {
+		lanes = append(lanes, lane{store: local, transport: t})
+	}
 	if o.Postgres != "" {
-		stores = append(stores, pgStore)
+		lanes = append(lanes, lane{store: pgStore, transport: "http", pg: true})
 		defer r.dropDatabases(stderr)
 	}
 	var rows []row
@@ -113,14 +118,17 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 		if !selected[w.key] {
 			continue
 		}
-		for _, st := range stores {
-			r.pg = st == pgStore
-			on := ""
-			if o.Postgres != "" {
-				on = " on " + st
-			}
-			var rounds [][]row
-			for r.round = 1; r.round <= o.Rounds; r.round++ {
+		// Rounds outside, lanes inside: each round runs every lane in
+		// turn, so that a spell of load on the shared machine weighs on
+		// all of them alike, and their figures compare.
+		rounds := make([][][]row, len(lanes))
+		for r.round = 1; r.round <= o.Rounds; r.round++ {
+			for i, l := range lanes {
+				r.lane = l
+				on := ""
+				if len(lanes) > 1 {
+					on = fmt.Sprintf(" on %s, %s", l.store, l.transport)
+				}
 				fmt.Fprintf(stderr, "bench: running (%s)%s%s...\n", w.key, on, r.roundName())
 				start := time.Now()
 				wctx, cancel := context.WithTimeout(ctx, timeout)
@@ -130,22 +138,29 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 					return fmt.Errorf("bench: workload (%s)%s%s: %w", w.key, on, r.roundName(), err)
 				}
 				fmt.Fprintf(stderr, "bench: (%s)%s%s took %v\n", w.key, on, r.roundName(), time.Since(start).Round(time.Millisecond))
-				rounds = append(rounds, got)
+				rounds[i] = append(rounds[i], got)
 			}
-			for _, row := range summarize(rounds) {
-				row.store = st
+		}
+		for i, l := range lanes {
+			for _, row := range summarize(rounds[i]) {
+				row.store, row.transport = l.store, l.transport
 				rows = append(rows, row)
 			}
 		}
 	}
-	r.pg = false
+	r.lane = lane{}
 
 	if o.Postgres != "" {
 		store += ", then PostgreSQL at " + redactURL(o.Postgres)
 	}
-	reach := "called in process (--transport inproc)"
-	if o.Transport == "http" {
+	var reach string
+	switch o.Transport {
+	case "http":
 		reach = "over signed loopback HTTP (--transport http)"
+	case "inproc":
+		reach = "called in process (--transport inproc)"
+	default:
+		reach = "called in process (inproc) and over signed loopback HTTP (http), round by round (--transport both)"
 	}
 	if o.Postgres != "" {
 		reach += "; on PostgreSQL, over signed loopback HTTP"
@@ -153,22 +168,77 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "dispatch bench: in-process server on %s, and SDK endpoint %s\n", store, reach)
 	gogc := debug.SetGCPercent(100)
 	debug.SetGCPercent(gogc)
-	fmt.Fprintf(stdout, "machine: %s/%s, %d CPUs, %s, GOGC=%d\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), gogc)
+	fmt.Fprintf(stdout, "machine: %s/%s, %d CPUs, %s, GOGC=%d%s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), gogc, loadAverage())
 	if o.Rounds > 1 {
 		fmt.Fprintf(stdout, "%d rounds: the median of each figure, and its range\n", o.Rounds)
 	}
 	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	storeCol := func(r row) string { return r.store + "\t" }
-	fmt.Fprintf(tw, "workload\t%sresult\tgoal\tmet\n", storeCol(row{store: "store"}))
+	fmt.Fprintf(tw, "workload\tstore\ttransport\tresult\tgoal\tmet\n")
 	for _, row := range rows {
 		goal, met := row.goal, row.met
 		if goal == "" {
 			goal, met = "-", "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s%s\t%s\t%s\n", row.what, storeCol(row), row.value, goal, met)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", row.what, row.store, row.transport, row.value, goal, met)
 	}
 	return tw.Flush()
+}
+
+// A lane is one store and transport that every workload runs on: the
+// local store (SQLite or memory) once per transport of --transport, then
+// PostgreSQL, always over signed HTTP (its server is not embedded).
+type lane struct {
+	store     string // the store column
+	transport string // "inproc" or "http"
+	pg        bool   // on PostgreSQL (Options.Postgres)
+}
+
+// durable reports whether the lane running syncs the disk at every
+// commit: SQLite with --sync full, or PostgreSQL (fsync on by default).
+func (r *runner) durable() bool { return r.pg || (r.fullSync() && !r.Memory) }
+
+// stepGoal is the goal of (a)'s p50 per await step on the lane running:
+// 0.1 ms in process (ahead of a local function step of DBOS on SQLite,
+// 0.125 ms), 0.35 ms over signed HTTP, and 1 ms when every commit syncs
+// the disk (ahead of DBOS on PostgreSQL with fsync, 0.90 ms).
+func (r *runner) stepGoal() (string, func(float64) bool) {
+	limit, goal := 350*time.Microsecond, "<= 0.35 ms"
+	switch {
+	case r.durable():
+		limit, goal = time.Millisecond, "<= 1 ms"
+	case r.transport == "inproc":
+		limit, goal = 100*time.Microsecond, "<= 0.1 ms"
+	}
+	return goal, func(v float64) bool { return v <= float64(limit) }
+}
+
+// rateGoal is the goal of (b)'s workflows per second on the lane
+// running: 5,000 in process, 2,000 over signed HTTP; none when every
+// commit syncs the disk (the figure is reported, not aimed at).
+func (r *runner) rateGoal() (string, func(float64) bool) {
+	switch {
+	case r.durable():
+		return "", nil
+	case r.transport == "inproc":
+		return ">= 5,000 wf/s", func(v float64) bool { return v >= 5000 }
+	}
+	return ">= 2,000 wf/s", func(v float64) bool { return v >= 2000 }
+}
+
+// loadAverage is ", load 1.23 0.98 0.80" from /proc/loadavg at the end of
+// the run, or "" where there is none: the figures of a shared machine
+// mean little without it.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return ", load " + strings.Join(f[:3], " ")
 }
 
 // pgStore is the store column of the rows on PostgreSQL.
@@ -192,13 +262,13 @@ func (r *runner) open(name string) (*app, error) {
 	}
 	dir := ""
 	if !r.Memory {
-		dir = filepath.Join(r.rootDir, fmt.Sprintf("%s-%d", name, r.round))
+		// One directory per transport too: the lanes of a round must
+		// not recover each other's calls.
+		dir = filepath.Join(r.rootDir, fmt.Sprintf("%s-%s-%d", name, r.transport, r.round))
 	}
 	// The transport of local mode is read from the environment by New;
 	// the bench is a process of its own, so setting it here is harmless.
-	if r.Transport != "" {
-		os.Setenv(dispatch.EnvLocalTransport, r.Transport)
-	}
+	os.Setenv(dispatch.EnvLocalTransport, r.transport)
 	opts := []dispatch.Option{
 		dispatch.WithLocalServer(dir),
 		dispatch.WithEndpointURL(""), // a random loopback port, whatever the environment says

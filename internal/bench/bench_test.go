@@ -35,7 +35,10 @@ func TestRun(t *testing.T) {
 		// storeRows are rows that must be there for each store, with
 		// Postgres.
 		storeRows []string
-		notRows   []string
+		// transportRows are rows that must be there for each transport
+		// of local mode, inproc and http.
+		transportRows []string
+		notRows       []string
 	}{
 		{
 			name: "sqlite, all workloads",
@@ -84,6 +87,27 @@ func TestRun(t *testing.T) {
 			notRows: []string{"(c)", "(d)", "skipped"},
 		},
 		{
+			name: "both transports by default, alternating",
+			opts: func(o *bench.Options) { o.Only, o.Rounds = "a,b", 2 },
+			rows: []string{"called in process (inproc) and over signed loopback HTTP (http), round by round", "load ", " transport "},
+			transportRows: []string{
+				"(a) 3-step sequential workflow, 1 at a time: p50 per await step",
+				"(b) 3-step workflows, 2 clients (6 in all)",
+			},
+		},
+		{
+			name:    "http only",
+			opts:    func(o *bench.Options) { o.Only, o.Transport = "a", "http" },
+			rows:    []string{"over signed loopback HTTP (--transport http)", "<= 0.35 ms"},
+			notRows: []string{" inproc ", "<= 0.1 ms"},
+		},
+		{
+			name:    "in process only",
+			opts:    func(o *bench.Options) { o.Only, o.Transport = "b", "inproc" },
+			rows:    []string{"called in process (--transport inproc)", ">= 5,000 wf/s"},
+			notRows: []string{" http ", ">= 2,000 wf/s"},
+		},
+		{
 			name:    "rounds",
 			opts:    func(o *bench.Options) { o.Only, o.Rounds = "c", 3 },
 			rows:    []string{"3 rounds: the median of each figure, and its range", "(c) Gather of 30 calls", " s (", "–"},
@@ -119,6 +143,15 @@ func TestRun(t *testing.T) {
 					}
 				}
 			}
+			for _, row := range tt.transportRows {
+				for _, tr := range []string{"inproc", "http"} {
+					if !slices.ContainsFunc(strings.Split(out.String(), "\n"), func(line string) bool {
+						return strings.HasPrefix(line, row) && strings.Contains(line, " "+tr+" ")
+					}) {
+						t.Errorf("no row %q over %s in:\n%s", row, tr, out.String())
+					}
+				}
+			}
 			for _, row := range tt.notRows {
 				is.True(!strings.Contains(out.String(), row)) // workload not picked
 			}
@@ -145,6 +178,8 @@ func TestCheck(t *testing.T) {
 		{name: "sync unknown", opts: func(o *bench.Options) { o.Sync = "fsync" }, err: `--sync "fsync": want normal (`},
 		{name: "sync with memory", opts: func(o *bench.Options) { o.Memory, o.Sync = true, "normal" }, err: "--sync normal: --memory keeps no file to sync"},
 		{name: "sync with postgres", opts: func(o *bench.Options) { o.Postgres, o.Sync = "postgres://h/db", "full" }, selected: []string{"a", "b", "c", "d", "e"}},
+		{name: "transport both", opts: func(o *bench.Options) { o.Transport = "both" }, selected: []string{"a", "b", "c", "d", "e"}},
+		{name: "transport unknown", opts: func(o *bench.Options) { o.Transport = "grpc" }, err: `--transport "grpc": want inproc (in process), http (signed loopback HTTP) or both`},
 		{name: "long steps negative", opts: func(o *bench.Options) { o.LongSteps = -1 }, err: "--long-steps -1: want 0"},
 	}
 	for _, tt := range tests {

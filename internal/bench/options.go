@@ -25,7 +25,18 @@ type Options struct {
 	CPUProfile string // --cpuprofile: write a CPU profile of the workloads to this file
 	Sync       string // --sync: normal or full, SQLite's synchronous setting ("": normal)
 	LongSteps  int    // --long-steps: (a) steps of the long sequential workflow run beside the Steps one (0: none)
-	Transport  string // --transport: how local mode's server reaches the endpoint: inproc (in process) or http (signed loopback HTTP)
+	Transport  string // --transport: how local mode's server reaches the endpoint: inproc (in process), http (signed loopback HTTP) or both ("": both)
+}
+
+// transports returns the transports local mode's workloads run on:
+// both by default, in process first, so that one run compares them in
+// one spell of the machine. Check has validated o.Transport.
+func (o *Options) transports() []string {
+	switch o.Transport {
+	case "inproc", "http":
+		return []string{o.Transport}
+	}
+	return []string{"inproc", "http"}
 }
 
 // fullSync reports whether o asks SQLite to sync every commit (--sync
@@ -85,8 +96,10 @@ func (o *Options) Check() (map[string]bool, error) {
 	if err := o.checkSync(); err != nil {
 		return nil, err
 	}
-	if o.Transport != "" && o.Transport != "inproc" && o.Transport != "http" {
-		return nil, fmt.Errorf("--transport %q: want inproc or http", o.Transport)
+	switch o.Transport {
+	case "", "both", "inproc", "http":
+	default:
+		return nil, fmt.Errorf("--transport %q: want inproc (in process), http (signed loopback HTTP) or both (alternating, round by round)", o.Transport)
 	}
 	if o.Inflight < 2 {
 		return nil, fmt.Errorf("--inflight %d: want at least 2 (a workflow and its call)", o.Inflight)

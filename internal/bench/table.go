@@ -9,11 +9,12 @@ import (
 
 // row is one line of the table.
 type row struct {
-	what  string
-	store string // with Postgres: which store the row is of
-	value string
-	goal  string
-	met   string // "yes", "no" or "" when there is no goal
+	what      string
+	store     string // which store the row is of, with its durability
+	transport string // how the server reached the endpoint: inproc or http
+	value     string
+	goal      string
+	met       string // "yes", "no" or "" when there is no goal
 
 	// A measured row also has its number, how to print it and, with a
 	// goal, whether a number meets it, so that rounds can be summed up.

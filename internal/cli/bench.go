@@ -10,15 +10,16 @@ import (
 
 // benchCommand is `dispatch bench`: the flags become a [bench.Options],
 // and package bench runs the workloads (an in-process server and an
-// in-process SDK endpoint over loopback HTTP) and prints the table.
+// in-process SDK endpoint, called in process and over loopback HTTP) and
+// prints the table.
 func benchCommand(stdout, stderr io.Writer) *cobra.Command {
 	o := bench.Options{}
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure an in-process server and SDK endpoint on standard workloads",
 		Long: `Run standard workloads against an in-process Dispatch server and an
-in-process SDK endpoint talking over loopback HTTP, and print what they
-reach beside the goals:
+in-process SDK endpoint (called in process, and over loopback HTTP), and
+print what they reach beside the goals:
 
   (a) a 20-step sequential workflow, one at a time: latency per await step;
       and a 1,000-step one beside it (--long-steps), with the ratio of
@@ -44,7 +45,14 @@ accepted calls survive a power loss); the default, normal, syncs at
 checkpoints (survives a crash of the process). The table's store column
 names the mode beside each figure. --sync is refused with --memory; with
 --postgres it sets the SQLite rows, while PostgreSQL's own
-synchronous_commit decides the durability of its rows.`,
+synchronous_commit decides the durability of its rows.
+
+--transport both (the default) runs every workload of local mode twice per
+round, once with the server calling the functions in process (inproc, what
+a program in local mode does) and once over signed loopback HTTP (http,
+what a separate server does), alternating so that both meet the same load
+of the machine; the transport column names each row's. PostgreSQL's rows
+are over HTTP. The header prints the load average at the end of the run.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if _, err := o.Check(); err != nil {
@@ -56,7 +64,7 @@ synchronous_commit decides the durability of its rows.`,
 	f := cmd.Flags()
 	f.StringVar(&o.Only, "only", "a,b,c,d,e", "workloads to run, comma-separated, from a,b,c,d,e")
 	f.BoolVar(&o.Memory, "memory", false, "use the memory store instead of SQLite")
-	f.StringVar(&o.Transport, "transport", "inproc", "how the local server reaches the endpoint: inproc (calls the functions in process) or http (signed loopback HTTP)")
+	f.StringVar(&o.Transport, "transport", "both", "how the local server reaches the endpoint: inproc (calls the functions in process), http (signed loopback HTTP), or both, alternating round by round")
 	f.StringVar(&o.Postgres, "postgres", "", "also run each workload on PostgreSQL, in databases made on the server of this URL (postgres://user:password@host:5432/postgres)")
 	f.StringVar(&o.Dir, "dir", "", "where to make the temporary directory of the SQLite databases (default the system's)")
 	f.IntVar(&o.Steps, "steps", 20, "(a) steps of the sequential workflow")

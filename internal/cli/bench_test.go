@@ -46,6 +46,24 @@ func TestBench(t *testing.T) {
 			notRows: []string{"(b)", "sync=normal"},
 		},
 		{
+			name:    "both transports by default",
+			args:    []string{"--only", "a"},
+			rows:    []string{"(inproc) and over signed loopback HTTP (http), round by round", " inproc ", " http ", "load "},
+			notRows: []string{"(b)"},
+		},
+		{
+			name:    "one transport",
+			args:    []string{"--only", "b", "--transport", "http"},
+			rows:    []string{"over signed loopback HTTP (--transport http)", " http "},
+			notRows: []string{" inproc ", "(a)"},
+		},
+		{
+			name:   "unknown transport",
+			args:   []string{"--transport", "grpc"},
+			code:   2,
+			stderr: `--transport "grpc": want inproc (in process), http (signed loopback HTTP) or both`,
+		},
+		{
 			name:   "rounds below one",
 			args:   []string{"--rounds", "0"},
 			code:   2,

@@ -19,6 +19,7 @@ import (
 	"sync"
 
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
+	"connectrpc.com/connect"
 	"github.com/rs/zerolog"
 
 	"github.com/dispatchkit/dispatch/internal/callresult"
@@ -60,6 +61,11 @@ type Server interface {
 	// Cancel cancels the call id and its tree of children; reason says
 	// who cancels.
 	Cancel(ctx context.Context, id, reason string) (*localapi.CancelResult, error)
+	// Dispatch is DispatchService's Dispatch called in process (with
+	// the API key in the request's Authorization header), as the SDK
+	// does when the server calls its functions in process (Config.Run):
+	// the same checks and errors as over HTTP.
+	Dispatch(ctx context.Context, req *connect.Request[sdkv1.DispatchRequest]) (*connect.Response[sdkv1.DispatchResponse], error)
 	// Close stops the server; calls in flight stay in its store.
 	Close() error
 }

@@ -513,7 +513,7 @@ func (e *Engine) endpoint(url string) *endpoint {
 			roots: make(map[string]*rootQueue),
 		}
 		if ep.local {
-			ep.client = &inprocClient{run: e.cfg.Local.Run}
+			ep.client = &inprocClient{run: e.cfg.Local.Run, pool: runPool{work: make(chan func()), quit: e.ctx.Done()}}
 		}
 		e.endpoints[url] = ep
 	}

@@ -45,7 +45,9 @@ func TestInprocClient(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			is := is.New(t)
-			c := &inprocClient{run: tt.run}
+			quit := make(chan struct{})
+			defer close(quit)
+			c := &inprocClient{run: tt.run, pool: runPool{work: make(chan func()), quit: quit}}
 			slot := &httpStatus{}
 			start := time.Now()
 			deadline := start.Add(50 * time.Millisecond)

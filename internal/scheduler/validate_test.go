@@ -208,6 +208,62 @@ func TestSurelyValid(t *testing.T) {
 	}
 }
 
+// TestSurelyValidDispatch checks that the checks by hand accept the
+// common valid DispatchRequest and never one that protovalidate or
+// CheckCall refuses, and that the endpoints they know are those the slow
+// path accepted.
+func TestSurelyValidDispatch(t *testing.T) {
+	valid := func() *sdkv1.Call {
+		return &sdkv1.Call{Function: "main.step_1<int>", Endpoint: "http://127.0.0.1:8000", Input: nil}
+	}
+	tests := []struct {
+		name  string
+		calls func() []*sdkv1.Call
+		sure  bool
+	}{
+		{"one valid call", func() []*sdkv1.Call { return []*sdkv1.Call{valid()} }, true},
+		{"two, one with an expiration", func() []*sdkv1.Call {
+			c := valid()
+			c.Expiration = durationpb.New(time.Hour)
+			return []*sdkv1.Call{valid(), c}
+		}, true},
+		{"no calls", func() []*sdkv1.Call { return nil }, false},
+		{"a nil call", func() []*sdkv1.Call { return []*sdkv1.Call{valid(), nil} }, false},
+		{"no endpoint", func() []*sdkv1.Call { c := valid(); c.Endpoint = ""; return []*sdkv1.Call{c} }, false},
+		{"endpoint not seen before", func() []*sdkv1.Call { c := valid(); c.Endpoint = "http://127.0.0.1:9000"; return []*sdkv1.Call{c} }, false},
+		{"bridge endpoint", func() []*sdkv1.Call { c := valid(); c.Endpoint = "bridge://x"; return []*sdkv1.Call{c} }, false},
+		{"bad function", func() []*sdkv1.Call { c := valid(); c.Function = "bad name"; return []*sdkv1.Call{valid(), c} }, false},
+		{"function name of 257 bytes", func() []*sdkv1.Call { c := valid(); c.Function = strings.Repeat("f", 257); return []*sdkv1.Call{c} }, false},
+		{"negative expiration", func() []*sdkv1.Call {
+			c := valid()
+			c.Expiration = durationpb.New(-time.Second)
+			return []*sdkv1.Call{c}
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			is := is.New(t)
+			e := testValidator(t)
+			calls := tt.calls()
+			sure := e.SurelyValidDispatch(calls)
+			is.Equal(sure, tt.sure)
+			if sure {
+				is.NoErr(e.validator.Validate(&sdkv1.DispatchRequest{Calls: calls})) // protovalidate agrees
+				for _, c := range calls {
+					is.NoErr(e.CheckCall(c)) // and so does CheckCall
+				}
+			}
+		})
+	}
+	// An endpoint is known once the slow path accepted it.
+	is := is.New(t)
+	e := testValidator(t)
+	c := &sdkv1.Call{Function: "f", Endpoint: "https://x/run"}
+	is.True(!e.SurelyValidDispatch([]*sdkv1.Call{c}))
+	e.KnowEndpoints([]*sdkv1.Call{c})
+	is.True(e.SurelyValidDispatch([]*sdkv1.Call{c}))
+}
+
 // TestValidatePoll checks what a Poll may leave out (the defaults), and
 // what is refused: values present and out of range, min_results above
 // max_results, too many calls, long function names, endpoints the policy
@@ -307,6 +363,14 @@ func FuzzSurelyValid(f *testing.F) {
 		if e.surelyValidCall(c) {
 			if err := e.validator.Validate(c); err != nil {
 				t.Fatalf("call accepted by hand, refused by protovalidate: %v", err)
+			}
+		}
+		if e.SurelyValidDispatch([]*sdkv1.Call{c}) {
+			if err := e.validator.Validate(&sdkv1.DispatchRequest{Calls: []*sdkv1.Call{c}}); err != nil {
+				t.Fatalf("dispatch accepted by hand, refused by protovalidate: %v", err)
+			}
+			if err := e.CheckCall(c); err != nil {
+				t.Fatalf("dispatch accepted by hand, refused by CheckCall: %v", err)
 			}
 		}
 		if hasWait && minR != 0 && maxR != 0 {
