@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -513,6 +514,25 @@ func countLog(reps []*replica, msg string) int {
 	return n
 }
 
+// logSummary logs how many warnings and errors the replicas reps
+// logged, by message: what an operator would see of the kills.
+func logSummary(t *testing.T, reps []*replica) {
+	t.Helper()
+	counts := map[string]int{}
+	for _, r := range reps {
+		for line := range strings.SplitSeq(r.stderr.String(), "\n") {
+			var e struct{ Level, Message string }
+			if json.Unmarshal([]byte(line), &e) != nil || (e.Level != "warn" && e.Level != "error") {
+				continue
+			}
+			counts[e.Level+": "+e.Message]++
+		}
+	}
+	for m, n := range counts {
+		t.Logf("logged %d× %s", n, m)
+	}
+}
+
 // TestReplicasKill runs 2,000 three-step workflows and 20 Gathers of 100
 // on three `dispatch serve` processes sharing one database, kills one with
 // SIGKILL mid-run, then another once the first's partitions are taken
@@ -556,6 +576,7 @@ func TestReplicasKill(t *testing.T) {
 	extra, _ := rs.ep.reruns()
 	is.True(extra > 0) // the held steps in flight at the kills ran again
 	reps[2].stop(t)
+	logSummary(t, reps)
 }
 
 // TestReplicasRollingRestart restarts each of three replicas in turn,
@@ -564,6 +585,7 @@ func TestReplicasKill(t *testing.T) {
 func TestReplicasRollingRestart(t *testing.T) {
 	rs := newReplicaSet(t)
 	reps := []*replica{rs.start(), rs.start(), rs.start()}
+	all := slices.Clone(reps) // the stopped ones too, for their logs
 	const n, g, more = 600, 6, 200
 	l := dispatchLoad(t, reps, "roll", n, g)
 	waitForLong(t, "steps held", time.Minute, func() bool { return rs.ep.waiting() >= 20 })
@@ -572,6 +594,7 @@ func TestReplicasRollingRestart(t *testing.T) {
 		reps[i].stop(t)
 		t.Logf("stopped replica %d: %d of %d finished, %d steps held", i, rs.ep.finished(), len(l.want), rs.ep.waiting())
 		reps[i] = rs.start()
+		all = append(all, reps[i])
 		l.add(dispatchLoad(t, reps, fmt.Sprintf("roll%d", i), more, 0))
 		waitForLong(t, "progress after a restart", time.Minute, func() bool { return rs.ep.finished() > at+more/2 })
 	}
@@ -580,4 +603,5 @@ func TestReplicasRollingRestart(t *testing.T) {
 	for _, r := range reps {
 		r.stop(t)
 	}
+	logSummary(t, all)
 }
