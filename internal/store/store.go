@@ -20,11 +20,14 @@
 //
 // Every method is expressed as whole-row upserts and keyed deletes inside
 // one transaction, so a SQL implementation (pgstore, on PostgreSQL) maps
-// each Apply onto one transaction. Today one server owns a database. The
-// partitioned mode will split the calls into partitions by a hash of
-// their root id, each leased to one replica with an epoch, every
-// transaction checking its partition's epoch first (see the package
-// documentation of pgstore); the single-process stores need none of it.
+// each Apply onto one transaction. In the cluster mode of pgstore, several
+// servers share one database: the calls are split into partitions by a
+// hash of their root id ([PartitionOf]), each leased to one replica with
+// an epoch, every transaction checking its partition's epoch first, so
+// that the Apply of a replica whose lease moved to another fails with
+// [ErrFenced] and writes nothing (see the package documentation of
+// pgstore). The single-process stores need none of it: their calls are in
+// partition 0.
 package store
 
 import (

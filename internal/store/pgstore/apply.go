@@ -80,8 +80,9 @@ const (
 )
 
 // scope is what a store writes for: the partition written on the calls it
-// makes (0 for a single-owner store) and, for a partition of a cluster
-// (fenced), the epoch of its lease, checked first by every Apply.
+// makes (0 for a single-owner store) and the epoch of its row in
+// partitions (a cluster's lease, a single owner's row 0), checked first
+// by every Apply when fenced.
 type scope struct {
 	part   int
 	epoch  int64

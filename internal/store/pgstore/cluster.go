@@ -41,13 +41,18 @@ var ErrLeaseHeld = errors.New("pgstore: the partition's lease is held by a repli
 // FencedError is the error of an Apply of the store of a partition, and
 // of [Cluster.Renew], whose lease is no longer at its epoch: another
 // replica took the partition (or a single-owner store opened the
-// database). errors.Is(err, store.ErrFenced) is true.
+// database); and of the Apply of a single owner (partition 0) after
+// another opened the database. errors.Is(err, store.ErrFenced) is true.
 type FencedError struct {
-	Partition int
+	Partition int   // 0: a single owner's
 	Epoch     int64 // the lease's, that is no longer the partition's
 }
 
 func (e *FencedError) Error() string {
+	if e.Partition == 0 {
+		return fmt.Sprintf("pgstore: another Dispatch server opened the database after this one (epoch %d): "+
+			"this server writes nothing more; stop one of them, and restart this one if it is to own the database", e.Epoch)
+	}
 	return fmt.Sprintf("pgstore: partition %d is no longer at this replica's epoch %d: another replica took its lease, "+
 		"so this replica writes nothing more to it; acquire the partition again and recover it", e.Partition, e.Epoch)
 }
@@ -413,6 +418,11 @@ func (c *Cluster) Replicas(ctx context.Context) ([]ReplicaInfo, error) {
 // live calls only. Reads (GetCall, ListCalls, Children, Attempts, Meta,
 // Key) are global, as those of a single owner. Its Close does not close
 // the cluster's pool.
+//
+// Use one store, written by one [store.Committer], per lease: its Apply
+// calls run one at a time, so the fence's row lock has one holder at a
+// time. Several stores writing at once would share the row's lock, which
+// PostgreSQL records as a MultiXact (more I/O, and more for vacuum).
 func (c *Cluster) Store(l Lease) store.Store {
 	return &Store{pool: c.pool, where: c.where, kind: kindPartition, lock: c.lock,
 		sc: scope{part: l.Partition, epoch: l.Epoch, fenced: true}}

@@ -567,3 +567,59 @@ func TestClusterErrors(t *testing.T) {
 	is.Equal(err, store.ErrClosed)
 	is.NoErr(c.Close()) // twice is fine
 }
+
+// A replica whose lock's session ends takes no lease and writes nothing
+// until it has taken the lock back; if a single owner had the database
+// meanwhile, it stops for good.
+func TestClusterLockLost(t *testing.T) {
+	tests := []struct {
+		name   string
+		single bool // a single owner opens (and closes) the database meanwhile
+	}{
+		{"taken back", false},
+		{"single owner meanwhile", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			is := is.New(t)
+			ctx := t.Context()
+			url := pgtest.URL(t)
+			c := openCluster(t, url, pgstore.ClusterOptions{})
+			l := acquire(t, c, 1)
+			s := c.Store(l)
+			terminateLock(t, url)
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				c.CheckLock()
+				_, err := c.Acquire(ctx, 2, time.Minute)
+				if err != nil {
+					is.True(strings.Contains(err.Error(), "writes nothing until it has taken the lock back"))
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the lost lock was not noticed")
+				}
+				is.NoErr(c.Release(ctx, acquire(t, c, 2))) // not yet noticed: free it again
+				time.Sleep(5 * time.Millisecond)           // the session ends a moment after it is told to
+			}
+			err := s.Apply(ctx, &store.Batch{Calls: []*store.Call{call("a")}})
+			is.True(err != nil)
+			is.True(!errors.Is(err, store.ErrFenced)) // for now: the committer retries
+			if tt.single {
+				single := open(t, url)
+				is.NoErr(single.Close())
+			}
+			c.CheckLock()
+			err = s.Apply(ctx, &store.Batch{Calls: []*store.Call{call("a")}})
+			if !tt.single {
+				is.NoErr(err) // taken back, the lease still valid
+				is.NoErr(c.Renew(ctx, l, time.Minute))
+				return
+			}
+			is.True(err != nil)
+			is.True(strings.Contains(err.Error(), "writes nothing more"))
+			_, err = c.Acquire(ctx, 2, time.Minute)
+			is.True(err != nil && strings.Contains(err.Error(), "writes nothing more"))
+		})
+	}
+}

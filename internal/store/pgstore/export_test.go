@@ -16,3 +16,7 @@ func SetApplyHook(s any, fn func()) { s.(*Store).hook = fn }
 
 // SchemaV2 is what version 2 added.
 const SchemaV2 = schemaV2
+
+// CheckLock checks the lock's connection now, as the cluster does every
+// lockCheckEvery.
+func (c *Cluster) CheckLock() { c.lock.check() }

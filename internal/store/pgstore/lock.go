@@ -120,7 +120,8 @@ func (l *ownerLock) connect(ctx context.Context) (*pgx.Conn, error) {
 		return nil, fmt.Errorf("pgstore: locking %s: %w", l.where, err)
 	}
 	if !ok {
-		locked := &LockedError{Where: l.where, replica: l.shared}
+		locked := &LockedError{Where: l.where, replica: l.shared, epoch0: -1}
+		_ = conn.QueryRow(ctx, sqlEpoch0).Scan(&locked.epoch0) // -1 if unknown
 		if !l.shared {
 			locked.Replicas, _ = sharedHolders(ctx, conn)
 		}
@@ -206,6 +207,13 @@ func (l *ownerLock) check() {
 	conn, err := l.connect(ctx)
 	var locked *LockedError
 	switch {
+	case errors.As(err, &locked) && locked.epoch0 == l.epoch:
+		// Held, and no single owner recorded itself since this one took
+		// the lock: the holder is this server's own session, terminated
+		// but not yet gone (its client hears of its end before it has
+		// released its locks), or a new owner about to record itself
+		// (which the next check finds).
+		return
 	case errors.As(err, &locked):
 		l.setGone(fmt.Errorf("%w, which it took while this server's lock was lost: this server writes nothing more; stop one of them", locked))
 		return

@@ -456,3 +456,35 @@ func TestApplyNetEffect(t *testing.T) {
 		}
 	}
 }
+
+// A single owner whose lock was lost unnoticed, and another took the
+// database, writes nothing: its Apply checks the epoch of row 0 first
+// (or the lock's watch has already stopped it).
+func TestSingleOwnerFenced(t *testing.T) {
+	is := is.New(t)
+	url := pgtest.URL(t)
+	s := open(t, url)
+	is.NoErr(s.Apply(t.Context(), &store.Batch{Calls: []*store.Call{{ID: "a", RootID: "a", State: store.Pending}}}))
+	terminateLock(t, url)
+	var other *pgstore.Store
+	deadline := time.Now().Add(30 * time.Second)
+	for other == nil {
+		var err error
+		other, err = pgstore.Open(t.Context(), url, pgstore.Options{Owner: "the other"})
+		var locked *pgstore.LockedError
+		if err != nil && (!errors.As(err, &locked) || time.Now().After(deadline)) {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond) // the session ends a moment after it is told to
+	}
+	defer other.Close()
+	err := s.Apply(t.Context(), &store.Batch{Calls: []*store.Call{{ID: "b", RootID: "b", State: store.Pending}}})
+	is.True(err != nil)
+	if !strings.Contains(err.Error(), "writes nothing until it has taken the lock back") {
+		is.True(errors.Is(err, store.ErrFenced)) // the watch had not run yet
+		is.True(strings.Contains(err.Error(), "another Dispatch server opened the database after this one"))
+	}
+	_, err = other.GetCall(t.Context(), "b")
+	is.Equal(err, store.ErrNotFound)
+	is.NoErr(other.Apply(t.Context(), &store.Batch{Calls: []*store.Call{{ID: "c", RootID: "c", State: store.Pending}}}))
+}

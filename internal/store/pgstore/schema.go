@@ -150,15 +150,20 @@ const fenceCode = "DP001"
 //
 //   - calls.part, the partition of the call (0: none, a single-owner
 //     store's). ADD COLUMN with a constant default changes no row (it is
-//     instant since PostgreSQL 11). calls_part_live serves the recovery of
-//     one partition's live calls; part never changes once written (the
-//     upsert does not update it), so updates of a call stay HOT.
+//     instant since PostgreSQL 11); building calls_part_live reads the
+//     table once, not CONCURRENTLY (the migration is one transaction, and
+//     no server of this version writes the database before it is done).
+//     The index serves the recovery of one partition's live calls. part
+//     is written when a call is made (the upsert does not update it) and
+//     changed at most once, from 0, by the first replica to open the
+//     database after a single owner: updates of a call stay HOT.
 //   - replicas, the heartbeats of the replicas (for rebalancing and for
 //     forwarding requests), rewritten every few seconds by each: as
 //     partitions, fillfactor 50 and autovacuum after 100 dead rows.
 //   - dispatch_fence(p, e), the first statement of every Apply of a
-//     partition's store: it locks the partition's row FOR SHARE if its
-//     epoch is still e, and raises fenceCode if not. The row lock lasts
+//     partition's store (and of a single owner's, on row 0): it locks
+//     the partition's row FOR SHARE if its epoch is still e, and raises
+//     fenceCode if not. The row lock lasts
 //     until the transaction ends, so a takeover (UPDATE ... SET epoch =
 //     epoch + 1, which needs a lock that FOR SHARE excludes) waits for the
 //     transactions in flight, and every later one of the old owner finds
