@@ -51,10 +51,13 @@ func (d *dispatchService) Dispatch(ctx context.Context, req *connect.Request[sdk
 	}
 	// Calls plainly valid, with endpoints accepted before, skip
 	// protovalidate (scheduler.Engine.SurelyValidDispatch); anything else
-	// goes through it, which gives the error. A replica has no engine of
-	// its own (one per partition it owns, which come and go), so its
-	// requests always take the slow path.
+	// goes through it, which gives the error. A replica has an engine per
+	// partition it owns: any of them will do, since they share the
+	// replica's endpoint policy; while it owns none, the slow path.
 	eng := d.s.engine
+	if d.s.cl != nil {
+		eng = d.s.cl.anyEngine()
+	}
 	if eng == nil || !eng.SurelyValidDispatch(msg.GetCalls()) {
 		if err := d.validator.Validate(msg); err != nil {
 			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("dispatch: invalid DispatchRequest: %w", err))

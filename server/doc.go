@@ -25,8 +25,7 @@
 // whose calls are plainly valid, with endpoints accepted before, are
 // checked by hand: protovalidate's CEL programs were 8% of the CPU of a
 // busy local server; see scheduler.Engine.SurelyValidDispatch; a replica
-// on PostgreSQL, which has an engine per partition rather than one of its
-// own, validates every request in full); the calls of
+// on PostgreSQL asks one of its partitions' engines); the calls of
 // one request are recorded all or none, durably, before the answer. A
 // request with an Idempotency-Key header starts its calls once per key
 // (see Idempotency keys); a call and its tree of children can be

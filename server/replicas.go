@@ -515,6 +515,18 @@ func (c *cluster) engines() []*scheduler.Engine {
 	return out
 }
 
+// anyEngine returns the engine of one started partition, or nil: the
+// validation of Dispatch requests uses its cache of endpoints accepted
+// (they share the replica's policy).
+func (c *cluster) anyEngine() *scheduler.Engine {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.live) == 0 {
+		return nil
+	}
+	return c.live[0].eng
+}
+
 // partitions returns the started partitions, in order.
 func (c *cluster) partitions() []int {
 	c.mu.Lock()
