@@ -528,6 +528,9 @@ func logSummary(t *testing.T, reps []*replica) {
 			counts[e.Level+": "+e.Message]++
 		}
 	}
+	if len(counts) == 0 {
+		t.Logf("the %d replicas logged no warning nor error", len(reps))
+	}
 	for m, n := range counts {
 		t.Logf("logged %d× %s", n, m)
 	}
