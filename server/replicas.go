@@ -195,14 +195,17 @@ func (c *cluster) start(ctx context.Context, addr net.Addr) error {
 	if err := c.db.Heartbeat(ctx, c.url, c.ttl); err != nil {
 		return fmt.Errorf("server: registering this replica in the database of Config.Postgres: %w", err)
 	}
+	// Renewals first: the first round may recover partitions for longer
+	// than a lease lasts.
+	c.wg.Add(1)
+	go c.loop(c.renew)
 	if err := c.balance(ctx, c.n); err != nil {
 		return fmt.Errorf("server: taking partitions of the database of Config.Postgres: %w", err)
 	}
 	c.mu.Lock()
 	c.started = true
 	c.mu.Unlock()
-	c.wg.Add(2)
-	go c.loop(c.renew)
+	c.wg.Add(1)
 	go c.loop(func() {
 		ctx, cancel := context.WithTimeout(c.ctx, max(c.ttl, openTimeout))
 		defer cancel()

@@ -565,3 +565,74 @@ func TestReplicasRollingRestart(t *testing.T) {
 	}
 	t.Logf("%d retried Dispatch requests; %d steps of %d ran again across the restarts", retries.Load(), again, 3*n)
 }
+
+// A replica that starts while a dead one still holds every lease owns
+// nothing (its health route says so), a Dispatch waits for its first
+// partition (and succeeds once the leases expire), and it answers
+// unavailable, for the client to retry, when none comes within 5 s.
+func TestReplicasNoPartitionYet(t *testing.T) {
+	tests := []struct {
+		name     string
+		deadTTL  time.Duration // the dead replica's leases
+		accepted bool
+	}{
+		{"the leases expire within the wait", 2500 * time.Millisecond, true},
+		{"they outlast it", time.Minute, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			is := is.New(t)
+			ep := newTestEndpoint(t, "")
+			ep.handle("echo", echo)
+			url := pgtest.URL(t)
+			dead := startServer(t, ep, replicaConfig(t, url, 0, ep, nil, func(_ int, c *server.Config) {
+				server.WithLeases(c, tt.deadTTL, testRenewEvery, testPartitions)
+			}))
+			is.Equal(len(dead.srv.Partitions()), testPartitions)
+			is.NoErr(dead.srv.Crash())
+
+			b := startServer(t, ep, replicaConfig(t, url, 1, ep, nil, nil))
+			is.Equal(len(b.srv.Partitions()), 0)
+			// Healthy as a spare: every partition has an owner whose
+			// heartbeat is still live, as the dead one's is until it expires.
+			is.NoErr(b.srv.Health())
+			res, err := http.Get(b.srv.URL() + "/dispatch.local.v1/health")
+			is.NoErr(err)
+			data, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			is.True(strings.Contains(string(data), `"partitions":[]`))
+
+			ids, err := b.send(call("echo", "x"))
+			if !tt.accepted {
+				is.Equal(connect.CodeOf(err), connect.CodeUnavailable)
+				is.True(strings.Contains(err.Error(), "owns no partition of the database yet"))
+				is.True(strings.Contains(err.Error(), "retry the request"))
+				return
+			}
+			is.NoErr(err) // it waited for its first lease
+			is.Equal(strOf(result(t, b.srv, ids[0]).Result.GetOutput()), "x")
+			is.NoErr(b.srv.Health())
+		})
+	}
+}
+
+// A request forwarded to a replica that does not own the key's partition
+// (the views of the leases disagree while a partition moves) is not
+// forwarded again: it is answered unavailable, for the client to retry.
+func TestReplicasForwardedOnce(t *testing.T) {
+	is := is.New(t)
+	ep := newTestEndpoint(t, "")
+	ep.handle("echo", echo)
+	bs := startReplicas(t, 2, ep, nil, nil)
+	const key = "k-forwarded"
+	_, i := owner(bs, store.PartitionOf(key, testPartitions))
+	other := bs[1-i]
+	req := connect.NewRequest(&sdkv1.DispatchRequest{Calls: []*sdkv1.Call{call("echo", "x")}})
+	req.Header().Set("Authorization", "Bearer "+other.srv.APIKey())
+	req.Header().Set("Idempotency-Key", key)
+	req.Header().Set("Dispatch-Forwarded", "r9")
+	_, err := other.client.Dispatch(context.Background(), req)
+	is.Equal(connect.CodeOf(err), connect.CodeUnavailable)
+	is.True(strings.Contains(err.Error(), "does not own it"))
+	is.Equal(storedCalls(t, other.srv), 0) // nothing recorded
+}
