@@ -207,17 +207,25 @@ func TestDispatchKeyConcurrent(t *testing.T) {
 // an idempotency key: a test cancels the request then, so that its answer
 // is lost though the calls are stored, as a crash between the commit and
 // the answer would.
+//
+// The first commit of a key is held (after it is stored) until the test
+// has cancelled the request, so that the answer cannot reach the client
+// first, however fast the server is.
 type answerLost struct {
 	store.Store
-	once   *sync.Once
-	stored chan struct{}
+	once   *sync.Once    // shared by the stores of a replica's partitions
+	stored chan struct{} // closed once a key is stored
+	lost   chan struct{} // closed by the test once the request is cancelled
 }
 
 func (s *answerLost) Apply(ctx context.Context, batches ...*store.Batch) error {
 	err := s.Store.Apply(ctx, batches...)
 	for _, b := range batches {
 		if err == nil && len(b.Keys) > 0 {
-			s.once.Do(func() { close(s.stored) })
+			s.once.Do(func() {
+				close(s.stored)
+				<-s.lost
+			})
 		}
 	}
 	return err
@@ -246,11 +254,15 @@ func TestDispatchKeyAfterRestart(t *testing.T) {
 			defer close(release)
 			base := st.cfg(t)
 			base.Endpoint, base.Logger = ep.URL(), zerolog.Nop()
-			stored := make(chan struct{})
+			stored, lostCh := make(chan struct{}), make(chan struct{})
 			var once sync.Once
+			answerGone := sync.OnceFunc(func() { close(lostCh) })
+			defer answerGone() // even if the test fails first: the committer waits for it
 			cfg := base
 			// A replica wraps the store of each of its partitions.
-			server.WithStore(&cfg, func(s store.Store) store.Store { return &answerLost{Store: s, once: &once, stored: stored} }, 0)
+			server.WithStore(&cfg, func(s store.Store) store.Store {
+				return &answerLost{Store: s, once: &once, stored: stored, lost: lostCh}
+			}, 0)
 			b1 := startServer(t, ep, cfg)
 
 			ctx, cancel := context.WithCancel(context.Background())
@@ -266,6 +278,7 @@ func TestDispatchKeyAfterRestart(t *testing.T) {
 			}
 			cancel() // the answer is lost
 			err := <-errc
+			answerGone()
 			is.True(errors.Is(err, context.Canceled) || connect.CodeOf(err) == connect.CodeCanceled)
 			calls, err := b1.srv.Store().ListCalls(context.Background(), store.ListOptions{})
 			is.NoErr(err)

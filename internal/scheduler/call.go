@@ -76,6 +76,11 @@ type call struct {
 	// never truncated in place: a row being committed may share it.
 	recent  []byte
 	nRecent uint8
+
+	// rendered is set once a row of the call was rendered with its
+	// current identity (endpoint, function, version, input): the next
+	// rows are rewrites (store.Call.Rewrite). A tail call clears it.
+	rendered bool
 }
 
 // maxRecentAttempts is how many attempts a call's row holds before they
@@ -122,7 +127,9 @@ func (c *call) row(now int64) *store.Call {
 		Attempts:      int(c.attempts),
 		Restarts:      int(c.restarts),
 		Status:        int32(c.lastStatus),
+		Rewrite:       c.rendered,
 	}
+	c.rendered = true
 	if len(c.recent) > 0 {
 		r.RecentAttempts = c.recent
 	}

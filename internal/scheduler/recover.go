@@ -75,6 +75,7 @@ func (e *Engine) recover(ctx context.Context) (int, error) {
 		if r.InputType == "" && r.Input == nil {
 			c.input = nil
 		}
+		c.rendered = true // its row is in the store
 		if len(r.Error) > 0 {
 			c.lastErr = new(sdkv1.Error)
 			_ = proto.Unmarshal(r.Error, c.lastErr)

@@ -180,6 +180,7 @@ func (e *Engine) tailCall(c *call, tc *sdkv1.Call, now time.Time, b *store.Batch
 	}
 	c.function, c.input, c.version = tc.GetFunction(), tc.GetInput(), tc.GetVersion()
 	c.ep = e.endpoint(tc.GetEndpoint())
+	c.rendered = false // a new identity: the next row is written whole
 	if d, ok := expiration(tc); ok {
 		// Like a child made by a Poll, capped at its parent's expiration.
 		c.expires = expiresAt(now, d, e.calls[c.parentID])

@@ -111,6 +111,15 @@ type Call struct {
 	Status int32  // dispatch.sdk.v1.Status
 	Output []byte // marshaled google.protobuf.Any
 	Error  []byte // marshaled dispatch.sdk.v1.Error
+
+	// Rewrite says that an earlier row of the call had the same identity
+	// (ParentID, RootID, ParentGen, CorrelationID, CreatedAt, which never
+	// change, and Endpoint, Function, Version, InputType and Input, which
+	// change only with a tail call): a store may write only the other
+	// columns. It is a hint, not a promise that the earlier row was
+	// committed: a store that uses it must write the whole row when it
+	// finds none (sqlitestore does; the others write every row whole).
+	Rewrite bool
 }
 
 // Result is a child's final CallResult waiting in its parent's inbox.

@@ -11,6 +11,13 @@
 // and inspection) use a separate pool, which WAL lets run beside the
 // writer; another process (the `dispatch calls` command) can read the
 // database of a running server the same way.
+//
+// A call's row is written whole the first time (an upsert), and then,
+// when the row says it is a rewrite ([store.Call.Rewrite]: same identity),
+// by an UPDATE of the columns that change only, which binds ten fewer
+// arguments (the driver copies every text and blob into C memory); a
+// rewrite that finds no row falls back to the whole row, so the hint can
+// never lose a column.
 package sqlitestore
 
 import (
@@ -130,6 +137,19 @@ const upsertCall = `INSERT INTO calls (` + callColumns + `)
 	poll_error = excluded.poll_error, status = excluded.status, output = excluded.output,
 	error = excluded.error, recent_attempts = excluded.recent_attempts`
 
+// rewriteCall writes the columns of a call that change from one row to
+// the next (store.Call.Rewrite): the columns of upsertCall's DO UPDATE
+// but the identity (endpoint, function, version, input_type, input).
+// Each text and blob argument is copied into C memory by the driver, and
+// a row write was a third of the CPU of `dispatch bench` (b) in process:
+// a rewrite binds 17 arguments instead of 27 (1 text instead of 8, the
+// input not at all), and skips the insert that upsertCall tries first.
+const rewriteCall = `UPDATE calls SET
+	gen = ?, expires_at = ?, updated_at = ?, state = ?, attempts = ?, restarts = ?,
+	state_type = ?, coroutine_state = ?, min_results = ?, max_results = ?, poll_deadline = ?,
+	poll_error = ?, status = ?, output = ?, error = ?, recent_attempts = ?
+	WHERE id = ?`
+
 // Store is a SQLite [store.Store].
 type Store struct {
 	w, r *sql.DB // writer (one connection) and readers
@@ -154,13 +174,13 @@ type Store struct {
 type writer struct {
 	begin, commit, rollback                                     driver.Stmt
 	upsert, delInbox, delResult, addResult, addAttempt, setMeta driver.Stmt
-	pruneKeys, setKey                                           driver.Stmt
+	pruneKeys, setKey, rewrite                                  driver.Stmt
 	args                                                        []driver.NamedValue
 }
 
 func (w *writer) stmts() []*driver.Stmt {
 	return []*driver.Stmt{&w.begin, &w.commit, &w.rollback, &w.upsert, &w.delInbox,
-		&w.delResult, &w.addResult, &w.addAttempt, &w.setMeta, &w.pruneKeys, &w.setKey}
+		&w.delResult, &w.addResult, &w.addAttempt, &w.setMeta, &w.pruneKeys, &w.setKey, &w.rewrite}
 }
 
 func (w *writer) prepare(dc any) error {
@@ -169,7 +189,7 @@ func (w *writer) prepare(dc any) error {
 		return errors.New("driver does not prepare statements with a context")
 	}
 	queries := []string{"BEGIN IMMEDIATE", "COMMIT", "ROLLBACK", upsertCall, sqlDelInbox,
-		sqlDelResult, sqlAddResult, sqlAddAttempt, sqlSetMeta, sqlPruneKeys, sqlSetKey}
+		sqlDelResult, sqlAddResult, sqlAddAttempt, sqlSetMeta, sqlPruneKeys, sqlSetKey, rewriteCall}
 	for i, st := range w.stmts() {
 		// Set *st only on success: a failed prepare may return a nil
 		// *stmt in a non-nil driver.Stmt, which close would call.
@@ -197,14 +217,48 @@ func (w *writer) close() error {
 // exec runs st with vals, which must be driver values (int64, string,
 // []byte, nil).
 func (w *writer) exec(st driver.Stmt, vals ...driver.Value) error {
+	_, err := w.execResult(st, vals...)
+	return err
+}
+
+// execResult is exec, returning the statement's result.
+func (w *writer) execResult(st driver.Stmt, vals ...driver.Value) (driver.Result, error) {
 	args := w.args[:0]
 	for i, v := range vals {
 		args = append(args, driver.NamedValue{Ordinal: i + 1, Value: v})
 	}
 	w.args = args
-	_, err := st.(driver.StmtExecContext).ExecContext(context.Background(), args)
+	res, err := st.(driver.StmtExecContext).ExecContext(context.Background(), args)
 	clear(args)
-	return err
+	return res, err
+}
+
+// putCall writes the row c: only its changing columns when c.Rewrite
+// says an earlier row had its identity and that row is there, else the
+// whole row. A rewrite that finds no row (the earlier one was never
+// committed) writes the whole row, so the hint can cost a statement but
+// never a column.
+func (w *writer) putCall(c *store.Call) error {
+	if c.Rewrite {
+		res, err := w.execResult(w.rewrite,
+			int64(c.Gen), ns(c.ExpiresAt), ns(c.UpdatedAt), int64(c.State), int64(c.Attempts), int64(c.Restarts),
+			c.StateType, c.CoroutineState, int64(c.MinResults), int64(c.MaxResults), ns(c.PollDeadline),
+			c.PollError, int64(c.Status), c.Output, c.Error, c.RecentAttempts, c.ID,
+		)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err == nil && n == 1 {
+			return nil
+		}
+	}
+	return w.exec(w.upsert,
+		c.ID, c.ParentID, c.RootID, int64(c.ParentGen), int64(c.Gen), int64(c.CorrelationID),
+		c.Endpoint, c.Function, c.Version, c.InputType, c.Input,
+		ns(c.CreatedAt), ns(c.ExpiresAt), ns(c.UpdatedAt), int64(c.State), int64(c.Attempts), int64(c.Restarts),
+		c.StateType, c.CoroutineState, int64(c.MinResults), int64(c.MaxResults), ns(c.PollDeadline),
+		c.PollError, int64(c.Status), c.Output, c.Error, c.RecentAttempts,
+	)
 }
 
 var _ store.Store = (*Store)(nil)
@@ -344,13 +398,7 @@ func (s *Store) apply(batches []*store.Batch) (err error) {
 	}()
 	for _, b := range batches {
 		for _, c := range b.Calls {
-			if err = w.exec(w.upsert,
-				c.ID, c.ParentID, c.RootID, int64(c.ParentGen), int64(c.Gen), int64(c.CorrelationID),
-				c.Endpoint, c.Function, c.Version, c.InputType, c.Input,
-				ns(c.CreatedAt), ns(c.ExpiresAt), ns(c.UpdatedAt), int64(c.State), int64(c.Attempts), int64(c.Restarts),
-				c.StateType, c.CoroutineState, int64(c.MinResults), int64(c.MaxResults), ns(c.PollDeadline),
-				c.PollError, int64(c.Status), c.Output, c.Error, c.RecentAttempts,
-			); err != nil {
+			if err = w.putCall(c); err != nil {
 				return fmt.Errorf("sqlitestore: storing call %s: %w", c.ID, err)
 			}
 		}

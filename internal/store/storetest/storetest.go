@@ -189,6 +189,45 @@ func Run(t *testing.T, o Opener) {
 		equalCall(is, got, &c2)
 	})
 
+	t.Run("rewrite", func(t *testing.T) {
+		// A row marked Rewrite keeps the identity of the call (whether
+		// the store writes it or not) and changes the rest; one that
+		// finds no earlier row is written whole, in the same apply as
+		// its first row or in a later one.
+		is := is.New(t)
+		s := o.Open(t)
+		c := sample("a", "p", t0)
+		apply(t, s, &store.Batch{Calls: []*store.Call{c}})
+		c2 := *c
+		c2.Rewrite = true
+		c2.State, c2.Attempts, c2.Gen, c2.Status = store.Done, 9, 7, 1
+		c2.ExpiresAt, c2.UpdatedAt, c2.PollDeadline = t0.Add(2*time.Hour), t0.Add(time.Second), t0.Add(3*time.Minute)
+		c2.Output, c2.CoroutineState, c2.StateType, c2.PollError, c2.Error = []byte("final"), nil, "", nil, nil
+		c2.MinResults, c2.MaxResults, c2.Restarts = 2, 3, 2
+		c2.RecentAttempts = store.AppendAttempt(nil, store.Attempt{CallID: "a", N: 1, Start: t0, Status: 1, Outcome: "exit"})
+		apply(t, s, &store.Batch{Calls: []*store.Call{&c2}})
+		got, err := s.GetCall(ctx, "a")
+		is.NoErr(err)
+		c2.Rewrite = false
+		equalCall(is, got, &c2)
+
+		lone := sample("b", "", t0)
+		lone.Rewrite = true // no earlier row
+		apply(t, s, &store.Batch{Calls: []*store.Call{lone}})
+		got, err = s.GetCall(ctx, "b")
+		is.NoErr(err)
+		lone.Rewrite = false
+		equalCall(is, got, lone)
+
+		first, next := sample("c", "", t0), sample("c", "", t0)
+		next.Rewrite, next.State, next.Attempts = true, store.Pending, 5
+		apply(t, s, &store.Batch{Calls: []*store.Call{first}}, &store.Batch{Calls: []*store.Call{next}})
+		got, err = s.GetCall(ctx, "c")
+		is.NoErr(err)
+		next.Rewrite = false
+		equalCall(is, got, next)
+	})
+
 	t.Run("recover live calls and inboxes", func(t *testing.T) {
 		is := is.New(t)
 		s := o.Open(t)
