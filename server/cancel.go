@@ -44,7 +44,17 @@ const defaultCancelReason = "a request to the server's cancel route (POST /dispa
 // error: the result says 0 calls. An id the server has no call for gives
 // an error wrapping [ErrUnknownCall]; a server that is not running, or
 // whose store cannot write, an error saying so.
+//
+// On a replica (Config.Postgres), the call is cancelled by the engine of
+// its partition: this replica's, or the owner's, to which the cancel is
+// forwarded.
 func (s *Server) Cancel(ctx context.Context, id, reason string) (CancelResult, error) {
+	return s.cancel(ctx, id, reason, false)
+}
+
+// cancel is Cancel; forwarded says that another replica forwarded the
+// request here, as the owner of the call's partition.
+func (s *Server) cancel(ctx context.Context, id, reason string, forwarded bool) (CancelResult, error) {
 	select {
 	case <-s.stopping:
 		return CancelResult{}, errNotRunning
@@ -53,7 +63,13 @@ func (s *Server) Cancel(ctx context.Context, id, reason string) (CancelResult, e
 	if reason == "" {
 		reason = defaultCancelReason
 	}
-	n, err := s.engine.Cancel(ctx, id, reason)
+	var n int
+	var err error
+	if s.cl != nil {
+		n, err = s.cl.cancel(ctx, id, reason, forwarded)
+	} else {
+		n, err = s.engine.Cancel(ctx, id, reason)
+	}
 	var se *scheduler.StoreError
 	switch {
 	case err == nil:
@@ -64,6 +80,8 @@ func (s *Server) Cancel(ctx context.Context, id, reason string) (CancelResult, e
 		return CancelResult{}, errNotRunning
 	case errors.As(err, &se):
 		return CancelResult{}, storeFailed(se)
+	case errors.Is(err, errRetry):
+		return CancelResult{}, err
 	}
 	return CancelResult{}, fmt.Errorf("server: %w", err)
 }
@@ -90,13 +108,14 @@ func (s *Server) serveCancel(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("dispatch: the reason of a cancel is at most %d bytes of UTF-8", localapi.MaxReasonBytes), http.StatusBadRequest)
 		return
 	}
-	res, err := s.Cancel(r.Context(), id, req.Reason)
+	res, err := s.cancel(r.Context(), id, req.Reason, r.Header.Get(headerForwarded) != "")
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrUnknownCall):
 		writeJSONStatus(w, http.StatusNotFound, localapi.CancelBody{Status: "unknown", Error: err.Error()})
 		return
-	case errors.Is(err, errNotRunning), s.engine.Err() != nil: // stopping, or the store cannot write
+	case errors.Is(err, errNotRunning), errors.Is(err, errRetry),
+		s.engine != nil && s.engine.Err() != nil: // stopping, no owner now, or the store cannot write
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	case r.Context().Err() != nil:

@@ -21,11 +21,14 @@ import (
 )
 
 // countingStore counts the transactions (Applies) of the store it wraps,
-// and the inbox writes (results added and removed).
+// and the inbox writes (results added and removed); the stores of the
+// partitions of a replica share one count.
 type countingStore struct {
 	store.Store
-	applies, inbox atomic.Int64
+	*counts
 }
+
+type counts struct{ applies, inbox atomic.Int64 }
 
 func (c *countingStore) Apply(ctx context.Context, batches ...*store.Batch) error {
 	c.applies.Add(1)
@@ -57,7 +60,7 @@ func TestOneCommitPerAwaitStep(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			is := is.New(t)
-			var cs *countingStore
+			cs := &counts{}
 			b := setup(t, func(c *server.Config) {
 				switch tt.store {
 				case "sqlite":
@@ -66,8 +69,7 @@ func TestOneCommitPerAwaitStep(t *testing.T) {
 					c.Memory, c.Postgres = false, pgtest.URL(t)
 				}
 				server.WithStore(c, func(st store.Store) store.Store {
-					cs = &countingStore{Store: st}
-					return cs
+					return &countingStore{Store: st, counts: cs}
 				}, 0)
 				// Never reached: a loaded machine must not make a step
 				// take two commits.

@@ -101,11 +101,42 @@ type Config struct {
 	// takes (sslmode=verify-full, search_path=...). The tables are made on
 	// first start, in the URL's schema (search_path). The signing key is
 	// kept in the database too (table keys), made by the first server and
-	// read by the next, unless SigningKey is set. One server per database
-	// (per schema) for now: a second is refused while the first runs (see
-	// "PostgreSQL" in the package documentation). Exclusive with Memory,
-	// StateDir and FullSync.
+	// read by the next, unless SigningKey is set. Several servers may share
+	// one database (one schema): each is a replica that runs the calls of
+	// the partitions it holds a lease on, and any of them takes any
+	// request (see "Several replicas" in the package documentation).
+	// Exclusive with Memory, StateDir and FullSync.
 	Postgres string
+
+	// Advertise is the base URL at which the other replicas of
+	// Config.Postgres reach this one (they forward to it the requests
+	// for the partitions it owns: keyed Dispatch requests and cancels),
+	// such as http://10.0.0.2:4450 (`dispatch serve --advertise`). Empty
+	// means the listener's address: http://HOST:PORT, HOST being the
+	// machine's host name when Addr's host is unspecified (":4450",
+	// "0.0.0.0:4450"); set it when that name does not lead here (a
+	// container, a proxy in front). Only with Postgres.
+	Advertise string
+
+	// Replica names this replica in the database of Config.Postgres (the
+	// owner of its leases, in table partitions, and its row in table
+	// replicas). Empty means a name unique to the process
+	// (host/pid/random). Two running replicas must not share one. Only
+	// with Postgres.
+	Replica string
+
+	// LeaseTTL is how long a replica's lease on a partition holds without
+	// renewal (`dispatch serve --lease-ttl`): the failover time, since a
+	// dead replica's partitions wait that long before another replica
+	// takes them; 10 s. The replica renews its leases, and heartbeats,
+	// five times per LeaseTTL (every 2 s by default), so that a renewal or
+	// two may fail without a loss: a shorter LeaseTTL fails over sooner
+	// but costs more renewals, each one transaction per partition held
+	// (12 partitions at 1 s: 60 a second per replica), and a replica
+	// paused longer than it (a long GC or VM pause, a slow database) loses
+	// its partitions. At least 1 s. Give every replica of a database the
+	// same. Only with Postgres.
+	LeaseTTL time.Duration
 
 	// FullSync makes every commit of the file store sync the disk, so
 	// that accepted calls survive a crash of the machine, not only of the
@@ -176,11 +207,17 @@ type Config struct {
 	// engine's default when zero); maxHold bounds how long a child's
 	// outcome waits for its parent's answer (the engine's default when
 	// zero); wrapKeyFile wraps the temporary file a new signing key is
-	// written to.
+	// written to. leaseTTL and renewEvery are a replica's lease duration
+	// and the period of its manager, below minLeaseTTL if need be (when
+	// zero: LeaseTTL, or defaultLeaseTTL, and a fifth of that); partitions is the number of partitions a replica makes
+	// in a database that has none (pgstore's default when zero).
 	wrapStore   func(store.Store) store.Store
 	commitRetry time.Duration
 	maxHold     time.Duration
 	wrapKeyFile func(*os.File) keyTemp
+	leaseTTL    time.Duration
+	renewEvery  time.Duration
+	partitions  int
 }
 
 const (
@@ -237,6 +274,21 @@ func (c *Config) validate() error {
 			return fmt.Errorf("server: Config.Postgres (--postgres of dispatch serve and dispatch test): %w", err)
 		}
 	}
+	if c.Postgres == "" {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"Advertise", c.Advertise != ""}, {"Replica", c.Replica != ""}, {"LeaseTTL", c.LeaseTTL != 0}} {
+			if f.set {
+				return fmt.Errorf("server: Config.%s is for the replicas of a PostgreSQL database: set Config.Postgres (--postgres), or leave Config.%s empty", f.name, f.name)
+			}
+		}
+	}
+	if c.Advertise != "" {
+		if err := checkEndpoint(c.Advertise); err != nil {
+			return fmt.Errorf("server: Config.Advertise (--advertise of dispatch serve) %w", err)
+		}
+	}
 	if !c.Memory && c.StateDir == "" && c.Postgres == "" {
 		return errors.New("server: Config.StateDir is required unless Config.Memory or Config.Postgres is set: give a directory for the call database and signing key")
 	}
@@ -258,6 +310,9 @@ func (c *Config) validate() error {
 		if d.v < 0 {
 			return fmt.Errorf("server: Config.%s is negative (%v); use 0 for the default", d.name, d.v)
 		}
+	}
+	if c.LeaseTTL != 0 && c.LeaseTTL < minLeaseTTL {
+		return fmt.Errorf("server: Config.LeaseTTL (--lease-ttl) is %v, at least %v: a replica renews its leases five times per lease time, one transaction each, and a shorter lease is lost to any pause; use 0 for the default, %v", c.LeaseTTL, minLeaseTTL, defaultLeaseTTL)
 	}
 	if c.MaxRestarts > maxRestarts {
 		return fmt.Errorf("server: Config.MaxRestarts is %d, at most %d: a call whose state stays incompatible after that many restarts from its input will not recover by more", c.MaxRestarts, maxRestarts)

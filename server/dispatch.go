@@ -51,17 +51,25 @@ func (d *dispatchService) Dispatch(ctx context.Context, req *connect.Request[sdk
 	}
 	// Calls plainly valid, with endpoints accepted before, skip
 	// protovalidate (scheduler.Engine.SurelyValidDispatch); anything else
-	// goes through it, which gives the error.
-	if !d.s.engine.SurelyValidDispatch(msg.GetCalls()) {
+	// goes through it, which gives the error. A replica has an engine per
+	// partition it owns: any of them will do, since they share the
+	// replica's endpoint policy; while it owns none, the slow path.
+	eng := d.s.engine
+	if d.s.cl != nil {
+		eng = d.s.cl.anyEngine()
+	}
+	if eng == nil || !eng.SurelyValidDispatch(msg.GetCalls()) {
 		if err := d.validator.Validate(msg); err != nil {
 			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("dispatch: invalid DispatchRequest: %w", err))
 		}
 		for i, c := range msg.GetCalls() {
-			if err := d.s.engine.CheckCall(c); err != nil {
+			if err := scheduler.CheckCall(d.s.policy, c); err != nil {
 				return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("dispatch: call %d: %w", i, err))
 			}
 		}
-		d.s.engine.KnowEndpoints(msg.GetCalls())
+		if eng != nil {
+			eng.KnowEndpoints(msg.GetCalls())
+		}
 	}
 	key, keyed, err := idempotencyKey(req.Header())
 	if err != nil {
@@ -76,9 +84,18 @@ func (d *dispatchService) Dispatch(ctx context.Context, req *connect.Request[sdk
 	}
 	var ids []string
 	var replayed bool
-	if keyed {
+	switch {
+	case d.s.cl != nil:
+		// A replica: into a partition it owns, or forwarded to the owner
+		// of the key's partition (replicas.go).
+		ids, replayed, err = d.s.cl.dispatch(ctx, req.Header(), msg, key, keyed)
+		var ce *connect.Error
+		if errors.As(err, &ce) {
+			return nil, ce // the owner's answer, or why there is none
+		}
+	case keyed:
 		ids, replayed, err = d.s.engine.DispatchKey(ctx, key, msg.GetCalls())
-	} else {
+	default:
 		ids, err = d.s.engine.Dispatch(ctx, msg.GetCalls())
 	}
 	var conflict *scheduler.KeyConflictError

@@ -24,7 +24,8 @@
 // are validated against the protovalidate rules of the protos (requests
 // whose calls are plainly valid, with endpoints accepted before, are
 // checked by hand: protovalidate's CEL programs were 8% of the CPU of a
-// busy local server; see scheduler.Engine.SurelyValidDispatch); the calls of
+// busy local server; see scheduler.Engine.SurelyValidDispatch; a replica
+// on PostgreSQL asks one of its partitions' engines); the calls of
 // one request are recorded all or none, durably, before the answer. A
 // request with an Idempotency-Key header starts its calls once per key
 // (see Idempotency keys); a call and its tree of children can be
@@ -91,9 +92,10 @@
 // default endpoint, verification key), not the banner of PROTOCOL.md,
 // which is the contract of `dispatch test` only. SIGTERM and SIGINT end
 // the context of [Serve], which stops accepting requests and gives those
-// in progress 5 seconds. One serve per state directory or database for
-// now: a second one is refused while the first runs (the partitioned mode,
-// several replicas on one PostgreSQL database, is to come).
+// in progress 5 seconds. One serve per state directory: a second one is
+// refused while the first runs. Several serves may share one PostgreSQL
+// database, as replicas (see Several replicas); --advertise is
+// Config.Advertise.
 //
 // # PostgreSQL
 //
@@ -106,22 +108,11 @@
 // Each group commit is one READ COMMITTED transaction in one round trip;
 // a commit is acknowledged once PostgreSQL has it durable (with its
 // defaults, fsync and synchronous_commit on, flushed to its write-ahead
-// log). The store holds at most 9 connections: a pool of 8 and one for
-// its lock. It needs a direct connection or a session-mode pooler (its
-// lock is a session's, and it prepares statements), and no LISTEN/NOTIFY.
-//
-// One server per database for now: a server takes a session-level
-// advisory lock on the database (per schema) and a second is refused
-// while the first runs ("another Dispatch server (pid N on HOST) uses the
-// database ..."). The lock goes with the first server's session, so one
-// killed by kill -9 frees it at once, and one whose machine vanished
-// frees it once PostgreSQL's keepalives find the connection dead (about
-// 25 s). A server whose lock's connection fails stops writing until it
-// has taken the lock back; if another server took the database meanwhile,
-// it stops for good and reports unhealthy. Several servers sharing one
-// database, with partitions leased by epoch and failover, is the next
-// step (see the package documentation of internal/store/pgstore for the
-// fencing it will use).
+// log). A server holds at most 9 connections: a pool of 8, which its
+// partitions share, and one for its lock. It needs a direct connection or
+// a session-mode pooler (its lock is a session's, and it prepares
+// statements), and no LISTEN/NOTIFY. Every server on PostgreSQL is a
+// replica, alone or not: see Several replicas.
 //
 // Retention: no call is pruned yet (expired idempotency keys are, see
 // Idempotency keys), on PostgreSQL as on SQLite. Every
@@ -148,7 +139,106 @@
 // answer (see the scheduler's package documentation), and a commit on
 // PostgreSQL takes 0.7 ms at the median (a WAL flush, the statements, a
 // round trip); under load the one writer is busy all the time, with
-// PostgreSQL's processes taking CPU on the same cores.
+// PostgreSQL's processes taking CPU on the same cores. Those figures are
+// of the single-owner store, before replicas.
+//
+// A replica writes each of its partitions with a writer of its own (one
+// engine per partition, see Several replicas), so one replica alone runs
+// 12 writers, each grouping fewer steps per transaction. Measured on the
+// same machine, loaded (load average 5 to 10; medians of 3 rounds,
+// alternating builds, two runs each): the await step's p50 is about the
+// same (1.9 ms against 1.7-1.8 ms before: the fence costs a little), but
+// 32 clients run 130-260 workflows/s against 300-440 for the single
+// owner, with 20-30% more CPU per workflow; a database of one partition
+// runs 380-530 workflows/s. Grouping the batches of a replica's
+// partitions into one transaction, one fence per partition, is the way to
+// win that back.
+//
+// # Several replicas
+//
+// Any number of servers given one PostgreSQL database (one schema) are
+// replicas of one Dispatch server: `dispatch serve --postgres URL` on
+// several machines, behind one load balancer or not. Any replica takes
+// any request, with the same answers; the signing key is the database's,
+// made by the first. Give them all the same API key and endpoint
+// configuration (Endpoint, AllowEndpoints, KeyRetention): a partition
+// runs with the configuration of whichever replica owns it.
+//
+//   - Partitions. The calls are split into a fixed number of partitions
+//     (12, set when the first replica sets the database up; 12 divides
+//     evenly among 1, 2, 3, 4 and 6 replicas), by a hash of the root
+//     call's id (store.PartitionOf): a workflow's whole tree, parent and
+//     children, is in one partition, and its steps never leave the
+//     replica that runs it.
+//   - Leases. Each partition is run by one replica at a time, under a
+//     lease row with an epoch: Config.LeaseTTL (`--lease-ttl`, 10 s by
+//     default), renewed five times per lease time (every 2 s), on the
+//     database's clock (the replicas' clocks may differ). The replica
+//     runs the partition as a single server runs its store: the calls'
+//     hot state in memory, timers, fairness and the concurrency limit of
+//     each endpoint, group commit. Every transaction of the partition
+//     checks the lease's epoch first, in the same transaction (the
+//     fence): a replica that lost its lease (paused, cut off from the
+//     database) writes nothing more, and stops running the partition at
+//     its next write or renewal. Each replica also heartbeats as often
+//     (table replicas, with its URL).
+//   - Shares and rebalancing. A replica's share is ceil(partitions / live
+//     replicas). Under it, it acquires free partitions (4 a round, at
+//     every renewal; all it needs at Start), recovering each from the
+//     database before it runs it; over it, as when a replica joins, it gives back
+//     its extra partitions: it stops their engines and releases the
+//     leases, which the others acquire at their next round. The log says
+//     "acquired partition", "gave back partition" and "dropped partition"
+//     (a lease lost), with the partition and the epoch.
+//   - Dispatch. A request without an Idempotency-Key is stored in one of
+//     the partitions of the replica that receives it (round-robin): one
+//     commit, no hop, whatever the replica. A replica that owns no
+//     partition yet waits up to 5 s for one, and then answers
+//     unavailable, which clients retry. A request with a key goes to the
+//     key's partition (store.PartitionOf of the key), whose engine
+//     serialises the requests of the key (a lock in memory, from the
+//     lookup of the key to the commit of its calls): two replicas
+//     running one key's requests at once could both start its calls. A
+//     replica that does not own it forwards the request to the owner's
+//     URL (Config.Advertise), with its headers, marked forwarded; a
+//     forwarded request is never forwarded again: a replica that no
+//     longer owns the partition answers unavailable, and the client
+//     retries once the partition has moved.
+//   - Results and cancels. [Server.Result], the result route and `Wait`
+//     work at any replica: the one that runs the call wakes the wait when
+//     the outcome is durable; another reads the call's row, again every
+//     10 ms to 250 ms (doubling) until it is final. A cancel goes to the
+//     owner of the call's partition (forwarded, as keyed requests are).
+//     Inspection (`dispatch calls`, the calls routes) reads the whole
+//     database from any replica.
+//   - Health. A replica is healthy while it runs a partition, or while it
+//     runs none because the others own them all (a spare); the health
+//     route adds its name and its partitions.
+//   - Failover. A replica that dies (kill -9, its machine lost) keeps its
+//     leases until they expire: its partitions stop for the lease time
+//     at most (Config.LeaseTTL, 10 s), then the others take them, recover
+//     their live calls and resume them. The lease time is thus the
+//     failover time; the price of a shorter one is renewals (one
+//     transaction per partition held, five per lease time: 12 partitions
+//     at 1 s make 60 a second) and leases lost to pauses of the process
+//     or of the database longer than it. At least 1 s; give every replica
+//     the same.
+//     What it had committed is kept; its Run requests in flight run again
+//     (at least once, as after a restart), and results are delivered at
+//     least once. One that shuts down (SIGTERM, [Server.Shutdown],
+//     [Server.Close]) releases its leases and leaves at once, so that a
+//     rolling restart costs only the Run requests in flight, run again
+//     by the next owner. A replica that loses the database stops running
+//     its partitions once their leases expire, and takes its share again
+//     once it is back.
+//   - Connections: at most 9 per replica, whatever its partitions.
+//   - Config.Advertise is the URL the others reach a replica at (the
+//     listener's address by default, with the machine's name for an
+//     unspecified host such as ":4450"); Config.Replica its name (unique
+//     per process by default).
+//   - A single-owner store of the database (an older server) and the
+//     replicas exclude each other: the later one is refused with a
+//     message that names the holder.
 //
 // # Results
 //
@@ -182,7 +272,8 @@
 //     printable ASCII without spaces (0x21 to 0x7E); others are refused
 //     with invalid_argument naming the header.
 //   - Scope: one server, that is one store (a state directory, or a
-//     PostgreSQL database); there is one API key.
+//     PostgreSQL database, whichever replica the requests reach); there
+//     is one API key.
 //   - A key reused within its retention for other calls (other functions,
 //     inputs, versions, expirations or number of calls, in order) is
 //     refused with already_exists (HTTP 409): `dispatch: idempotency key

@@ -21,7 +21,9 @@ import (
 //	POST /dispatch.local.v1/calls/{id}/cancel    cancels the call and its tree of children
 //	GET /dispatch.local.v1/health                200 {"status":"ok"} while the server runs
 //	                                             calls; 503 {"status":"unavailable","error":...}
-//	                                             once its store cannot write, or while it stops
+//	                                             once its store cannot write, or while it stops;
+//	                                             a replica adds "replica" (its name) and
+//	                                             "partitions" (those it runs)
 //
 // The health route needs no key: it says only whether the server works,
 // for scripts and CI jobs that wait for it.
@@ -82,14 +84,23 @@ func (s *Server) inspectHandler() http.Handler {
 type healthBody struct {
 	Status string `json:"status"` // "ok" or "unavailable"
 	Error  string `json:"error,omitempty"`
+	// Replica and Partitions are a replica's name and the partitions it
+	// runs (Config.Postgres).
+	Replica    string `json:"replica,omitempty"`
+	Partitions *[]int `json:"partitions,omitempty"`
 }
 
 func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
-	if err := s.Health(); err != nil {
-		writeJSONStatus(w, http.StatusServiceUnavailable, healthBody{Status: "unavailable", Error: err.Error()})
-		return
+	body := healthBody{Status: "ok"}
+	if s.cl != nil {
+		parts := s.cl.partitions()
+		body.Replica, body.Partitions = s.cl.name, &parts
 	}
-	writeJSONStatus(w, http.StatusOK, healthBody{Status: "ok"})
+	code := http.StatusOK
+	if err := s.Health(); err != nil {
+		body.Status, body.Error, code = "unavailable", err.Error(), http.StatusServiceUnavailable
+	}
+	writeJSONStatus(w, code, body)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

@@ -213,7 +213,7 @@ func TestDispatchKeyConcurrent(t *testing.T) {
 // first, however fast the server is.
 type answerLost struct {
 	store.Store
-	once   sync.Once
+	once   *sync.Once    // shared by the stores of a replica's partitions
 	stored chan struct{} // closed once a key is stored
 	lost   chan struct{} // closed by the test once the request is cancelled
 }
@@ -254,11 +254,15 @@ func TestDispatchKeyAfterRestart(t *testing.T) {
 			defer close(release)
 			base := st.cfg(t)
 			base.Endpoint, base.Logger = ep.URL(), zerolog.Nop()
-			lost := &answerLost{stored: make(chan struct{}), lost: make(chan struct{})}
-			answerGone := sync.OnceFunc(func() { close(lost.lost) })
+			stored, lostCh := make(chan struct{}), make(chan struct{})
+			var once sync.Once
+			answerGone := sync.OnceFunc(func() { close(lostCh) })
 			defer answerGone() // even if the test fails first: the committer waits for it
 			cfg := base
-			server.WithStore(&cfg, func(s store.Store) store.Store { lost.Store = s; return lost }, 0)
+			// A replica wraps the store of each of its partitions.
+			server.WithStore(&cfg, func(s store.Store) store.Store {
+				return &answerLost{Store: s, once: &once, stored: stored, lost: lostCh}
+			}, 0)
 			b1 := startServer(t, ep, cfg)
 
 			ctx, cancel := context.WithCancel(context.Background())
@@ -268,7 +272,7 @@ func TestDispatchKeyAfterRestart(t *testing.T) {
 				errc <- err
 			}()
 			select {
-			case <-lost.stored:
+			case <-stored:
 			case <-time.After(10 * time.Second):
 				t.Fatal("no batch stored the key")
 			}

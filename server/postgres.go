@@ -4,33 +4,20 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/dispatchkit/dispatch/internal/signature"
-	"github.com/dispatchkit/dispatch/internal/store/pgstore"
 )
 
-// openPostgres opens the PostgreSQL store of Config.Postgres, which makes
-// this server the database's only one.
-func openPostgres(ctx context.Context, url string) (*pgstore.Store, error) {
-	pg, err := pgstore.Open(ctx, url, pgstore.Options{})
-	var locked *pgstore.LockedError
-	switch {
-	case errors.As(err, &locked):
-		return nil, fmt.Errorf("server: %s: stop it, or give this server another database "+
-			"(--postgres of dispatch serve or dispatch test, Config.Postgres in Go); one server per database until the partitioned mode", strings.TrimPrefix(locked.Error(), "pgstore: "))
-	case err != nil:
-		return nil, fmt.Errorf("server: opening the store of Config.Postgres: %w", err)
-	}
-	return pg, nil
+// keyKeeper keeps the signing key in the database (pgstore.Cluster).
+type keyKeeper interface {
+	SigningKey(ctx context.Context, generate func() (string, error)) (key string, made bool, err error)
 }
 
 // postgresKey returns cfg.SigningKey, or the key kept in the database:
 // made by the first server (servers starting at once agree on one, see
-// [pgstore.Store.SigningKey]) and read by the next.
-func postgresKey(ctx context.Context, cfg *Config, pg *pgstore.Store) (ed25519.PrivateKey, error) {
+// [pgstore.Cluster.SigningKey]) and read by the next.
+func postgresKey(ctx context.Context, cfg *Config, pg keyKeeper) (ed25519.PrivateKey, error) {
 	if cfg.SigningKey != nil {
 		return cfg.SigningKey, nil
 	}

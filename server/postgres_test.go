@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/dispatchkit/dispatch/internal/pgtest"
+	"github.com/dispatchkit/dispatch/internal/store/pgstore"
 	"github.com/dispatchkit/dispatch/server"
 )
 
@@ -110,26 +111,30 @@ func TestPostgresRestart(t *testing.T) {
 	is.True(strings.Contains(logs.String(), "made a new signing key, kept in the database"))
 }
 
-// Two servers on one database would both recover and run the same calls:
-// the second is refused with a message that names the first and says what
-// to do, and the database is free again once the first is closed.
-func TestPostgresOneServer(t *testing.T) {
+// A single-owner store (an older server, a tool that writes) and the
+// replicas of a database refuse each other, with a message that names the
+// holder and says what to do; the database is free again once it is
+// closed.
+func TestPostgresSingleOwnerRefused(t *testing.T) {
 	is := is.New(t)
 	url := pgtest.URL(t)
-	first, err := server.New(server.Config{Postgres: url})
+	ctx := context.Background()
+	owner, err := pgstore.Open(ctx, url, pgstore.Options{})
 	is.NoErr(err)
-
 	_, err = server.New(server.Config{Postgres: url})
 	is.True(err != nil)
 	msg := err.Error()
-	is.True(strings.HasPrefix(msg, "server: another Dispatch server (pid ")) // names the first
-	is.True(strings.Contains(msg, "uses the database"))
+	is.True(strings.HasPrefix(msg, "server: "))  // names the holder
 	is.True(strings.Contains(msg, "--postgres")) // what to do
+	is.NoErr(owner.Close())
 
-	key := first.VerificationKey()
-	is.NoErr(first.Close())
-	again, err := server.New(server.Config{Postgres: url})
+	first, err := server.New(server.Config{Postgres: url})
 	is.NoErr(err)
-	is.Equal(again.VerificationKey(), key)
-	is.NoErr(again.Close())
+	second, err := server.New(server.Config{Postgres: url}) // replicas share it
+	is.NoErr(err)
+	is.Equal(second.VerificationKey(), first.VerificationKey()) // one signing key
+	_, err = pgstore.Open(ctx, url, pgstore.Options{})
+	is.True(err != nil) // and keep the single owner out
+	is.NoErr(first.Close())
+	is.NoErr(second.Close())
 }

@@ -47,7 +47,9 @@ type Outcome struct {
 // Result waits until the call with dispatch id id is final and returns
 // its outcome; it returns at once if the call is already final. It works
 // for any call the server knows, root or child. The wait is woken by the
-// engine when the outcome is durable, not by polling.
+// engine when the outcome is durable, not by polling; on a replica
+// (Config.Postgres) that does not run the call, the call's row is read
+// instead, again every 10 ms to 250 ms until it is final.
 //
 // It returns ctx.Err() if ctx ends first, an error wrapping
 // [ErrUnknownCall] for an id the server has no call for, and an error if
@@ -63,6 +65,9 @@ func (s *Server) result(ctx context.Context, id string, wait bool) (*Outcome, er
 	case <-s.stopping:
 		return nil, errNotRunning
 	default:
+	}
+	if s.cl != nil {
+		return s.cl.result(ctx, id, wait)
 	}
 	w, err := s.engine.Watch(id)
 	if errors.Is(err, scheduler.ErrClosed) {

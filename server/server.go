@@ -16,6 +16,7 @@ import (
 	"buf.build/go/protovalidate"
 	"connectrpc.com/connect"
 
+	"github.com/dispatchkit/dispatch/internal/endpointpolicy"
 	"github.com/dispatchkit/dispatch/internal/scheduler"
 	"github.com/dispatchkit/dispatch/internal/signature"
 	"github.com/dispatchkit/dispatch/internal/store"
@@ -32,10 +33,18 @@ const compressMinBytes = 4 << 10
 // Server is a local Dispatch server. Make one with [New], run it with
 // [Server.Start], stop it with [Server.Shutdown] or [Server.Close].
 type Server struct {
-	cfg    Config
-	key    ed25519.PrivateKey
-	store  store.Store
+	cfg Config
+	key ed25519.PrivateKey
+	// store is where calls are read (results, inspection): the engine's
+	// store, or the reader of all partitions of a replica.
+	store store.Store
+	// engine runs the calls of a server that owns its store (memory,
+	// SQLite); cl, those of a replica on PostgreSQL, one engine per
+	// partition it owns (replicas.go). One of the two is nil.
 	engine *scheduler.Engine
+	cl     *cluster
+	policy *endpointpolicy.Policy
+	sign   func(r *http.Request, body []byte) error
 	http   *http.Server
 	svc    *dispatchService // DispatchService, for DispatchInProcess too
 
@@ -79,20 +88,25 @@ const openTimeout = 30 * time.Second
 func newLocked(cfg Config) (*Server, error) {
 	var st store.Store
 	var key ed25519.PrivateKey
+	var cl *cluster
 	var err error
+	policy, err := cfg.endpointPolicy()
+	if err != nil {
+		return nil, err
+	}
 	switch {
 	case cfg.Postgres != "":
+		// A replica: the engines come with the leases (replicas.go).
 		ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
 		defer cancel()
-		pg, err := openPostgres(ctx, cfg.Postgres)
-		if err != nil {
+		if cl, err = openCluster(ctx, &cfg); err != nil {
 			return nil, err
 		}
-		if key, err = postgresKey(ctx, &cfg, pg); err != nil {
-			pg.Close()
+		if key, err = postgresKey(ctx, &cfg, cl.db); err != nil {
+			cl.db.Close()
 			return nil, err
 		}
-		st = pg
+		st = cl.db.Reader()
 	case cfg.Memory:
 		if key, err = signingKey(&cfg); err != nil {
 			return nil, err
@@ -107,43 +121,35 @@ func newLocked(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("server: opening the store in Config.StateDir %q: %w", cfg.StateDir, err)
 		}
 	}
-	if cfg.wrapStore != nil {
-		st = cfg.wrapStore(st)
-	}
-	policy, err := cfg.endpointPolicy()
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
 	signer := signature.NewSigner(key)
-	eng, err := scheduler.New(scheduler.Config{
-		Store:              st,
-		Sign:               signer.Sign,
-		Logger:             cfg.Logger,
-		DefaultExpiration:  cfg.DefaultExpiration,
-		MinBackoff:         cfg.MinBackoff,
-		MaxBackoff:         cfg.MaxBackoff,
-		AttemptTimeout:     cfg.AttemptTimeout,
-		MaxRestarts:        cfg.MaxRestarts,
-		DefaultEndpoint:    cfg.Endpoint,
-		InitialConcurrency: cfg.InitialConcurrency,
-		MaxConcurrency:     cfg.MaxConcurrency,
-		CommitRetry:        cfg.commitRetry,
-		MaxHold:            cfg.maxHold,
-		Policy:             policy,
-		KeyRetention:       cfg.KeyRetention,
-		Local:              localEndpoint(cfg),
-	})
-	if err != nil {
-		st.Close()
-		return nil, fmt.Errorf("server: %w", err)
+	s := &Server{cfg: cfg, key: key, store: st, policy: policy, sign: signer.Sign, stopping: make(chan struct{})}
+	if cl != nil {
+		cl.s = s
+		s.cl = cl
+	} else {
+		if cfg.wrapStore != nil {
+			st = cfg.wrapStore(st)
+			s.store = st
+		}
+		eng, err := scheduler.New(s.engineConfig(st))
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		s.engine = eng
+	}
+	closeStore := func() {
+		if cl != nil {
+			cl.db.Close()
+		} else {
+			st.Close()
+		}
 	}
 	validator, err := protovalidate.New()
 	if err != nil {
-		st.Close()
+		closeStore()
 		return nil, fmt.Errorf("server: protovalidate: %w", err)
 	}
-	s := &Server{cfg: cfg, key: key, store: st, engine: eng, stopping: make(chan struct{})}
 	s.svc = &dispatchService{s: s, validator: validator}
 	mux := http.NewServeMux()
 	path, h := sdkv1connect.NewDispatchServiceHandler(
@@ -169,6 +175,29 @@ func newLocked(cfg Config) (*Server, error) {
 		ErrorLog:          nil,
 	}
 	return s, nil
+}
+
+// engineConfig is the configuration of an engine of the server on st.
+func (s *Server) engineConfig(st store.Store) scheduler.Config {
+	cfg := s.cfg
+	return scheduler.Config{
+		Store:              st,
+		Sign:               s.sign,
+		Logger:             cfg.Logger,
+		DefaultExpiration:  cfg.DefaultExpiration,
+		MinBackoff:         cfg.MinBackoff,
+		MaxBackoff:         cfg.MaxBackoff,
+		AttemptTimeout:     cfg.AttemptTimeout,
+		MaxRestarts:        cfg.MaxRestarts,
+		DefaultEndpoint:    cfg.Endpoint,
+		InitialConcurrency: cfg.InitialConcurrency,
+		MaxConcurrency:     cfg.MaxConcurrency,
+		CommitRetry:        cfg.commitRetry,
+		MaxHold:            cfg.maxHold,
+		Policy:             s.policy,
+		KeyRetention:       cfg.KeyRetention,
+		Local:              localEndpoint(cfg),
+	}
 }
 
 // readHeaderTimeout bounds the time to read a request's headers.
@@ -247,16 +276,30 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 // a program in local mode, whose endpoint listens on a new random port at
 // each run, finish the calls of its previous run. Calls that named
 // another endpoint stay with it.
+//
+// A replica (Config.Postgres) listens first, since its advertised URL
+// may be its listener's, then registers itself in the database, takes its
+// share of the free partitions and recovers each, before it serves (see
+// "Several replicas" in the package documentation).
 func (s *Server) Start(ctx context.Context) error {
-	if err := s.engine.Start(ctx); err != nil {
-		s.Close()
-		return fmt.Errorf("server: %w", err)
+	if s.engine != nil {
+		if err := s.engine.Start(ctx); err != nil {
+			s.Close()
+			return fmt.Errorf("server: %w", err)
+		}
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
 	if err != nil {
 		s.Close()
 		return fmt.Errorf("server: listening on Config.Addr %q: %w", s.cfg.Addr, err)
+	}
+	if s.cl != nil {
+		if err := s.cl.start(ctx, ln.Addr()); err != nil {
+			ln.Close()
+			s.Close()
+			return err
+		}
 	}
 	s.mu.Lock()
 	s.ln = ln
@@ -337,7 +380,18 @@ type Stats struct {
 // Stats returns counts of the server's live calls, for metrics and
 // benchmarks. It visits every live call: do not call it in a hot loop.
 func (s *Server) Stats() Stats {
-	st := s.engine.Stats()
+	var st scheduler.Stats
+	for _, e := range s.engines() {
+		es := e.Stats()
+		st.Live += es.Live
+		st.Suspended += es.Suspended
+		st.StateBytes += es.StateBytes
+		st.Stateful += es.Stateful
+		st.Presigned += es.Presigned
+		st.PresignedSent += es.PresignedSent
+		st.Held += es.Held
+		st.HeldAlone += es.HeldAlone
+	}
 	return Stats{
 		Live: st.Live, Suspended: st.Suspended, StateBytes: st.StateBytes, Stateful: st.Stateful,
 		Presigned: st.Presigned, PresignedSent: st.PresignedSent,
@@ -348,7 +402,14 @@ func (s *Server) Stats() Stats {
 // Health returns nil while the server accepts and runs calls, and else
 // why not: not started, stopping, or its store cannot write (the error
 // says what failed; calls already accepted resume after a restart).
+//
+// A replica (Config.Postgres) is healthy while one of its partitions runs,
+// or while it owns none because the other replicas own them all; see
+// [Server.Partitions] for which it owns.
 func (s *Server) Health() error {
+	if s.cl != nil {
+		return s.cl.health()
+	}
 	err := s.engine.Err()
 	var se *scheduler.StoreError
 	switch {
@@ -359,6 +420,17 @@ func (s *Server) Health() error {
 	default:
 		return errors.New("server: not running: not started yet, or stopping")
 	}
+}
+
+// Partitions returns the partitions of the database that this replica
+// owns and runs, in order (see "Several replicas" in the package
+// documentation); nil for a server that is not a replica (no
+// Config.Postgres).
+func (s *Server) Partitions() []int {
+	if s.cl == nil {
+		return nil
+	}
+	return s.cl.partitions()
 }
 
 // Handler returns the server's HTTP handler (DispatchService over Connect,
@@ -394,11 +466,17 @@ func (s *Server) shutdown(ctx context.Context, graceful bool) error {
 				errs = append(errs, err)
 			}
 		}
-		if err := s.engine.Close(); err != nil {
-			errs = append(errs, err)
-		}
-		if err := s.store.Close(); err != nil {
-			errs = append(errs, err)
+		if s.cl != nil {
+			if err := s.cl.close(); err != nil {
+				errs = append(errs, err)
+			}
+		} else {
+			if err := s.engine.Close(); err != nil {
+				errs = append(errs, err)
+			}
+			if err := s.store.Close(); err != nil {
+				errs = append(errs, err)
+			}
 		}
 		if s.unlock != nil {
 			if err := s.unlock(); err != nil {
@@ -411,6 +489,15 @@ func (s *Server) shutdown(ctx context.Context, graceful bool) error {
 		s.cfg.Logger.Info().Msg("dispatch server stopped")
 	})
 	return s.closeErr
+}
+
+// engines returns the engines that run the server's calls: its one
+// engine, or those of the partitions a replica owns.
+func (s *Server) engines() []*scheduler.Engine {
+	if s.cl != nil {
+		return s.cl.engines()
+	}
+	return []*scheduler.Engine{s.engine}
 }
 
 // Serve runs a server for cfg until ctx ends, then shuts it down (giving

@@ -51,6 +51,12 @@ func TestConfigValidate(t *testing.T) {
 		{"postgres and memory", server.Config{Postgres: "postgres://h/db", Memory: true}, "Config.Postgres and Config.Memory are exclusive"},
 		{"postgres and a state dir", server.Config{Postgres: "postgres://h/db", StateDir: "/tmp/x"}, "Config.Postgres and Config.StateDir are exclusive"},
 		{"postgres and full sync", server.Config{Postgres: "postgres://h/db", FullSync: true}, "Config.Postgres and Config.FullSync are exclusive"},
+		{"lease TTL without postgres", server.Config{Memory: true, LeaseTTL: 3 * time.Second}, "Config.LeaseTTL is for the replicas of a PostgreSQL database"},
+		{"lease TTL too short", server.Config{Postgres: "postgres://h/db", LeaseTTL: 500 * time.Millisecond}, "Config.LeaseTTL (--lease-ttl) is 500ms, at least 1s"},
+		{"lease TTL negative", server.Config{Postgres: "postgres://h/db", LeaseTTL: -time.Second}, "Config.LeaseTTL (--lease-ttl) is -1s"},
+		{"advertise without postgres", server.Config{Memory: true, Advertise: "http://10.0.0.2:4450"}, "Config.Advertise is for the replicas"},
+		{"replica without postgres", server.Config{Memory: true, Replica: "r1"}, "Config.Replica is for the replicas"},
+		{"advertise not a URL", server.Config{Postgres: "postgres://h/db", Advertise: "10.0.0.2:4450"}, "Config.Advertise (--advertise of dispatch serve)"},
 		{"postgres URL invalid", server.Config{Postgres: "postgres://u:secret@h:99999/db"}, "Config.Postgres (--postgres of dispatch serve and dispatch test): pgstore: postgres://u:xxxxx@h:99999/db is not a PostgreSQL connection URL"},
 	}
 	for _, tt := range tests {

@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/dispatchkit/dispatch"
+	"github.com/dispatchkit/dispatch/server"
 )
 
 // timeout bounds each workload, so that a server that loses a call fails
@@ -110,7 +111,9 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 		lanes = append(lanes, lane{store: local, transport: t})
 	}
 	if o.Postgres != "" {
-		lanes = append(lanes, lane{store: pgStore, transport: "http", pg: true})
+		for n := 1; n <= max(1, o.Replicas); n++ {
+			lanes = append(lanes, lane{store: r.pgStoreName(n), transport: "http", pg: true, replicas: n})
+		}
 		defer r.dropDatabases(stderr)
 	}
 	var rows []row
@@ -124,6 +127,9 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 		rounds := make([][][]row, len(lanes))
 		for r.round = 1; r.round <= o.Rounds; r.round++ {
 			for i, l := range lanes {
+				if l.replicas > 1 && !replicaWorkloads[w.key] {
+					continue
+				}
 				r.lane = l
 				on := ""
 				if len(lanes) > 1 {
@@ -142,6 +148,9 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 			}
 		}
 		for i, l := range lanes {
+			if len(rounds[i]) == 0 {
+				continue // not run on this lane
+			}
 			for _, row := range summarize(rounds[i]) {
 				row.store, row.transport = l.store, l.transport
 				rows = append(rows, row)
@@ -152,6 +161,9 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 
 	if o.Postgres != "" {
 		store += ", then PostgreSQL at " + redactURL(o.Postgres)
+		if o.Replicas > 1 {
+			store += fmt.Sprintf(" with 1 to %d replicas ((a) and (b); the other workloads with 1)", o.Replicas)
+		}
 	}
 	var reach string
 	switch o.Transport {
@@ -192,6 +204,25 @@ type lane struct {
 	store     string // the store column
 	transport string // "inproc" or "http"
 	pg        bool   // on PostgreSQL (Options.Postgres)
+	replicas  int    // on PostgreSQL: the replicas of its database (1 to Options.Replicas)
+}
+
+// replicaWorkloads are the workloads run with several replicas
+// (--replicas): the latency of a step and the rate of workflows, which
+// the issue asks of 1, 2 and 3 replicas. The others measure one server
+// (its memory, its recovery), and run on one replica only.
+var replicaWorkloads = map[string]bool{"a": true, "b": true}
+
+// pgStoreName is the store column of the PostgreSQL lane of n replicas:
+// the count is named when --replicas asks for several lanes.
+func (r *runner) pgStoreName(n int) string {
+	switch {
+	case r.Replicas < 2:
+		return pgStore
+	case n == 1:
+		return pgStore + ", 1 replica"
+	}
+	return fmt.Sprintf("%s, %d replicas", pgStore, n)
 }
 
 // durable reports whether the lane running syncs the disk at every
@@ -214,10 +245,14 @@ func (r *runner) stepGoal() (string, func(float64) bool) {
 }
 
 // rateGoal is the goal of (b)'s workflows per second on the lane
-// running: 5,000 in process, 2,000 over signed HTTP; none when every
-// commit syncs the disk (the figure is reported, not aimed at).
+// running: 5,000 in process, 2,000 over signed HTTP; 1,000 on one
+// replica of PostgreSQL (issue 9); none on several replicas, with the
+// database on the same machine (the figure is reported, not aimed at),
+// nor when every commit of SQLite syncs the disk.
 func (r *runner) rateGoal() (string, func(float64) bool) {
 	switch {
+	case r.pg && r.replicas <= 1:
+		return ">= 1,000 wf/s", func(v float64) bool { return v >= 1000 }
 	case r.durable():
 		return "", nil
 	case r.transport == "inproc":
@@ -298,15 +333,20 @@ func runOK(ctx context.Context, a *app, c dispatch.Caller) error {
 
 // runID is runOK that also returns the call's id.
 func runID(ctx context.Context, a *app, c dispatch.Caller) (string, error) {
-	ids, err := a.Dispatch(ctx, c)
+	ids, srv, err := a.dispatchAt(ctx, c)
 	if err != nil {
 		return "", err
 	}
-	return ids[0], waitOK(ctx, a, ids[0])
+	return ids[0], waitAt(ctx, srv, ids[0])
 }
 
-func waitOK(ctx context.Context, a *app, id string) error {
-	out, err := a.server().Result(ctx, id)
+// waitOK waits for the outcome of call id at a's (first) server, which
+// must be OK.
+func waitOK(ctx context.Context, a *app, id string) error { return waitAt(ctx, a.server(), id) }
+
+// waitAt is waitOK at the server srv.
+func waitAt(ctx context.Context, srv *server.Server, id string) error {
+	out, err := srv.Result(ctx, id)
 	if err != nil {
 		return err
 	}

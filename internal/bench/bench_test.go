@@ -38,7 +38,10 @@ func TestRun(t *testing.T) {
 		// transportRows are rows that must be there for each transport
 		// of local mode, inproc and http.
 		transportRows []string
-		notRows       []string
+		// lines are rows (by prefix) that must be there with a store
+		// column (within spaces); noLines, rows that must not.
+		lines, noLines [][2]string
+		notRows        []string
 	}{
 		{
 			name: "sqlite, all workloads",
@@ -85,6 +88,27 @@ func TestRun(t *testing.T) {
 				"(e) restart with 20 calls in flight: all resumed and done",
 			},
 			notRows: []string{"(c)", "(d)", "skipped"},
+		},
+		{
+			name: "postgres with 3 replicas",
+			opts: func(o *bench.Options) { o.Only, o.Transport, o.Replicas = "a,b,e", "http", 3 },
+			pg:   true,
+			rows: []string{"then PostgreSQL at postgres://", "with 1 to 3 replicas ((a) and (b); the other workloads with 1)", ">= 1,000 wf/s"},
+			lines: [][2]string{
+				{"(a) 3-step sequential workflow, 1 at a time: p50 per await step", "postgresql (its synchronous_commit), 1 replica"},
+				{"(a) 3-step sequential workflow, 1 at a time: p50 per await step", "postgresql (its synchronous_commit), 2 replicas"},
+				{"(a) 3-step sequential workflow, 1 at a time: p99 per await step", "postgresql (its synchronous_commit), 3 replicas"},
+				{"(b) 3-step workflows, 2 clients (6 in all)", "postgresql (its synchronous_commit), 1 replica"},
+				{"(b) 3-step workflows, 2 clients (6 in all)", "postgresql (its synchronous_commit), 2 replicas"},
+				{"(b) 3-step workflows, 2 clients (6 in all)", "postgresql (its synchronous_commit), 3 replicas"},
+				{"(b) 3-step workflows, 2 clients (6 in all)", "sqlite (sync=normal)"},
+				{"(e) restart with 20 calls in flight: all resumed and done", "postgresql (its synchronous_commit), 1 replica"},
+			},
+			noLines: [][2]string{
+				{"(e) restart", "postgresql (its synchronous_commit), 2 replicas"},
+				{"(e) restart", "postgresql (its synchronous_commit), 3 replicas"},
+			},
+			notRows: []string{"(c)", "(d)", " inproc "},
 		},
 		{
 			name: "both transports by default, alternating",
@@ -152,6 +176,21 @@ func TestRun(t *testing.T) {
 					}
 				}
 			}
+			hasLine := func(l [2]string) bool {
+				return slices.ContainsFunc(strings.Split(out.String(), "\n"), func(line string) bool {
+					return strings.HasPrefix(line, l[0]) && strings.Contains(line, "  "+l[1]+"  ")
+				})
+			}
+			for _, l := range tt.lines {
+				if !hasLine(l) {
+					t.Errorf("no row %q on %s in:\n%s", l[0], l[1], out.String())
+				}
+			}
+			for _, l := range tt.noLines {
+				if hasLine(l) {
+					t.Errorf("a row %q on %s in:\n%s", l[0], l[1], out.String())
+				}
+			}
 			for _, row := range tt.notRows {
 				is.True(!strings.Contains(out.String(), row)) // workload not picked
 			}
@@ -180,6 +219,10 @@ func TestCheck(t *testing.T) {
 		{name: "sync with postgres", opts: func(o *bench.Options) { o.Postgres, o.Sync = "postgres://h/db", "full" }, selected: []string{"a", "b", "c", "d", "e"}},
 		{name: "transport both", opts: func(o *bench.Options) { o.Transport = "both" }, selected: []string{"a", "b", "c", "d", "e"}},
 		{name: "transport unknown", opts: func(o *bench.Options) { o.Transport = "grpc" }, err: `--transport "grpc": want inproc (in process), http (signed loopback HTTP) or both`},
+		{name: "replicas with postgres", opts: func(o *bench.Options) { o.Postgres, o.Replicas = "postgres://h/db", 3 }, selected: []string{"a", "b", "c", "d", "e"}},
+		{name: "replicas without postgres", opts: func(o *bench.Options) { o.Replicas = 2 }, err: "--replicas 2: the replicas share a PostgreSQL database: give --postgres URL too"},
+		{name: "replicas negative", opts: func(o *bench.Options) { o.Postgres, o.Replicas = "postgres://h/db", -1 }, err: "--replicas -1: want 1 to 12"},
+		{name: "replicas beyond the partitions", opts: func(o *bench.Options) { o.Postgres, o.Replicas = "postgres://h/db", 13 }, err: "--replicas 13: want 1 to 12"},
 		{name: "long steps negative", opts: func(o *bench.Options) { o.LongSteps = -1 }, err: "--long-steps -1: want 0"},
 	}
 	for _, tt := range tests {

@@ -25,6 +25,7 @@ type Options struct {
 	CPUProfile string // --cpuprofile: write a CPU profile of the workloads to this file
 	Sync       string // --sync: normal or full, SQLite's synchronous setting ("": normal)
 	LongSteps  int    // --long-steps: (a) steps of the long sequential workflow run beside the Steps one (0: none)
+	Replicas   int    // --replicas: with Postgres, also run (a) and (b) on 2, ... Replicas replicas of one database (0 or 1: one replica)
 	Transport  string // --transport: how local mode's server reaches the endpoint: inproc (in process), http (signed loopback HTTP) or both ("": both)
 }
 
@@ -101,8 +102,18 @@ func (o *Options) Check() (map[string]bool, error) {
 	default:
 		return nil, fmt.Errorf("--transport %q: want inproc (in process), http (signed loopback HTTP) or both (alternating, round by round)", o.Transport)
 	}
+	switch {
+	case o.Replicas < 0 || o.Replicas > maxReplicas:
+		return nil, fmt.Errorf("--replicas %d: want 1 to %d (the replicas of one PostgreSQL database, in this process)", o.Replicas, maxReplicas)
+	case o.Replicas > 1 && o.Postgres == "":
+		return nil, fmt.Errorf("--replicas %d: the replicas share a PostgreSQL database: give --postgres URL too", o.Replicas)
+	}
 	if o.Inflight < 2 {
 		return nil, fmt.Errorf("--inflight %d: want at least 2 (a workflow and its call)", o.Inflight)
 	}
 	return selected, nil
 }
+
+// maxReplicas bounds --replicas: the 12 partitions of a database, beyond
+// which a replica has none to run.
+const maxReplicas = 12

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -18,45 +19,80 @@ import (
 )
 
 // app is an SDK instance of the bench with the server it dispatches to:
-// its embedded server (local mode), or one on PostgreSQL started beside it
-// (srv).
+// its embedded server (local mode), or one or more replicas on PostgreSQL
+// started beside it (srvs), each with an SDK instance of its own that
+// dispatches to it (ds; ds[0] is d, which serves the endpoint).
 type app struct {
 	d      *dispatch.Dispatch
-	srv    *server.Server
+	pg     bool // on PostgreSQL: srvs and ds, beside d
+	srvs   []*server.Server
+	ds     []*dispatch.Dispatch
+	rr     atomic.Uint32
 	stop   context.CancelFunc // stops serving the endpoint
 	served chan error
 }
 
-// Dispatch is the instance's [dispatch.Dispatch.Dispatch].
+// Dispatch is the instance's [dispatch.Dispatch.Dispatch]; with several
+// replicas, the next replica's, round-robin.
 func (a *app) Dispatch(ctx context.Context, calls ...dispatch.Caller) ([]string, error) {
-	return a.d.Dispatch(ctx, calls...)
+	ids, _, err := a.dispatchAt(ctx, calls...)
+	return ids, err
 }
 
-// server returns the server the instance dispatches to.
+// dispatchAt is Dispatch that also returns the server the calls were
+// sent to. A replica runs the calls of a Dispatch request without a key
+// in one of its own partitions, and wakes a wait for their results at
+// once; another would read the call's row until it is done.
+func (a *app) dispatchAt(ctx context.Context, calls ...dispatch.Caller) ([]string, *server.Server, error) {
+	if len(a.srvs) < 2 {
+		ids, err := a.d.Dispatch(ctx, calls...)
+		return ids, a.server(), err
+	}
+	i := int(a.rr.Add(1)) % len(a.srvs)
+	ids, err := a.ds[i].Dispatch(ctx, calls...)
+	return ids, a.srvs[i], err
+}
+
+// server returns the (first) server the instance dispatches to.
 func (a *app) server() *server.Server {
-	if a.srv != nil {
-		return a.srv
+	if len(a.srvs) > 0 {
+		return a.srvs[0]
 	}
 	return local.Server(a.d)
 }
 
-// Close stops the server first (as the SDK does with its embedded one),
-// then the endpoint and the instance.
+// Close stops the servers first (as the SDK does with its embedded one),
+// then the endpoint and the instances.
 func (a *app) Close() error {
-	if a.srv == nil {
+	if !a.pg {
 		return a.d.Close()
 	}
-	err := a.srv.Close()
-	a.stop()
-	return errors.Join(err, <-a.served, a.d.Close())
+	var errs []error
+	for _, srv := range a.srvs {
+		errs = append(errs, srv.Close())
+	}
+	if a.stop != nil {
+		a.stop()
+		errs = append(errs, <-a.served)
+	}
+	for _, d := range a.ds {
+		errs = append(errs, d.Close())
+	}
+	return errors.Join(errs...)
 }
 
-// openPostgres starts, for the workload named name, a server on a database
-// of its own (made on the first open of that name in this round, so that
-// (e) reopens the same one) and an SDK instance dispatching to it and
-// serving its endpoint on a loopback port.
-func (o *runner) openPostgres(name string) (*app, error) {
-	db, err := o.database(fmt.Sprintf("%s-%d", name, o.round))
+// openPostgres starts, for the workload named name, the replicas of the
+// lane (one unless --replicas) on a database of their own (made on the
+// first open of that name in this round and lane, so that (e) reopens the
+// same one), waits until the partitions are spread over them, and starts
+// an SDK instance per replica, dispatching to it; the first serves the
+// endpoint on a loopback port for them all.
+func (o *runner) openPostgres(name string) (a *app, err error) {
+	key := fmt.Sprintf("%s-%d", name, o.round)
+	if o.replicas > 1 {
+		key = fmt.Sprintf("%s-r%d-%d", name, o.replicas, o.round)
+	}
+	db, err := o.database(key)
 	if err != nil {
 		return nil, err
 	}
@@ -65,33 +101,75 @@ func (o *runner) openPostgres(name string) (*app, error) {
 		return nil, err
 	}
 	endpoint := "http://" + ln.Addr().String()
-	srv, err := server.New(server.Config{Endpoint: endpoint, Postgres: db, Logger: o.log, AllowEndpoints: []string{"loopback"}})
-	if err != nil {
-		ln.Close()
+	a = &app{pg: true}
+	defer func() {
+		if err != nil {
+			if a.stop == nil {
+				ln.Close()
+			}
+			a.Close()
+		}
+	}()
+	for range max(1, o.replicas) {
+		srv, err := server.New(server.Config{Endpoint: endpoint, Postgres: db, Logger: o.log, AllowEndpoints: []string{"loopback"}})
+		if err != nil {
+			return nil, err
+		}
+		if err := srv.Start(context.Background()); err != nil {
+			srv.Close()
+			return nil, err
+		}
+		a.srvs = append(a.srvs, srv)
+	}
+	if err := spread(a.srvs); err != nil {
 		return nil, err
 	}
-	if err := srv.Start(context.Background()); err != nil {
-		ln.Close()
-		return nil, err
+	for _, srv := range a.srvs {
+		d, err := dispatch.New(
+			dispatch.WithAPIURL(srv.URL()),
+			dispatch.WithAPIKey(srv.APIKey()),
+			dispatch.WithPublicKey(srv.PublicKey()),
+			dispatch.WithEndpointURL(endpoint),
+			dispatch.WithZerolog(o.log),
+			dispatch.WithTrace(nil),
+			dispatch.WithHTTPClient(o.hc),
+		)
+		if err != nil {
+			return nil, err
+		}
+		a.ds = append(a.ds, d)
 	}
-	d, err := dispatch.New(
-		dispatch.WithAPIURL(srv.URL()),
-		dispatch.WithAPIKey(srv.APIKey()),
-		dispatch.WithPublicKey(srv.PublicKey()),
-		dispatch.WithEndpointURL(endpoint),
-		dispatch.WithZerolog(o.log),
-		dispatch.WithTrace(nil),
-		dispatch.WithHTTPClient(o.hc),
-	)
-	if err != nil {
-		srv.Close()
-		ln.Close()
-		return nil, err
-	}
+	a.d = a.ds[0]
 	ctx, stop := context.WithCancel(context.Background())
-	a := &app{d: d, srv: srv, stop: stop, served: make(chan error, 1)}
-	go func() { a.served <- d.Serve(ctx, ln) }()
+	a.stop, a.served = stop, make(chan error, 1)
+	go func() { a.served <- a.d.Serve(ctx, ln) }()
 	return a, nil
+}
+
+// spreadTimeout bounds the wait for the partitions to spread over the
+// replicas of a lane: a few rounds of their managers (2 s each by
+// default, moving 4 partitions a round).
+const spreadTimeout = time.Minute
+
+// spread waits until the replicas srvs, the first started alone on a new
+// database (so it took every partition), own the partitions evenly: the
+// figures of N replicas are those of N replicas at work, not of one
+// giving its partitions away.
+func spread(srvs []*server.Server) error {
+	n := len(srvs[0].Partitions())
+	if len(srvs) == 1 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), spreadTimeout)
+	defer cancel()
+	return waitUntil(ctx, fmt.Sprintf("the %d partitions to spread over %d replicas", n, len(srvs)), func() bool {
+		sum, least, most := 0, n, 0
+		for _, s := range srvs {
+			k := len(s.Partitions())
+			sum, least, most = sum+k, min(least, k), max(most, k)
+		}
+		return sum == n && most-least <= 1
+	})
 }
 
 // database returns the URL of the bench's database for key, making it on

@@ -35,7 +35,12 @@ The server keeps its calls in SQLite in a temporary directory (--memory
 for the memory store; (e) needs SQLite). With --postgres URL, each workload
 runs on SQLite (or memory), then again on PostgreSQL, side by side: the
 bench makes a database for each workload on that server and drops it
-afterwards, so the URL's user needs CREATEDB. --only picks workloads and
+afterwards, so the URL's user needs CREATEDB. --replicas N (with
+--postgres) runs (a) and (b) on PostgreSQL again with 2, ... N replicas
+of one database (servers in this process, as dispatch serve --postgres
+runs them, the partitions spread evenly before the clock starts), the
+clients' Dispatch requests spread over them round-robin; the store column
+names the replica count. --only picks workloads and
 the other flags scale them down. On a shared or noisy machine, --rounds 3
 runs each workload three times and prints the median of each figure with
 its range.
@@ -66,6 +71,7 @@ are over HTTP. The header prints the load average at the end of the run.`,
 	f.BoolVar(&o.Memory, "memory", false, "use the memory store instead of SQLite")
 	f.StringVar(&o.Transport, "transport", "both", "how the local server reaches the endpoint: inproc (calls the functions in process), http (signed loopback HTTP), or both, alternating round by round")
 	f.StringVar(&o.Postgres, "postgres", "", "also run each workload on PostgreSQL, in databases made on the server of this URL (postgres://user:password@host:5432/postgres)")
+	f.IntVar(&o.Replicas, "replicas", 1, "with --postgres: also run (a) and (b) on 2, ... up to this many replicas of one database, in this process, the clients spreading their requests over them")
 	f.StringVar(&o.Dir, "dir", "", "where to make the temporary directory of the SQLite databases (default the system's)")
 	f.IntVar(&o.Steps, "steps", 20, "(a) steps of the sequential workflow")
 	f.IntVar(&o.Runs, "runs", 50, "(a) sequential workflows measured, one at a time")

@@ -162,7 +162,7 @@ func TestTestCommandStateDir(t *testing.T) {
 // TestTestCommandPostgres runs `dispatch test --postgres`, reads its calls
 // with `dispatch calls` and `dispatch call` from the database, and checks
 // that a restart keeps the key (kept in the database) and that a second
-// server on the database is refused while the first runs.
+// server on the database runs beside the first, as a replica.
 func TestTestCommandPostgres(t *testing.T) {
 	is := is.New(t)
 	url := pgtest.URL(t)
@@ -177,10 +177,17 @@ func TestTestCommandPostgres(t *testing.T) {
 	}
 	is.Equal(ep.finished(), 2)
 
-	_, errOut, code := run(t, "test", ep.srv.URL, "--port", "0", "--postgres", url)
-	is.Equal(code, 1)
-	is.True(strings.Contains(errOut, "uses the database")) // one server per database
-	is.True(strings.Contains(errOut, "--postgres"))
+	// A second server on the database is a replica: the same key, and a
+	// workflow dispatched at it is waited for at the first.
+	addr2, key2, _, stop2 := runTest(t, ep.srv.URL, "--port", "0", "--postgres", url)
+	is.Equal(key2, key)
+	more := dispatchWorkflows(t, addr2, "test", 2)
+	for _, id := range more {
+		o, err := fetchResult(t, addr, id)
+		is.NoErr(err)
+		is.Equal(o.Status, sdkv1.Status_STATUS_OK)
+	}
+	is.Equal(stop2(), 0)
 
 	// Read beside the running server, then after it stopped.
 	out, _, code := run(t, "calls", "--postgres", url)
@@ -196,9 +203,9 @@ func TestTestCommandPostgres(t *testing.T) {
 	is.Equal(len(c.Children), 1)
 	is.Equal(len(c.AttemptLog), 2) // poll, then exit
 
-	_, key2, _, stop2 := runTest(t, ep.srv.URL, "--port", "0", "--postgres", url)
-	is.Equal(key2, key) // the key is the database's
-	is.Equal(stop2(), 0)
+	_, key3, _, stop3 := runTest(t, ep.srv.URL, "--port", "0", "--postgres", url)
+	is.Equal(key3, key) // the key is the database's
+	is.Equal(stop3(), 0)
 }
 
 func TestUsageErrors(t *testing.T) {
@@ -218,6 +225,8 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown command", []string{"nope"}, 1, "unknown command"},
 		{"test with --postgres and --memory", []string{"test", "http://127.0.0.1:1", "--memory", "--postgres", "postgres://h/db"}, 2, "leave out --memory and --state"},
 		{"test with a bad --postgres", []string{"test", "http://127.0.0.1:1", "--port", "0", "--postgres", "postgres://u:secret@h:99999/db"}, 1, "Config.Postgres (--postgres of dispatch serve and dispatch test)"},
+		{"test with --lease-ttl and no --postgres", []string{"test", "http://127.0.0.1:1", "--memory", "--port", "0", "--lease-ttl", "3s"}, 2, "--lease-ttl is the lease time of the replicas of a PostgreSQL database: give --postgres too"},
+		{"test with a short --lease-ttl", []string{"test", "http://127.0.0.1:1", "--port", "0", "--postgres", "postgres://h/db", "--lease-ttl", "100ms"}, 1, "Config.LeaseTTL (--lease-ttl) is 100ms, at least 1s"},
 		{"calls with --postgres and --state", []string{"calls", "--postgres", "postgres://h/db", "--state", "/tmp"}, 2, "leave out --api-url and --state"},
 	}
 	for _, tt := range tests {

@@ -29,12 +29,13 @@ func serveCommand(stdout, stderr io.Writer) *cobra.Command {
 	var (
 		endpoints []string
 		listen    string
+		advertise string
 		logFormat string
 		verbose   bool
 		flags     serverFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "serve [--postgres URL | --state DIR] [--endpoint URL ...] [--listen ADDR]",
+		Use:   "serve [--postgres URL [--advertise URL] | --state DIR] [--endpoint URL ...] [--listen ADDR]",
 		Short: "Run the Dispatch server for production",
 		Long: `Run the Dispatch server for production, serving until SIGTERM or SIGINT, on
 which it stops accepting requests, lets those in progress finish (5 s at
@@ -60,9 +61,16 @@ own, allowed by --allow-endpoint (see dispatch test --help for patterns).
 Calls are kept in a SQLite database in the state directory (--state, by
 default $XDG_STATE_HOME/dispatch or ~/.local/state/dispatch), or in a
 PostgreSQL database (--postgres postgres://user@host:5432/db; the password
-may come from PGPASSWORD or ~/.pgpass). One serve per state directory or
-database for now: a second one is refused while the first runs (the
-partitioned mode with several replicas on one database is to come).
+may come from PGPASSWORD or ~/.pgpass). One serve per state directory: a
+second one is refused while the first runs. On PostgreSQL, any number of
+serves may share one database, as replicas: the calls are split into
+partitions, each run by one replica under a lease that the others take
+over within --lease-ttl (10s) of its death; any replica takes any
+request. A shorter --lease-ttl fails over sooner, at the cost of more
+renewals (five per lease time, one transaction per partition held). Each
+needs the same DISPATCH_API_KEY, --endpoint and --lease-ttl flags, and a
+URL at which the others reach it (--advertise, by default
+http://HOST:PORT of --listen).
 With SQLite, --sync full syncs the disk at every commit (survives a power
 loss); the default, normal, syncs at checkpoints (survives a crash of the
 process). With PostgreSQL its own synchronous_commit decides.
@@ -86,6 +94,12 @@ within --key-retention (24h).`,
 			if err != nil {
 				return err
 			}
+			if advertise != "" {
+				if flags.postgres == "" {
+					return usageError{fmt.Errorf("--advertise is the URL at which the other replicas of a PostgreSQL database reach this one: give --postgres too, or leave it out")}
+				}
+				cfg.Advertise = advertise
+			}
 			return server.Serve(cmd.Context(), cfg, func(s *server.Server) {
 				writeStartLine(stdout, s)
 			})
@@ -94,6 +108,7 @@ within --key-retention (24h).`,
 	f := cmd.Flags()
 	f.StringArrayVar(&endpoints, "endpoint", nil, "URL of a function service calls may be sent to (repeatable; calls naming no endpoint go to the first)")
 	f.StringVar(&listen, "listen", defaultServeAddr, "host:port to listen on (\":4450\" is every interface)")
+	f.StringVar(&advertise, "advertise", "", "with --postgres: the URL at which the other replicas reach this one (default http://HOST:PORT of --listen, HOST this machine's name when --listen has no host)")
 	f.StringVar(&logFormat, "log-format", "json", "log format on stderr: json (JSON lines) or console")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log every function run")
 	flags.register(f, false, "also allow calls to endpoints matching this pattern (repeatable; loopback for this machine's endpoints, '*' for any)")

@@ -55,6 +55,10 @@ func TestServeRefuses(t *testing.T) {
 			`Config.Addr "4450" is not host:port`},
 		{"bad signing key", goodKey, "nope", []string{"--state", dir}, 1,
 			`dispatch: DISPATCH_SIGNING_KEY is unreadable: `},
+		{"lease TTL without postgres", goodKey, "", []string{"--state", dir, "--lease-ttl", "3s"}, 2,
+			`dispatch: --lease-ttl is the lease time of the replicas of a PostgreSQL database: give --postgres too, or leave it out`},
+		{"lease TTL too short", goodKey, "", []string{"--postgres", "postgres://u@127.0.0.1:1/db", "--lease-ttl", "10ms"}, 1,
+			`Config.LeaseTTL (--lease-ttl) is 10ms, at least 1s`},
 		{"negative retention", goodKey, "", []string{"--state", dir, "--key-retention", "-1h"}, 2,
 			`--key-retention -1h0m0s is negative`},
 	} {
@@ -182,7 +186,7 @@ func startServe(t *testing.T, args ...string) (addr, key string, stop func() int
 
 // TestServePostgres runs `dispatch serve --postgres`: the signing key is
 // the database's (the same after a restart), a call runs, and a second
-// serve on the database is refused while the first runs.
+// serve on the database runs beside the first, as a replica.
 func TestServePostgres(t *testing.T) {
 	is := is.New(t)
 	url := pgtest.URL(t)
@@ -198,12 +202,23 @@ func TestServePostgres(t *testing.T) {
 	is.NoErr(err)
 	is.Equal(o.Status, sdkv1.Status_STATUS_OK)
 
-	_, errOut, code := run(t, "serve", "--listen", "127.0.0.1:0", "--postgres", url, "--endpoint", ep.srv.URL)
-	is.Equal(code, 1)
-	is.True(strings.Contains(errOut, "uses the database")) // one serve per database
+	// A second serve on the database is a replica, which waits for the
+	// first's calls and takes its partitions once it stops.
+	// (--advertise: the flag is taken; no request is forwarded here.)
+	addr2, key2, stop2 := startServe(t, "--postgres", url, "--endpoint", ep.srv.URL, "--advertise", "http://127.0.0.1:1/")
+	is.Equal(key2, key)
+	o, err = server.FetchResult(ctx, nil, "http://"+addr2, goodKey, ids[0], time.Second)
+	is.NoErr(err)
+	is.Equal(o.Status, sdkv1.Status_STATUS_OK)
+	is.Equal(stop2(), 0)
+
+	_, errOut, code := run(t, "serve", "--listen", "127.0.0.1:0", "--advertise", "http://127.0.0.1:1", "--endpoint", ep.srv.URL)
+	is.Equal(code, 2)
+	is.True(strings.Contains(errOut, "--advertise")) // only with --postgres
+	is.True(strings.Contains(errOut, "--postgres"))
 
 	is.Equal(stop(), 0)
-	_, key2, stop2 := startServe(t, "--postgres", url, "--endpoint", ep.srv.URL)
-	is.Equal(key2, key) // the key is the database's
-	is.Equal(stop2(), 0)
+	_, key3, stop3 := startServe(t, "--postgres", url, "--endpoint", ep.srv.URL)
+	is.Equal(key3, key) // the key is the database's
+	is.Equal(stop3(), 0)
 }

@@ -21,6 +21,7 @@ type serverFlags struct {
 	postgres string
 	allow    []string
 	keyKeep  time.Duration
+	leaseTTL time.Duration  // --lease-ttl, with --postgres only
 	syncMode string         // --sync
 	fs       *pflag.FlagSet // to tell a --sync given from its default
 }
@@ -34,6 +35,7 @@ func (f *serverFlags) register(fs *pflag.FlagSet, withMemory bool, allowHelp str
 	fs.StringVar(&f.postgres, "postgres", "", "keep calls and the signing key in this PostgreSQL database (postgres://user:password@host:5432/db) instead of the state directory")
 	fs.StringArrayVar(&f.allow, "allow-endpoint", nil, allowHelp)
 	fs.StringVar(&f.syncMode, "sync", "normal", "SQLite's durability: normal (sync at checkpoints; survives a crash of the process) or full (sync every commit; survives a power loss)")
+	fs.DurationVar(&f.leaseTTL, "lease-ttl", 0, "with --postgres: how long a replica's partitions wait for another replica after its death (the failover time; at least 1s, default 10s); leases are renewed five times per lease time")
 	f.fs = fs
 	fs.DurationVar(&f.keyKeep, "key-retention", 24*time.Hour, "how long an idempotency key (Idempotency-Key header of Dispatch) names its calls; after it, the key is forgotten")
 }
@@ -51,6 +53,9 @@ func (f *serverFlags) check() error {
 			return usageError{fmt.Errorf("--postgres keeps the calls in PostgreSQL: leave out --memory and --state")}
 		}
 		return usageError{fmt.Errorf("--postgres keeps the calls in PostgreSQL: leave out --state")}
+	}
+	if f.fs != nil && f.fs.Changed("lease-ttl") && f.postgres == "" {
+		return usageError{fmt.Errorf("--lease-ttl is the lease time of the replicas of a PostgreSQL database: give --postgres too, or leave it out")}
 	}
 	if _, err := f.fullSync(); err != nil {
 		return usageError{err}
@@ -71,6 +76,7 @@ func (f *serverFlags) apply(cfg *server.Config) error {
 	cfg.Postgres = f.postgres
 	cfg.AllowEndpoints = append(cfg.AllowEndpoints, f.allow...)
 	cfg.KeyRetention = f.keyKeep
+	cfg.LeaseTTL = f.leaseTTL
 	full, err := f.fullSync()
 	if err != nil {
 		return usageError{err}

@@ -37,8 +37,8 @@ key printed stays valid across restarts.
 --postgres URL keeps the calls and the signing key in a PostgreSQL database
 instead (postgres://user:password@host:5432/dbname; the password may come
 from PGPASSWORD or ~/.pgpass rather than the command line). The tables are
-made on first start. One server per database for now: a second one is
-refused while the first runs.
+made on first start. Several servers may share one database, as replicas
+that split its calls between them (see dispatch serve --help).
 
 Calls may name their own endpoint. The server sends requests only to
 <endpoint-url> (and URLs below its path) and to loopback endpoints

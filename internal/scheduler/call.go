@@ -171,7 +171,13 @@ type idGen struct{ last atomic.Uint64 }
 
 var idEncoding = base32.HexEncoding.WithPadding(base32.NoPadding)
 
-func (g *idGen) next(now time.Time) string {
+func (g *idGen) next(now time.Time) string { return g.nextIn(now, 0, 0) }
+
+// nextIn is next for an id of partition p of n (store.PartitionOf), when
+// n > 0: the random bytes are drawn again until the id falls in p, which
+// takes n draws on average (a few microseconds for 12 partitions), and the
+// counter is spent once, so ids still sort by creation time.
+func (g *idGen) nextIn(now time.Time, p, n int) string {
 	ts := uint64(now.UnixMilli()) << 16
 	var v uint64
 	for {
@@ -183,13 +189,18 @@ func (g *idGen) next(now time.Time) string {
 	}
 	var b [12]byte
 	binary.BigEndian.PutUint64(b[:8], v)
-	_, _ = rand.Read(b[8:])
-	var out [20]byte
-	idEncoding.Encode(out[:], b[:])
-	for i, ch := range out {
-		if ch >= 'A' && ch <= 'Z' {
-			out[i] = ch + ('a' - 'A')
+	for {
+		_, _ = rand.Read(b[8:])
+		var out [20]byte
+		idEncoding.Encode(out[:], b[:])
+		for i, ch := range out {
+			if ch >= 'A' && ch <= 'Z' {
+				out[i] = ch + ('a' - 'A')
+			}
+		}
+		id := string(out[:])
+		if n <= 0 || store.PartitionOf(id, n) == p {
+			return id
 		}
 	}
-	return string(out[:])
 }

@@ -221,4 +221,18 @@
 //   - DispatchKey (keys.go) records an idempotency key in the batch of
 //     the calls it names; the requests of one key are serialised by a
 //     lock of this process, from the lookup to the commit.
+//
+// # One partition of a shared store
+//
+// With [Config.Partitions] set, the engine owns one partition of a store
+// that other engines share (the server's replicas on PostgreSQL; the
+// store recovers and fences the partition, see pgstore): its root calls
+// get ids of [Config.Partition] (store.PartitionOf of the id), drawn
+// again until they fall in it, and children share their root's partition
+// through their root id. Nothing else changes: the engine runs the calls
+// of its partition as it would a whole store's. When the store refuses a
+// batch for good (another owner took the partition: store.ErrFenced,
+// which the committer does not retry), the engine is broken as after any
+// store failure ([Engine.Err]), and its owner closes it; the new owner
+// recovers the partition from what was durable.
 package scheduler

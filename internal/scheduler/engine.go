@@ -91,6 +91,16 @@ type Config struct {
 	// mode): Run requests to Local.URL call Local.Run directly, unsigned
 	// and never presigned; other endpoints use signed HTTP.
 	Local *LocalEndpoint
+	// Partitions and Partition, when Partitions > 0, make the engine the
+	// owner of partition Partition (1..Partitions) of a store shared with
+	// other engines (the server's replicas on PostgreSQL, each owning some
+	// partitions under a lease): every root call it makes gets an id whose
+	// store.PartitionOf(id, Partitions) is Partition, so that its calls,
+	// whose children share their root's partition through their root id,
+	// stay in the partition the store writes and recovers. The previous
+	// default endpoint (see DefaultEndpoint) is kept per partition then.
+	// Zero: the engine owns its whole store.
+	Partitions, Partition int
 	// Now is the clock; time.Now.
 	Now func() time.Time
 }
@@ -197,6 +207,10 @@ type Engine struct {
 func New(cfg Config) (*Engine, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("scheduler: Config.Store is required")
+	}
+	if cfg.Partitions < 0 || (cfg.Partitions > 0 && (cfg.Partition < 1 || cfg.Partition > cfg.Partitions)) ||
+		(cfg.Partitions == 0 && cfg.Partition != 0) {
+		return nil, fmt.Errorf("scheduler: Config.Partition %d of Config.Partitions %d: want a partition in 1..Partitions, or both zero for an engine that owns its store", cfg.Partition, cfg.Partitions)
 	}
 	cfg.setDefaults()
 	v, err := protovalidate.New()
@@ -430,7 +444,12 @@ func (e *Engine) dispatch(ctx context.Context, calls []*sdkv1.Call, key *store.K
 // is nil, else a child of parent, which never outlives it. It is added to
 // the live calls, in state stNew. Called with e.mu held.
 func (e *Engine) newCall(pc *sdkv1.Call, parent *call, now time.Time) *call {
-	id := e.ids.next(now)
+	var id string
+	if parent == nil {
+		id = e.ids.nextIn(now, e.cfg.Partition, e.cfg.Partitions)
+	} else {
+		id = e.ids.next(now) // its root's partition, through rootID
+	}
 	exp := e.cfg.DefaultExpiration
 	if d, ok := expiration(pc); ok {
 		exp = d
@@ -625,6 +644,15 @@ func (e *Engine) fail(err error) {
 	}
 	e.broken = err
 	e.wakeAll(&StoreError{Err: err})
+	switch {
+	case e.cfg.Partitions > 0 && errors.Is(err, store.ErrFenced):
+		// Expected in a failover: not the operator's to fix.
+		e.log.Warn().Err(err).Msg("the partition was taken by another replica: this engine stops, and its calls resume at the new owner")
+		return
+	case e.cfg.Partitions > 0:
+		e.log.Error().Err(err).Msg("the store cannot write: this partition's engine stops; its calls are kept and resume when a replica takes the partition again")
+		return
+	}
 	e.log.Error().Err(err).Msg("the store cannot write: no call is accepted or run until the server restarts; calls already accepted are kept and resume on restart")
 }
 

@@ -28,8 +28,11 @@ import (
 // Requests with the same key are serialised by a lock of that key, held
 // from the lookup in the store to the commit of the calls: of concurrent
 // requests, one starts the calls and the others, once it has committed,
-// find its key. The lock is this process's, which is enough while one
-// server owns a store. A request whose commit failed recorded nothing,
+// find its key. The lock is this engine's, which is enough while one
+// engine owns a store, and in the server's replica mode too, where the
+// requests of a key all go to the one engine that owns the key's
+// partition (store.PartitionOf of the key), on whichever replica they
+// arrive. A request whose commit failed recorded nothing,
 // key included: a retry starts the calls.
 //
 // A key is kept for Config.KeyRetention from the request that recorded

@@ -27,7 +27,13 @@ func (e *Engine) recover(ctx context.Context) (int, error) {
 	var recovered []*call
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	prev, err := e.cfg.Store.Meta(ctx, store.MetaDefaultEndpoint)
+	metaKey := e.defaultEndpointKey()
+	prev, err := e.cfg.Store.Meta(ctx, metaKey)
+	if err == nil && prev == "" && metaKey != store.MetaDefaultEndpoint {
+		// A partition's first start: its calls were last run by a
+		// single-owner server, whose default is the store's.
+		prev, err = e.cfg.Store.Meta(ctx, store.MetaDefaultEndpoint)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("scheduler: reading the previous default endpoint: %w", err)
 	}
@@ -110,7 +116,7 @@ func (e *Engine) recover(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("scheduler: recovering calls: %w", err)
 	}
 	if cur != "" && cur != prev {
-		b := &store.Batch{Calls: moved, Meta: map[string]string{store.MetaDefaultEndpoint: cur}}
+		b := &store.Batch{Calls: moved, Meta: map[string]string{metaKey: cur}}
 		if err := e.cfg.Store.Apply(ctx, b); err != nil {
 			return 0, fmt.Errorf("scheduler: moving calls from the previous default endpoint %s to %s: %w", prev, cur, err)
 		}
@@ -121,6 +127,18 @@ func (e *Engine) recover(ctx context.Context) (int, error) {
 	}
 	e.recovered = recovered
 	return len(recovered), nil
+}
+
+// defaultEndpointKey is the meta key of the previous default endpoint:
+// the store's, or the partition's when the engine owns one partition of a
+// shared store (Config.Partitions). One value for all partitions would be
+// wrong: the first partition recovered would move its calls and record the
+// new default, and the others would find nothing to move.
+func (e *Engine) defaultEndpointKey() string {
+	if e.cfg.Partitions == 0 {
+		return store.MetaDefaultEndpoint
+	}
+	return fmt.Sprintf("%s.p%d", store.MetaDefaultEndpoint, e.cfg.Partition)
 }
 
 // resume sets the recovered calls on their way. Called with e.mu held,

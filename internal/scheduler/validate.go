@@ -6,6 +6,7 @@ import (
 	"time"
 
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
+	"github.com/dispatchkit/dispatch/internal/endpointpolicy"
 	"github.com/dispatchkit/dispatch/internal/registry"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
@@ -170,12 +171,17 @@ func pollLimits(p *sdkv1.Poll) (minResults, maxResults int32) {
 // length of its function name and its endpoint against the endpoint
 // policy. The server checks every call of a DispatchRequest with it; the
 // engine checks the calls of polls and tail calls.
-func (e *Engine) CheckCall(c *sdkv1.Call) error {
+func (e *Engine) CheckCall(c *sdkv1.Call) error { return CheckCall(e.policy, c) }
+
+// CheckCall is [Engine.CheckCall] with the endpoint policy p (nil allows
+// every endpoint), for a server that has no engine at hand (a replica
+// that owns no partition yet).
+func CheckCall(p *endpointpolicy.Policy, c *sdkv1.Call) error {
 	if n := len(c.GetFunction()); n > MaxFunctionName {
 		return fmt.Errorf("function name is %d bytes, at most %d", n, MaxFunctionName)
 	}
-	if e.policy != nil {
-		return e.policy.Check(c.GetEndpoint())
+	if p != nil {
+		return p.Check(c.GetEndpoint())
 	}
 	return nil
 }
