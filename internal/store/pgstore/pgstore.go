@@ -183,6 +183,9 @@ type Store struct {
 	// (which it does not close).
 	lock *ownerLock
 	sc   scope
+	// w is the cluster's writer, for a partition's store: its Apply hands
+	// its batches to w.
+	w *writer
 	// hook, set by tests only, makes Apply run its batch in an explicit
 	// transaction and call hook before the commit, the fence's row lock
 	// held.
@@ -190,8 +193,8 @@ type Store struct {
 
 	mu     sync.Mutex // one Apply at a time; guards buf, closed and fenced
 	closed bool
-	fenced error // the *FencedError of a fenced Apply: sticky
-	buf    applyBuf
+	fenced error    // the *FencedError of a fenced Apply: sticky
+	buf    applyBuf // a single owner's; a partition's store uses w's
 }
 
 // storeKind is what a [Store] was opened as.
@@ -354,7 +357,9 @@ func (s *Store) Epoch() int64 {
 }
 
 // Apply implements [store.Store]: all batches in one transaction, in one
-// round trip (see the package documentation).
+// round trip (see the package documentation); for a partition's store,
+// the transaction of the cluster's writer, shared with the Applies of
+// other partitions waiting at the same time.
 func (s *Store) Apply(ctx context.Context, batches ...*store.Batch) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -371,6 +376,17 @@ func (s *Store) Apply(ctx context.Context, batches ...*store.Batch) error {
 		return s.fenced
 	}
 	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.w != nil {
+		if !slices.ContainsFunc(batches, func(b *store.Batch) bool { return !b.Empty() }) {
+			return nil // nothing to write: no fence either, as below
+		}
+		err := s.w.apply(ctx, s, batches) // which checks the lock
+		var fe *FencedError
+		if errors.As(err, &fe) {
+			s.fenced = err
+		}
 		return err
 	}
 	if err := s.lock.err(); err != nil {
