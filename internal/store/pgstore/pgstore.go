@@ -43,9 +43,10 @@
 // next Applies queue, so the load makes the groups (no timer): a replica
 // leasing 12 partitions runs one transaction, one round trip and one WAL
 // flush where its 12 engines would have run 12 smaller ones (on a loaded
-// 2-core machine, 3-step workflows/s of bench (b) on one replica went
-// from 170-210 to 290-340, and the CPU per workflow from 3.5 to 2.9-3.1
-// ms). Each Apply keeps its meaning: all or nothing (a failed
+// 2-core machine, load 5 to 7, medians of 3 rounds, three runs of each
+// build alternating: 3-step workflows/s of bench (b) on one replica went
+// from 170-210 to 230-340, and the CPU per workflow from 3.5-3.6 to
+// 2.9-3.1 ms). Each Apply keeps its meaning: all or nothing (a failed
 // transaction fails all its Applies, which their committers retry), in
 // order per partition (an engine's committer applies one at a time), its
 // ctx honoured while it waits in the queue (once sent, it waits for the
