@@ -142,17 +142,23 @@
 // PostgreSQL's processes taking CPU on the same cores. Those figures are
 // of the single-owner store, before replicas.
 //
-// A replica writes each of its partitions with a writer of its own (one
-// engine per partition, see Several replicas), so one replica alone runs
-// 12 writers, each grouping fewer steps per transaction. Measured on the
-// same machine, loaded (load average 5 to 10; medians of 3 rounds,
-// alternating builds, two runs each): the await step's p50 is about the
-// same (1.9 ms against 1.7-1.8 ms before: the fence costs a little), but
-// 32 clients run 130-260 workflows/s against 300-440 for the single
-// owner, with 20-30% more CPU per workflow; a database of one partition
-// runs 380-530 workflows/s. Grouping the batches of a replica's
-// partitions into one transaction, one fence per partition, is the way to
-// win that back.
+// A replica runs one engine per partition (see Several replicas), each
+// with its own committer, but all its partitions' stores share one
+// writer (internal/store/pgstore): the Applies waiting, from any
+// partitions, go in one transaction, one fence per partition: a lone
+// replica of 12 partitions runs one transaction where it ran up to 12.
+// With a writer per partition, measured on the same machine, loaded
+// (load average 5 to 10; medians of 3 rounds, alternating builds, two
+// runs each), the await step's p50 was about the same (1.9 ms against
+// 1.7-1.8 ms before: the fence costs a little), but 32 clients ran
+// 130-260 workflows/s against 300-440 for the single owner, with 20-30%
+// more CPU per workflow, and a database of one partition 380-530. With
+// the one writer, against a writer per partition on the same machine
+// (load average 5 to 7; medians of 3 rounds, three runs of each build,
+// alternating): 230-340 workflows/s against 170-210 on one replica, and
+// 2.9-3.1 ms of CPU per workflow against 3.5-3.6 ms. Issue 9's goal,
+// 1,000 workflows/s on one replica, is not met on this machine: at about
+// 3 ms of CPU per workflow, its two shared cores would not reach 700.
 //
 // # Several replicas
 //

@@ -51,11 +51,11 @@ const (
 	sqlSetMetaOne = `INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`
 
 	sqlUpsertCalls = `INSERT INTO calls (` + callColumns + `, part)
-	SELECT *, $28::integer FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
+	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
 		$7::text[], $8::text[], $9::text[], $10::text[], $11::bytea[], $12::bigint[], $13::bigint[],
 		$14::bigint[], $15::integer[], $16::integer[], $17::integer[], $18::text[], $19::bytea[],
 		$20::integer[], $21::integer[], $22::bigint[], $23::bytea[], $24::integer[], $25::bytea[],
-		$26::bytea[], $27::bytea[]) ` + callsUpdate
+		$26::bytea[], $27::bytea[], $28::integer[]) ` + callsUpdate
 	sqlClearInboxes = `DELETE FROM results WHERE parent_id = ANY($1::text[])`
 	sqlDelResults   = `DELETE FROM results r USING unnest($1::text[], $2::text[]) AS d (parent_id, child_id)
 	WHERE r.parent_id = d.parent_id AND r.child_id = d.child_id`
@@ -89,11 +89,13 @@ type scope struct {
 	fenced bool
 }
 
-// applyBuf computes the net effect of the batches of one Apply and builds
-// its statements. It is reused from one Apply to the next (under the
-// store's lock) to spare allocations.
+// applyBuf computes the net effect of the batches of one transaction
+// (one Apply of a single owner; the Applies of several partitions that a
+// cluster's writer groups) and builds its statements. It is reused from
+// one transaction to the next (under the store's lock, or by the writer's
+// goroutine) to spare allocations.
 type applyBuf struct {
-	calls    map[string]*store.Call
+	calls    map[string]partCall
 	results  map[store.ResultKey]resultOp
 	byParent map[string][]store.ResultKey // the keys of results, by parent
 	cleared  map[string]bool
@@ -101,6 +103,13 @@ type applyBuf struct {
 	meta     map[string]string
 	keys     map[string]keyOp
 	prune    int64 // the latest PruneKeys, unix ns; 0 if none
+}
+
+// partCall is a call and the partition of the store that wrote it: the
+// Applies of several partitions share one transaction.
+type partCall struct {
+	c    *store.Call
+	part int32
 }
 
 type keyOp struct {
@@ -120,7 +129,7 @@ type attemptKey struct {
 
 func (a *applyBuf) reset() {
 	if a.calls == nil {
-		a.calls = map[string]*store.Call{}
+		a.calls = map[string]partCall{}
 		a.results = map[store.ResultKey]resultOp{}
 		a.byParent = map[string][]store.ResultKey{}
 		a.cleared = map[string]bool{}
@@ -138,18 +147,34 @@ func (a *applyBuf) reset() {
 	a.prune = 0
 }
 
-// build returns the batch of statements that applies batches: their net
-// effect, as the SQLite store's statements in order would leave it.
-// Within a batch, as there: calls, cleared inboxes, removed results,
-// added results, attempts, meta, pruned keys, keys. Keys are written
-// after one DELETE of those expired at the latest PruneKeys; a key
-// upserted by a batch and expired by a later batch's PruneKeys is
-// deleted by name, so that a row stored before it does not come back.
-// A fenced scope's batch starts with the fence (sqlFence), so that the
-// check and the writes are one transaction at no extra round trip; a
-// batch that writes nothing has no statement at all.
+// build returns the batch of statements that applies batches, written by
+// a store of scope sc. A fenced scope's batch starts with the fence
+// (sqlFence), so that the check and the writes are one transaction at no
+// extra round trip; a batch that writes nothing has no statement at all.
 func (a *applyBuf) build(batches []*store.Batch, sc scope) *pgx.Batch {
 	a.reset()
+	a.add(batches, sc.part)
+	out := &pgx.Batch{}
+	if sc.fenced {
+		out.Queue(sqlFence, int32(sc.part), sc.epoch)
+	}
+	n := out.Len()
+	a.queue(out)
+	if out.Len() == n {
+		return &pgx.Batch{} // the fence alone: nothing to write
+	}
+	return out
+}
+
+// add adds batches, written by the store of partition part, to the net
+// effect, after those added since the last reset: as the SQLite store's
+// statements in order would leave it. Within a batch, as there: calls,
+// cleared inboxes, removed results, added results, attempts, meta, pruned
+// keys, keys. Keys are written after one DELETE of those expired at the
+// latest PruneKeys; a key upserted by a batch and expired by a later
+// batch's PruneKeys is deleted by name, so that a row stored before it
+// does not come back.
+func (a *applyBuf) add(batches []*store.Batch, part int) {
 	setResult := func(k store.ResultKey, op resultOp) {
 		if _, ok := a.results[k]; !ok {
 			a.byParent[k.ParentID] = append(a.byParent[k.ParentID], k)
@@ -158,7 +183,7 @@ func (a *applyBuf) build(batches []*store.Batch, sc scope) *pgx.Batch {
 	}
 	for _, b := range batches {
 		for _, c := range b.Calls {
-			a.calls[c.ID] = c
+			a.calls[c.ID] = partCall{c, int32(part)}
 		}
 		for _, p := range b.ClearInbox {
 			// The whole inbox goes, in the database (the DELETE, which
@@ -193,12 +218,11 @@ func (a *applyBuf) build(batches []*store.Batch, sc scope) *pgx.Batch {
 			a.keys[k.Key] = keyOp{present: true, k: k}
 		}
 	}
+}
 
-	out := &pgx.Batch{}
-	if sc.fenced {
-		out.Queue(sqlFence, int32(sc.part), sc.epoch)
-	}
-	part := int32(sc.part)
+// queue queues the statements of the net effect added since the last
+// reset on out.
+func (a *applyBuf) queue(out *pgx.Batch) {
 	if len(a.calls) > 0 {
 		ids := make([]string, 0, len(a.calls))
 		for id := range a.calls {
@@ -207,10 +231,11 @@ func (a *applyBuf) build(batches []*store.Batch, sc scope) *pgx.Batch {
 		slices.Sort(ids) // one lock order for all writers
 		if len(ids) < arrayRows {
 			for _, id := range ids {
-				out.Queue(sqlUpsertCall, append(callRow(a.calls[id]), part)...)
+				pc := a.calls[id]
+				out.Queue(sqlUpsertCall, append(callRow(pc.c), pc.part)...)
 			}
 		} else {
-			out.Queue(sqlUpsertCalls, append(callArrays(a.calls, ids), part)...)
+			out.Queue(sqlUpsertCalls, callArrays(a.calls, ids)...)
 		}
 	}
 	if len(a.cleared) > 0 {
@@ -300,10 +325,6 @@ func (a *applyBuf) build(batches []*store.Batch, sc scope) *pgx.Batch {
 		}
 	}
 	a.buildKeys(out)
-	if sc.fenced && out.Len() == 1 {
-		return &pgx.Batch{} // the fence alone: nothing to write
-	}
-	return out
 }
 
 // buildKeys queues the statements of the idempotency keys.
@@ -360,17 +381,19 @@ func callRow(c *store.Call) []any {
 }
 
 // callArrays returns the arguments of sqlUpsertCalls: one array per
-// column, the calls in the order of ids.
-func callArrays(calls map[string]*store.Call, ids []string) []any {
+// column, the calls in the order of ids, and last their partitions.
+func callArrays(calls map[string]partCall, ids []string) []any {
 	n := len(ids)
 	var (
 		id, parent, root, endpoint, function, version, inputType, stateType = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		parentGen, gen, corr, created, expires, updated, deadline           = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 		state, attempts, restarts, minR, maxR, status                       = make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n)
 		input, coState, pollErr, output, errs, recent                       = make([][]byte, n), make([][]byte, n), make([][]byte, n), make([][]byte, n), make([][]byte, n), make([][]byte, n)
+		parts                                                               = make([]int32, n)
 	)
 	for i, k := range ids {
-		c := calls[k]
+		c := calls[k].c
+		parts[i] = calls[k].part
 		id[i], parent[i], root[i] = c.ID, c.ParentID, c.RootID
 		parentGen[i], gen[i], corr[i] = int64(c.ParentGen), int64(c.Gen), int64(c.CorrelationID)
 		endpoint[i], function[i], version[i], inputType[i], input[i] = c.Endpoint, c.Function, c.Version, c.InputType, c.Input
@@ -381,7 +404,7 @@ func callArrays(calls map[string]*store.Call, ids []string) []any {
 	}
 	return []any{id, parent, root, parentGen, gen, corr, endpoint, function, version, inputType, input,
 		created, expires, updated, state, attempts, restarts, stateType, coState, minR, maxR, deadline,
-		pollErr, status, output, errs, recent}
+		pollErr, status, output, errs, recent, parts}
 }
 
 // nonNil is b, or an empty slice for nil: results.data is NOT NULL.

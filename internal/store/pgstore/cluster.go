@@ -89,6 +89,7 @@ type Cluster struct {
 	replica string
 	n       int
 	reader  *Store
+	w       *writer // the one writer of all its partitions' stores
 	closed  atomic.Bool
 }
 
@@ -139,6 +140,7 @@ func OpenCluster(ctx context.Context, dsn string, opts ClusterOptions) (*Cluster
 	}
 	c.pool, c.lock = pool, lock
 	c.reader = &Store{pool: pool, where: where, kind: kindClusterReader}
+	c.w = newWriter(pool, where, lock)
 	lock.watch()
 	return c, nil
 }
@@ -410,21 +412,25 @@ func (c *Cluster) Replicas(ctx context.Context) ([]ReplicaInfo, error) {
 }
 
 // Store returns the store of the partition of lease l, on the cluster's
-// pool. Its Apply checks the lease's epoch first, in the same
-// transaction (dispatch_fence: see schemaV3), and fails with a
-// [*FencedError] for good once the epoch moved; it writes l.Partition as
-// the partition of the calls it makes (the caller routes calls by
-// [store.PartitionOf] of their root id). Recover yields that partition's
-// live calls only. Reads (GetCall, ListCalls, Children, Attempts, Meta,
-// Key) are global, as those of a single owner. Its Close does not close
-// the cluster's pool.
+// pool. Its Apply hands its batches to the cluster's one writer, which
+// writes the Applies of all the partitions waiting in one transaction
+// (see the package documentation); each checks the lease's epoch first,
+// in that transaction (dispatch_fence: see schemaV3), and fails with a
+// [*FencedError] for good once the epoch moved, without failing the
+// Applies of other partitions. It writes l.Partition as the partition of
+// the calls it makes (the caller routes calls by [store.PartitionOf] of
+// their root id). Recover yields that partition's live calls only. Reads
+// (GetCall, ListCalls, Children, Attempts, Meta, Key) are global, as
+// those of a single owner. Its Close does not close the cluster's pool.
 //
 // Use one store, written by one [store.Committer], per lease: its Apply
-// calls run one at a time, so the fence's row lock has one holder at a
-// time. Several stores writing at once would share the row's lock, which
-// PostgreSQL records as a MultiXact (more I/O, and more for vacuum).
+// calls run one at a time, in order. With the one writer, the fence's
+// row lock has one holder at a time; several clusters (or single-owner
+// stores) writing one partition at once would share the row's lock,
+// which PostgreSQL records as a MultiXact (more I/O, and more for
+// vacuum).
 func (c *Cluster) Store(l Lease) store.Store {
-	return &Store{pool: c.pool, where: c.where, kind: kindPartition, lock: c.lock,
+	return &Store{pool: c.pool, where: c.where, kind: kindPartition, lock: c.lock, w: c.w,
 		sc: scope{part: l.Partition, epoch: l.Epoch, fenced: true}}
 }
 
@@ -443,12 +449,15 @@ func (c *Cluster) SigningKey(ctx context.Context, generate func() (string, error
 }
 
 // Close closes the pool, so the stores of its partitions, and releases
-// the lock. It does not release the leases (they expire) nor delete the
-// heartbeat: Release and Leave first hand them over at once.
+// the lock. The Applies waiting for the writer fail with store.ErrClosed;
+// the transaction in flight, if any, ends first. It does not release the
+// leases (they expire) nor delete the heartbeat: Release and Leave first
+// hand them over at once.
 func (c *Cluster) Close() error {
 	if c.closed.Swap(true) {
 		return nil
 	}
+	c.w.close()
 	c.pool.Close()
 	return c.lock.close()
 }

@@ -20,3 +20,14 @@ const SchemaV2 = schemaV2
 // CheckLock checks the lock's connection now, as the cluster does every
 // lockCheckEvery.
 func (c *Cluster) CheckLock() { c.lock.check() }
+
+// SetCommitHook makes the writer of c call fn after each commit with the
+// partitions of its Applies. Set it before any Apply.
+func SetCommitHook(c *Cluster, fn func(parts []int)) { c.w.onCommit = fn }
+
+// QueuedApplies is the number of Applies waiting for the writer of c.
+func QueuedApplies(c *Cluster) int {
+	c.w.mu.Lock()
+	defer c.w.mu.Unlock()
+	return len(c.w.queue)
+}

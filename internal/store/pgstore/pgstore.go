@@ -33,6 +33,29 @@
 // commit is flushed to the write-ahead log. An Apply that takes more than
 // 30 seconds fails (and is retried by the committer).
 //
+// The stores of a cluster's partitions ([Cluster.Store]) share one
+// writer, the cluster's (writer.go): a partition's Apply hands its
+// batches to it and waits, and its one goroutine writes every Apply
+// waiting, from any partitions (at most 64, or 1,024 batches), in one
+// such transaction: the fence of each partition involved first, in
+// ascending order (see Fencing), then the net rows of all their batches,
+// each call with its own partition. While a transaction is in flight the
+// next Applies queue, so the load makes the groups (no timer): a replica
+// leasing 12 partitions runs one transaction, one round trip and one WAL
+// flush where its 12 engines would have run 12 smaller ones (on a loaded
+// 2-core machine, load 5 to 7, medians of 3 rounds, three runs of each
+// build alternating: 3-step workflows/s of bench (b) on one replica went
+// from 170-210 to 230-340, and the CPU per workflow from 3.5-3.6 to
+// 2.9-3.1 ms). Each Apply keeps its meaning: all or nothing (a failed
+// transaction fails all its Applies, which their committers retry), in
+// order per partition (an engine's committer applies one at a time), its
+// ctx honoured while it waits in the queue (once sent, it waits for the
+// outcome: the transaction may commit). A fence that fails names its
+// partition by its statement's index: that partition's Applies fail with
+// a [*FencedError], and the rest are sent again at once without them.
+// [Cluster.Close] fails the Applies waiting with store.ErrClosed, after
+// the transaction in flight.
+//
 // Reads that need one snapshot across statements (Recover, which reads
 // the inboxes and then the live calls) run in a READ ONLY REPEATABLE READ
 // transaction, which never fails on a conflict; [Store.Attempts] is one
@@ -57,8 +80,8 @@
 // default: one writer at a time, the rest for recovery and inspection)
 // plus one for its lock. A replica of a cluster holds as many
 // ([ClusterOptions.MaxConns]), shared by the stores of all its
-// partitions: one writer per partition it holds. It does not use
-// LISTEN/NOTIFY.
+// partitions: one writer for all the partitions it holds, the rest for
+// recovery, leases and reads. It does not use LISTEN/NOTIFY.
 //
 // # One owner
 //
@@ -109,8 +132,9 @@
 // # Fencing
 //
 // The store of a partition ([Cluster.Store]), and a single owner's for
-// row 0, write with one more statement at the head of each Apply's batch,
-// in the same transaction and round trip: dispatch_fence(partition, epoch), a
+// row 0, write with one more statement at the head of each Apply's batch
+// (of the writer's transaction, one per partition it carries), in the
+// same transaction and round trip: dispatch_fence(partition, epoch), a
 // plpgsql function that locks the partition's row FOR SHARE if its epoch
 // is still the lease's and raises SQLSTATE DP001 if not, which Apply
 // returns as a [*FencedError] (errors.Is(err, store.ErrFenced)), for good;
@@ -183,6 +207,9 @@ type Store struct {
 	// (which it does not close).
 	lock *ownerLock
 	sc   scope
+	// w is the cluster's writer, for a partition's store: its Apply hands
+	// its batches to w.
+	w *writer
 	// hook, set by tests only, makes Apply run its batch in an explicit
 	// transaction and call hook before the commit, the fence's row lock
 	// held.
@@ -190,8 +217,8 @@ type Store struct {
 
 	mu     sync.Mutex // one Apply at a time; guards buf, closed and fenced
 	closed bool
-	fenced error // the *FencedError of a fenced Apply: sticky
-	buf    applyBuf
+	fenced error    // the *FencedError of a fenced Apply: sticky
+	buf    applyBuf // a single owner's; a partition's store uses w's
 }
 
 // storeKind is what a [Store] was opened as.
@@ -354,7 +381,9 @@ func (s *Store) Epoch() int64 {
 }
 
 // Apply implements [store.Store]: all batches in one transaction, in one
-// round trip (see the package documentation).
+// round trip (see the package documentation); for a partition's store,
+// the transaction of the cluster's writer, shared with the Applies of
+// other partitions waiting at the same time.
 func (s *Store) Apply(ctx context.Context, batches ...*store.Batch) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -371,6 +400,17 @@ func (s *Store) Apply(ctx context.Context, batches ...*store.Batch) error {
 		return s.fenced
 	}
 	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.w != nil {
+		if !slices.ContainsFunc(batches, func(b *store.Batch) bool { return !b.Empty() }) {
+			return nil // nothing to write: no fence either, as below
+		}
+		err := s.w.apply(ctx, s, batches) // which checks the lock
+		var fe *FencedError
+		if errors.As(err, &fe) {
+			s.fenced = err
+		}
 		return err
 	}
 	if err := s.lock.err(); err != nil {
