@@ -237,6 +237,13 @@
 //     by the next owner. A replica that loses the database stops running
 //     its partitions once their leases expire, and takes its share again
 //     once it is back.
+//   - Endpoint limits. Each partition's engine adapts its own
+//     concurrency limit for each endpoint (Config.InitialConcurrency up
+//     to Config.MaxConcurrency), so a replica holding k partitions may
+//     send an endpoint up to k times those limits, and the cluster up to
+//     N times (N the partitions): an endpoint that throttles (429, 503,
+//     THROTTLED) brings each partition's limit down on its own. Sharing
+//     one limit among the partitions is to come.
 //   - Connections: at most 9 per replica, whatever its partitions.
 //   - Config.Advertise is the URL the others reach a replica at (the
 //     listener's address by default, with the machine's name for an
