@@ -177,11 +177,11 @@ type Engine struct {
 	endpoints map[string]*endpoint
 	timers    timerHeap
 	timerWake chan struct{}
-	timerDue  int64       // when the timer goroutine plans to wake (timer.go)
-	work      chan func() // Run requests handed to idle workers (workers.go)
-	seq       int64       // inbox arrival order
-	running   int         // Run requests in flight, all endpoints
-	presigns  int64       // Run requests signed ahead (presign.go)
+	timerDue  int64      // when the timer goroutine plans to wake (timer.go)
+	workers   workerPool // the goroutines of Run requests (workers.go)
+	seq       int64      // inbox arrival order
+	running   int        // Run requests in flight, all endpoints
+	presigns  int64      // Run requests signed ahead (presign.go)
 	// holds counts the batches held for a parent's answer, holdsAlone
 	// those committed on their own (hold.go).
 	holds, holdsAlone int64
@@ -247,11 +247,11 @@ func New(cfg Config) (*Engine, error) {
 		calls:          make(map[string]*call),
 		endpoints:      make(map[string]*endpoint),
 		timerWake:      make(chan struct{}, 1),
-		work:           make(chan func()),
 		finishing:      make(map[string]struct{}),
 		waiters:        make(map[string]*waiter),
 		knownEndpoints: make(map[string]struct{}),
 	}
+	e.workers = newWorkerPool(ctx.Done(), &e.wg)
 	e.signer = &signingTransport{base: tr, sign: cfg.Sign}
 	e.client = &http.Client{
 		Transport: e.signer,
@@ -513,7 +513,7 @@ func (e *Engine) endpoint(url string) *endpoint {
 			roots: make(map[string]*rootQueue),
 		}
 		if ep.local {
-			ep.client = &inprocClient{run: e.cfg.Local.Run, pool: runPool{work: make(chan func()), quit: e.ctx.Done()}}
+			ep.client = &inprocClient{run: e.cfg.Local.Run, pool: newWorkerPool(e.ctx.Done(), nil)}
 		}
 		e.endpoints[url] = ep
 	}

@@ -3,7 +3,6 @@ package scheduler
 import (
 	"context"
 	"net/http"
-	"time"
 
 	"buf.build/gen/go/stealthrocket/dispatch-proto/connectrpc/go/dispatch/sdk/v1/sdkv1connect"
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
@@ -32,50 +31,13 @@ type LocalEndpoint struct {
 // Run calls the function on another goroutine than the engine's worker,
 // which waits for it or for the attempt's deadline: a function that
 // ignores its context must not keep the attempt from timing out, as over
-// HTTP. That goroutine is one of pool's, reused from one run to the next,
-// not a new one per run: a run goes deep (the flow engine, CBOR decoding
-// of the coroutine state), and a new goroutine's stack grew, copied at
-// each doubling, all the way there every time (5% of the CPU of `dispatch
-// bench` (b) in process, on top of making the goroutine).
+// HTTP. That goroutine is one of pool's, reused from one run to the next
+// (workers.go); pool has no wait group: the engine does not wait for a
+// stuck function at Close.
 type inprocClient struct {
 	sdkv1connect.FunctionServiceClient // nil: only Run is called
 	run                                func(context.Context, *sdkv1.RunRequest) (*sdkv1.RunResponse, error)
-	pool                               runPool
-}
-
-// runPool runs functions on reused goroutines, made when none is idle
-// (so that a run never waits for another: their number follows the runs
-// in flight, which the endpoint's limit bounds). A goroutine leaves after
-// workerIdle without work, or once quit is closed (the engine closes)
-// and its run is over. The engine does not wait for them: a stuck
-// function must not hold up Close, as a stuck HTTP handler does not.
-type runPool struct {
-	work chan func()
-	quit <-chan struct{}
-}
-
-func (p *runPool) spawn(fn func()) {
-	select {
-	case p.work <- fn:
-	default:
-		go p.loop(fn)
-	}
-}
-
-func (p *runPool) loop(fn func()) {
-	idle := time.NewTimer(workerIdle)
-	defer idle.Stop()
-	for {
-		fn()
-		idle.Reset(workerIdle)
-		select {
-		case fn = <-p.work:
-		case <-idle.C:
-			return
-		case <-p.quit:
-			return
-		}
-	}
+	pool                               workerPool
 }
 
 type inprocResult struct {

@@ -47,7 +47,7 @@ func TestInprocClient(t *testing.T) {
 			is := is.New(t)
 			quit := make(chan struct{})
 			defer close(quit)
-			c := &inprocClient{run: tt.run, pool: runPool{work: make(chan func()), quit: quit}}
+			c := &inprocClient{run: tt.run, pool: newWorkerPool(quit, nil)}
 			slot := &httpStatus{}
 			start := time.Now()
 			deadline := start.Add(50 * time.Millisecond)
