@@ -270,6 +270,7 @@
 //	internal/callresult      the client of the local server's result route, for Wait without linking the server
 //	internal/localapi        the rest of the local server's own API the SDK uses: idempotency keys, the cancel route
 //	internal/localmode       the bridge to local mode: what package local registers, what this package asks of it
+//	internal/localserver     the server of local mode as package local starts it, shared with the SDK's tests
 //	internal/slogbridge      zerolog events as log/slog records, for WithLogger and server.Config.Slog
 //
 // The server's and the command's:

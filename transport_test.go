@@ -12,16 +12,13 @@ import (
 	"testing"
 	"time"
 
-	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
-	"connectrpc.com/connect"
 	"github.com/matryer/is"
 	"github.com/rs/zerolog"
 
 	"github.com/dispatchkit/dispatch/flow"
-	"github.com/dispatchkit/dispatch/internal/callresult"
 	"github.com/dispatchkit/dispatch/internal/inspect"
-	"github.com/dispatchkit/dispatch/internal/localapi"
 	"github.com/dispatchkit/dispatch/internal/localmode"
+	"github.com/dispatchkit/dispatch/internal/localserver"
 	"github.com/dispatchkit/dispatch/server"
 )
 
@@ -108,51 +105,14 @@ func tpRelease(key string) chan struct{} {
 // short enough for tpStuck.
 const tpAttemptTimeout = time.Second
 
-// tpEmbedded is the embedded server of TestLocalTransports, as package
-// local wraps it (local.go), which an internal test cannot import.
-type tpEmbedded struct{ *server.Server }
-
-func (e tpEmbedded) Result(ctx context.Context, id string) (*callresult.Outcome, error) {
-	o, err := e.Server.Result(ctx, id)
-	return (*callresult.Outcome)(o), err
-}
-
-func (e tpEmbedded) Cancel(ctx context.Context, id, reason string) (*localapi.CancelResult, error) {
-	r, err := e.Server.Cancel(ctx, id, reason)
-	if err != nil {
-		return nil, err
-	}
-	return (*localapi.CancelResult)(&r), nil
-}
-
-func (e tpEmbedded) Dispatch(ctx context.Context, req *connect.Request[sdkv1.DispatchRequest]) (*connect.Response[sdkv1.DispatchResponse], error) {
-	return e.Server.DispatchInProcess(ctx, req)
-}
-
-// tpStarter starts local mode's server as package local does (the
-// program's endpoint, loopback allowed, the Run that local mode hands it),
-// with an attempt timeout and back-offs short enough for a test.
+// tpStarter starts local mode's server as package local does, with an
+// attempt timeout and back-offs short enough for a test.
 func tpStarter(ctx context.Context, c localmode.Config) (localmode.Server, error) {
-	srv, err := server.New(server.Config{
-		Endpoint:       c.Endpoint,
-		AllowEndpoints: []string{"loopback"},
-		StateDir:       c.StateDir,
-		Memory:         c.Memory,
-		FullSync:       c.FullSync,
-		Logger:         c.Logger,
-		EndpointRun:    c.Run,
-		AttemptTimeout: tpAttemptTimeout,
-		MinBackoff:     time.Millisecond,
-		MaxBackoff:     10 * time.Millisecond,
+	return localserver.Start(ctx, c, func(cfg *server.Config) {
+		cfg.AttemptTimeout = tpAttemptTimeout
+		cfg.MinBackoff = time.Millisecond
+		cfg.MaxBackoff = 10 * time.Millisecond
 	})
-	if err != nil {
-		return nil, err
-	}
-	if err := srv.Start(ctx); err != nil {
-		srv.Close()
-		return nil, err
-	}
-	return tpEmbedded{srv}, nil
 }
 
 // tpRun is what one run of a case came to: its result or error, and the

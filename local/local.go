@@ -25,60 +25,16 @@ package local
 import (
 	"context"
 
-	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
-	"connectrpc.com/connect"
-
 	"github.com/dispatchkit/dispatch"
-	"github.com/dispatchkit/dispatch/internal/callresult"
-	"github.com/dispatchkit/dispatch/internal/localapi"
 	"github.com/dispatchkit/dispatch/internal/localmode"
+	"github.com/dispatchkit/dispatch/internal/localserver"
 	"github.com/dispatchkit/dispatch/server"
 )
 
-func init() { localmode.Register(start) }
-
-// embedded is the server as local mode's bridge sees it: its Result
-// answers the bridge's Outcome, and its Cancel the bridge's CancelResult,
-// types of the same fields.
-type embedded struct{ *server.Server }
-
-func (e embedded) Result(ctx context.Context, id string) (*callresult.Outcome, error) {
-	o, err := e.Server.Result(ctx, id)
-	return (*callresult.Outcome)(o), err
-}
-
-func (e embedded) Cancel(ctx context.Context, id, reason string) (*localapi.CancelResult, error) {
-	r, err := e.Server.Cancel(ctx, id, reason)
-	if err != nil {
-		return nil, err
-	}
-	return (*localapi.CancelResult)(&r), nil
-}
-
-func (e embedded) Dispatch(ctx context.Context, req *connect.Request[sdkv1.DispatchRequest]) (*connect.Response[sdkv1.DispatchResponse], error) {
-	return e.Server.DispatchInProcess(ctx, req)
-}
-
-// start makes and starts the embedded server: the program's endpoint is
-// its default, and loopback endpoints are allowed besides it.
-func start(ctx context.Context, c localmode.Config) (localmode.Server, error) {
-	srv, err := server.New(server.Config{
-		Endpoint:       c.Endpoint,
-		AllowEndpoints: []string{"loopback"},
-		StateDir:       c.StateDir,
-		Memory:         c.Memory,
-		FullSync:       c.FullSync,
-		Logger:         c.Logger,
-		EndpointRun:    c.Run,
+func init() {
+	localmode.Register(func(ctx context.Context, c localmode.Config) (localmode.Server, error) {
+		return localserver.Start(ctx, c, nil)
 	})
-	if err != nil {
-		return nil, err
-	}
-	if err := srv.Start(ctx); err != nil {
-		srv.Close()
-		return nil, err
-	}
-	return embedded{srv}, nil
 }
 
 // Server returns the server embedded in d, nil when d runs none (it was
@@ -86,6 +42,6 @@ func start(ctx context.Context, c localmode.Config) (localmode.Server, error) {
 // look into the server (its Stats, Result); d owns it and stops it in
 // Close.
 func Server(d *dispatch.Dispatch) *server.Server {
-	s, _ := localmode.EmbeddedIn(d).(embedded)
+	s, _ := localmode.EmbeddedIn(d).(localserver.Embedded)
 	return s.Server
 }
