@@ -722,21 +722,16 @@ func (c *cluster) result(ctx context.Context, id string, wait bool) (*Outcome, e
 				w.Stop()
 				return nil, errPending
 			}
-			select {
-			case <-w.Done():
-				w.Stop()
-				if row, err := w.Outcome(); err == nil {
-					return outcomeOf(row)
-				}
-				// The engine broke (its partition moves): the next owner
-				// finishes the call; read its row.
-			case <-ctx.Done():
-				w.Stop()
-				return nil, ctx.Err()
-			case <-c.s.stopping:
-				w.Stop()
-				return nil, errNotRunning
+			err := await(ctx, c.s.stopping, w.Done())
+			w.Stop()
+			if err != nil {
+				return nil, err
 			}
+			if row, err := w.Outcome(); err == nil {
+				return outcomeOf(row)
+			}
+			// The engine broke (its partition moves): the next owner
+			// finishes the call; read its row.
 		}
 		rctx := ctx
 		if delay == 0 {
@@ -757,14 +752,10 @@ func (c *cluster) result(ctx context.Context, id string, wait bool) (*Outcome, e
 		}
 		delay = min(max(2*delay, minResultPoll), maxResultPoll)
 		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-c.s.stopping:
-			t.Stop()
-			return nil, errNotRunning
+		err = await(ctx, c.s.stopping, t.C)
+		t.Stop()
+		if err != nil {
+			return nil, err
 		}
 	}
 }
