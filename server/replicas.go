@@ -590,6 +590,13 @@ func (c *cluster) moving(p int, err error) error {
 		"server: partition %d is moving to another replica (%v): no call was recorded; %w", p, err, errRetry))
 }
 
+// engineGone reports whether err says that an engine closed or its store
+// broke under a request (dispatch, cancel): it had no effect, and the
+// partition moves to another replica.
+func engineGone(err error) bool {
+	return errors.Is(err, scheduler.ErrClosed) || errors.As(err, new(*scheduler.StoreError))
+}
+
 // dispatch records the calls of msg: without a key, in a partition this
 // replica owns; with one, in the key's partition, here or forwarded to its
 // owner. Its errors are the engine's, or *connect.Error answers.
@@ -598,7 +605,7 @@ func (c *cluster) dispatch(ctx context.Context, h http.Header, msg *sdkv1.Dispat
 		p := store.PartitionOf(key, c.n)
 		if eng := c.engineOf(p); eng != nil {
 			ids, replayed, err := eng.DispatchKey(ctx, key, msg.GetCalls())
-			if errors.Is(err, scheduler.ErrClosed) || errors.As(err, new(*scheduler.StoreError)) {
+			if engineGone(err) {
 				return nil, false, c.moving(p, err)
 			}
 			return ids, replayed, err
@@ -616,7 +623,7 @@ func (c *cluster) dispatch(ctx context.Context, h http.Header, msg *sdkv1.Dispat
 			return nil, false, err
 		}
 		ids, err := eng.Dispatch(ctx, msg.GetCalls())
-		if (errors.Is(err, scheduler.ErrClosed) || errors.As(err, new(*scheduler.StoreError))) && tries < c.n {
+		if engineGone(err) && tries < c.n {
 			select {
 			case <-c.stop:
 				return nil, false, err
@@ -775,7 +782,7 @@ func (c *cluster) cancel(ctx context.Context, id, reason string, forwarded bool)
 	p := store.PartitionOf(row.RootID, c.n)
 	if eng := c.engineOf(p); eng != nil {
 		n, err := eng.Cancel(ctx, id, reason)
-		if errors.Is(err, scheduler.ErrClosed) || errors.As(err, new(*scheduler.StoreError)) {
+		if engineGone(err) {
 			return 0, fmt.Errorf("server: partition %d of call %q is moving to another replica (%v): nothing was cancelled; %w", p, id, err, errRetry)
 		}
 		return n, err
