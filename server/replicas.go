@@ -699,15 +699,9 @@ func (c *cluster) watch(id string) *scheduler.Watch {
 	live := slices.Clone(c.live)
 	c.mu.Unlock()
 	first := store.PartitionOf(id, c.n)
-	slices.SortStableFunc(live, func(a, b *part) int {
-		switch {
-		case a.p == first:
-			return -1
-		case b.p == first:
-			return 1
-		}
-		return 0
-	})
+	if i := slices.IndexFunc(live, func(pt *part) bool { return pt.p == first }); i > 0 {
+		live[0], live[i] = live[i], live[0]
+	}
 	for _, pt := range live {
 		if w, err := pt.eng.Watch(id); err == nil && w != nil {
 			return w
