@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -242,10 +243,7 @@ func (c *cluster) loop(fn func()) {
 // broke.
 func (c *cluster) renew() {
 	c.mu.Lock()
-	parts := make([]*part, 0, len(c.parts))
-	for _, pt := range c.parts {
-		parts = append(parts, pt)
-	}
+	parts := slices.Collect(maps.Values(c.parts))
 	c.mu.Unlock()
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -843,10 +841,7 @@ func (c *cluster) close() error {
 	c.stopCtx()
 	c.wg.Wait()
 	c.mu.Lock()
-	parts := make([]*part, 0, len(c.parts))
-	for _, pt := range c.parts {
-		parts = append(parts, pt)
-	}
+	parts := slices.Collect(maps.Values(c.parts))
 	c.parts = map[int]*part{}
 	c.rebuild()
 	c.mu.Unlock()
