@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -242,10 +243,7 @@ func (c *cluster) loop(fn func()) {
 // broke.
 func (c *cluster) renew() {
 	c.mu.Lock()
-	parts := make([]*part, 0, len(c.parts))
-	for _, pt := range c.parts {
-		parts = append(parts, pt)
-	}
+	parts := slices.Collect(maps.Values(c.parts))
 	c.mu.Unlock()
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -590,6 +588,13 @@ func (c *cluster) moving(p int, err error) error {
 		"server: partition %d is moving to another replica (%v): no call was recorded; %w", p, err, errRetry))
 }
 
+// engineGone reports whether err says that an engine closed or its store
+// broke under a request (dispatch, cancel): it had no effect, and the
+// partition moves to another replica.
+func engineGone(err error) bool {
+	return errors.Is(err, scheduler.ErrClosed) || errors.As(err, new(*scheduler.StoreError))
+}
+
 // dispatch records the calls of msg: without a key, in a partition this
 // replica owns; with one, in the key's partition, here or forwarded to its
 // owner. Its errors are the engine's, or *connect.Error answers.
@@ -598,7 +603,7 @@ func (c *cluster) dispatch(ctx context.Context, h http.Header, msg *sdkv1.Dispat
 		p := store.PartitionOf(key, c.n)
 		if eng := c.engineOf(p); eng != nil {
 			ids, replayed, err := eng.DispatchKey(ctx, key, msg.GetCalls())
-			if errors.Is(err, scheduler.ErrClosed) || errors.As(err, new(*scheduler.StoreError)) {
+			if engineGone(err) {
 				return nil, false, c.moving(p, err)
 			}
 			return ids, replayed, err
@@ -616,7 +621,7 @@ func (c *cluster) dispatch(ctx context.Context, h http.Header, msg *sdkv1.Dispat
 			return nil, false, err
 		}
 		ids, err := eng.Dispatch(ctx, msg.GetCalls())
-		if (errors.Is(err, scheduler.ErrClosed) || errors.As(err, new(*scheduler.StoreError))) && tries < c.n {
+		if engineGone(err) && tries < c.n {
 			select {
 			case <-c.stop:
 				return nil, false, err
@@ -692,15 +697,9 @@ func (c *cluster) watch(id string) *scheduler.Watch {
 	live := slices.Clone(c.live)
 	c.mu.Unlock()
 	first := store.PartitionOf(id, c.n)
-	slices.SortStableFunc(live, func(a, b *part) int {
-		switch {
-		case a.p == first:
-			return -1
-		case b.p == first:
-			return 1
-		}
-		return 0
-	})
+	if i := slices.IndexFunc(live, func(pt *part) bool { return pt.p == first }); i > 0 {
+		live[0], live[i] = live[i], live[0]
+	}
 	for _, pt := range live {
 		if w, err := pt.eng.Watch(id); err == nil && w != nil {
 			return w
@@ -722,21 +721,16 @@ func (c *cluster) result(ctx context.Context, id string, wait bool) (*Outcome, e
 				w.Stop()
 				return nil, errPending
 			}
-			select {
-			case <-w.Done():
-				w.Stop()
-				if row, err := w.Outcome(); err == nil {
-					return outcomeOf(row)
-				}
-				// The engine broke (its partition moves): the next owner
-				// finishes the call; read its row.
-			case <-ctx.Done():
-				w.Stop()
-				return nil, ctx.Err()
-			case <-c.s.stopping:
-				w.Stop()
-				return nil, errNotRunning
+			err := await(ctx, c.s.stopping, w.Done())
+			w.Stop()
+			if err != nil {
+				return nil, err
 			}
+			if row, err := w.Outcome(); err == nil {
+				return outcomeOf(row)
+			}
+			// The engine broke (its partition moves): the next owner
+			// finishes the call; read its row.
 		}
 		rctx := ctx
 		if delay == 0 {
@@ -757,14 +751,10 @@ func (c *cluster) result(ctx context.Context, id string, wait bool) (*Outcome, e
 		}
 		delay = min(max(2*delay, minResultPoll), maxResultPoll)
 		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-c.s.stopping:
-			t.Stop()
-			return nil, errNotRunning
+		err = await(ctx, c.s.stopping, t.C)
+		t.Stop()
+		if err != nil {
+			return nil, err
 		}
 	}
 }
@@ -784,7 +774,7 @@ func (c *cluster) cancel(ctx context.Context, id, reason string, forwarded bool)
 	p := store.PartitionOf(row.RootID, c.n)
 	if eng := c.engineOf(p); eng != nil {
 		n, err := eng.Cancel(ctx, id, reason)
-		if errors.Is(err, scheduler.ErrClosed) || errors.As(err, new(*scheduler.StoreError)) {
+		if engineGone(err) {
 			return 0, fmt.Errorf("server: partition %d of call %q is moving to another replica (%v): nothing was cancelled; %w", p, id, err, errRetry)
 		}
 		return n, err
@@ -851,10 +841,7 @@ func (c *cluster) close() error {
 	c.stopCtx()
 	c.wg.Wait()
 	c.mu.Lock()
-	parts := make([]*part, 0, len(c.parts))
-	for _, pt := range c.parts {
-		parts = append(parts, pt)
-	}
+	parts := slices.Collect(maps.Values(c.parts))
 	c.parts = map[int]*part{}
 	c.rebuild()
 	c.mu.Unlock()

@@ -83,20 +83,29 @@ func (s *Server) result(ctx context.Context, id string, wait bool) (*Outcome, er
 		w.Stop()
 		return nil, errPending
 	}
+	err = await(ctx, s.stopping, w.Done())
+	w.Stop()
+	if err != nil {
+		return nil, err
+	}
+	row, err := w.Outcome()
+	if err != nil {
+		return nil, fmt.Errorf("server: the outcome of call %q cannot be stored: %w; the call resumes when the server restarts", id, err)
+	}
+	return outcomeOf(row)
+}
+
+// await waits until done fires, ctx ends (its error) or the server stops
+// (errNotRunning; stopping is closed before the engines close, which do
+// not end their watches). done is a watch's Done or a timer's C.
+func await[T any](ctx context.Context, stopping <-chan struct{}, done <-chan T) error {
 	select {
-	case <-w.Done():
-		w.Stop()
-		row, err := w.Outcome()
-		if err != nil {
-			return nil, fmt.Errorf("server: the outcome of call %q cannot be stored: %w; the call resumes when the server restarts", id, err)
-		}
-		return outcomeOf(row)
+	case <-done:
+		return nil
 	case <-ctx.Done():
-		w.Stop()
-		return nil, ctx.Err()
-	case <-s.stopping: // closed before the engine stops
-		w.Stop()
-		return nil, errNotRunning
+		return ctx.Err()
+	case <-stopping:
+		return errNotRunning
 	}
 }
 

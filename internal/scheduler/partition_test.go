@@ -14,14 +14,17 @@ import (
 	"github.com/dispatchkit/dispatch/internal/store/memstore"
 )
 
+// partitionCase is a case of the partition tests: partition of of.
+type partitionCase struct {
+	name          string
+	partition, of int
+}
+
 // An engine that owns one partition of a shared store gives its root calls
 // ids of that partition, and their children the root's: the whole tree is
 // in the partition whose store writes and recovers it.
 func TestPartitionIDs(t *testing.T) {
-	tests := []struct {
-		name          string
-		partition, of int
-	}{
+	tests := []partitionCase{
 		{"one partition", 1, 1},
 		{"the first of 12", 1, 12},
 		{"a middle one", 5, 12},
@@ -86,10 +89,7 @@ func TestPartitionIDs(t *testing.T) {
 }
 
 func TestPartitionConfig(t *testing.T) {
-	tests := []struct {
-		name          string
-		partition, of int
-	}{
+	tests := []partitionCase{
 		{"partition zero", 0, 12},
 		{"past the last", 13, 12},
 		{"negative count", 1, -1},
