@@ -382,21 +382,9 @@ type Stats struct {
 func (s *Server) Stats() Stats {
 	var st scheduler.Stats
 	for _, e := range s.engines() {
-		es := e.Stats()
-		st.Live += es.Live
-		st.Suspended += es.Suspended
-		st.StateBytes += es.StateBytes
-		st.Stateful += es.Stateful
-		st.Presigned += es.Presigned
-		st.PresignedSent += es.PresignedSent
-		st.Held += es.Held
-		st.HeldAlone += es.HeldAlone
+		st.Add(e.Stats())
 	}
-	return Stats{
-		Live: st.Live, Suspended: st.Suspended, StateBytes: st.StateBytes, Stateful: st.Stateful,
-		Presigned: st.Presigned, PresignedSent: st.PresignedSent,
-		Held: st.Held, HeldAlone: st.HeldAlone,
-	}
+	return Stats(st) // the same fields, documented for the server's users
 }
 
 // Health returns nil while the server accepts and runs calls, and else

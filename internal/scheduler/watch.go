@@ -135,6 +135,19 @@ type Stats struct {
 	Held, HeldAlone int64
 }
 
+// Add adds the counts of o to s: the stats of several engines (a
+// replica's partitions) as one.
+func (s *Stats) Add(o Stats) {
+	s.Live += o.Live
+	s.Suspended += o.Suspended
+	s.StateBytes += o.StateBytes
+	s.Stateful += o.Stateful
+	s.Presigned += o.Presigned
+	s.PresignedSent += o.PresignedSent
+	s.Held += o.Held
+	s.HeldAlone += o.HeldAlone
+}
+
 // Stats returns counts of the live calls, for metrics and benchmarks. It
 // visits every live call under the engine lock.
 func (e *Engine) Stats() Stats {
