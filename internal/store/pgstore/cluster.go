@@ -133,10 +133,9 @@ func OpenCluster(ctx context.Context, dsn string, opts ClusterOptions) (*Cluster
 	if err != nil {
 		return nil, err
 	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	pool, err := openPool(ctx, cfg, where, lock)
 	if err != nil {
-		lock.close()
-		return nil, fmt.Errorf("pgstore: connecting to %s: %w", where, err)
+		return nil, err
 	}
 	c.pool, c.lock = pool, lock
 	c.reader = &Store{pool: pool, where: where, kind: kindClusterReader}

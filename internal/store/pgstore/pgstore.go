@@ -327,14 +327,24 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	pool, err := openPool(ctx, cfg, where, lock)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{pool: pool, where: where, lock: lock, sc: scope{epoch: lock.epoch, fenced: true}}
+	lock.watch()
+	return s, nil
+}
+
+// openPool makes the pool of a store or cluster whose lock was just
+// taken; on failure it releases the lock.
+func openPool(ctx context.Context, cfg *pgxpool.Config, where string, lock *ownerLock) (*pgxpool.Pool, error) {
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		lock.close()
 		return nil, fmt.Errorf("pgstore: connecting to %s: %w", where, err)
 	}
-	s := &Store{pool: pool, where: where, lock: lock, sc: scope{epoch: lock.epoch, fenced: true}}
-	lock.watch()
-	return s, nil
+	return pool, nil
 }
 
 // OpenReadOnly opens the database at dsn for reading only, beside the
@@ -369,16 +379,9 @@ func OpenReadOnly(ctx context.Context, dsn string) (*Store, error) {
 
 // Epoch returns the epoch of row 0 of partitions that this store's open
 // set (each owner bumps it), the epoch of the lease of a partition's
-// store, or 0 for a reader.
-func (s *Store) Epoch() int64 {
-	switch {
-	case s.kind == kindPartition:
-		return s.sc.epoch
-	case s.lock == nil:
-		return 0
-	}
-	return s.lock.epoch
-}
+// store, or 0 for a reader: the epoch of its scope, which its fence
+// checks.
+func (s *Store) Epoch() int64 { return s.sc.epoch }
 
 // Apply implements [store.Store]: all batches in one transaction, in one
 // round trip (see the package documentation); for a partition's store,
