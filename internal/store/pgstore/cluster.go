@@ -430,7 +430,7 @@ func (c *Cluster) Replicas(ctx context.Context) ([]ReplicaInfo, error) {
 // vacuum).
 func (c *Cluster) Store(l Lease) store.Store {
 	return &Store{pool: c.pool, where: c.where, kind: kindPartition, lock: c.lock, w: c.w,
-		sc: scope{part: l.Partition, epoch: l.Epoch, fenced: true}}
+		sc: scope{part: l.Partition, epoch: l.Epoch}}
 }
 
 // Reader returns a store that reads across all partitions (for Result

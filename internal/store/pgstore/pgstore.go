@@ -331,7 +331,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{pool: pool, where: where, lock: lock, sc: scope{epoch: lock.epoch, fenced: true}}
+	s := &Store{pool: pool, where: where, lock: lock, sc: scope{epoch: lock.epoch}}
 	lock.watch()
 	return s, nil
 }
