@@ -425,34 +425,17 @@ func (s *Store) Apply(ctx context.Context, batches ...*store.Batch) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
 	defer cancel()
-	if err := s.send(ctx, b); err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == fenceCode {
-			s.fenced = &FencedError{Partition: s.sc.part, Epoch: s.sc.epoch}
-			return s.fenced
-		}
+	var hooks []func()
+	if s.hook != nil {
+		hooks = []func(){s.hook}
+	}
+	if failed, err := sendTx(ctx, s.pool, b, 1, hooks); failed == 0 {
+		s.fenced = &FencedError{Partition: s.sc.part, Epoch: s.sc.epoch}
+		return s.fenced
+	} else if err != nil {
 		return fmt.Errorf("pgstore: applying %d batches to %s: %w", len(batches), s.where, err)
 	}
 	return nil
-}
-
-// send runs b as one transaction: the implicit one of a pgx.Batch, or,
-// with a test hook, an explicit one that calls the hook before it
-// commits.
-func (s *Store) send(ctx context.Context, b *pgx.Batch) error {
-	if s.hook == nil {
-		return s.pool.SendBatch(ctx, b).Close()
-	}
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback(context.Background())
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return err
-	}
-	s.hook()
-	return tx.Commit(ctx)
 }
 
 // The columns of calls, in scanCall's order.
