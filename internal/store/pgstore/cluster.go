@@ -429,7 +429,7 @@ func (c *Cluster) Replicas(ctx context.Context) ([]ReplicaInfo, error) {
 // which PostgreSQL records as a MultiXact (more I/O, and more for
 // vacuum).
 func (c *Cluster) Store(l Lease) store.Store {
-	return &Store{pool: c.pool, where: c.where, kind: kindPartition, lock: c.lock, w: c.w,
+	return &Store{pool: c.pool, where: c.where, kind: kindPartition, w: c.w,
 		sc: scope{part: l.Partition, epoch: l.Epoch}}
 }
 

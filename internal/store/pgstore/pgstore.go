@@ -203,8 +203,8 @@ type Store struct {
 	pool  *pgxpool.Pool
 	where string // the URL without its password, for messages
 	kind  storeKind
-	// lock is nil for a reader; a partition's store checks its cluster's
-	// (which it does not close).
+	// lock is a single owner's, nil for the others: a partition's
+	// store leaves the check of its cluster's lock to the writer.
 	lock *ownerLock
 	sc   scope
 	// w is the cluster's writer, for a partition's store: its Apply hands
