@@ -270,13 +270,12 @@ func (c *Cluster) Acquire(ctx context.Context, p int, ttl time.Duration) (Lease,
 		RETURNING epoch`, int32(p), c.replica, us).Scan(&l.Epoch)
 	if errors.Is(err, pgx.ErrNoRows) {
 		var owner string
-		var left time.Duration
 		err := c.pool.QueryRow(ctx, `SELECT owner, coalesce(extract(epoch FROM lease_until - clock_timestamp()) * 1e6, 0)::bigint
 			FROM partitions WHERE id = $1`, int32(p)).Scan(&owner, &us)
 		if err != nil {
 			return Lease{}, fmt.Errorf("pgstore: partition %d of %s: %w", p, c.where, ErrLeaseHeld)
 		}
-		left = time.Duration(us) * time.Microsecond
+		left := time.Duration(us) * time.Microsecond
 		return Lease{}, fmt.Errorf("pgstore: partition %d of %s is leased to %s for %v more: %w", p, c.where, owner, left.Round(time.Millisecond), ErrLeaseHeld)
 	}
 	if err != nil {
