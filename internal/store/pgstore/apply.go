@@ -82,11 +82,11 @@ const (
 // scope is what a store writes for: the partition written on the calls it
 // makes (0 for a single-owner store) and the epoch of its row in
 // partitions (a cluster's lease, a single owner's row 0), checked first
-// by every Apply when fenced.
+// by every Apply: every store that writes is fenced (a reader has no
+// scope, and writes nothing).
 type scope struct {
-	part   int
-	epoch  int64
-	fenced bool
+	part  int
+	epoch int64
 }
 
 // applyBuf computes the net effect of the batches of one transaction
@@ -148,19 +148,16 @@ func (a *applyBuf) reset() {
 }
 
 // build returns the batch of statements that applies batches, written by
-// a store of scope sc. A fenced scope's batch starts with the fence
-// (sqlFence), so that the check and the writes are one transaction at no
-// extra round trip; a batch that writes nothing has no statement at all.
+// a store of scope sc. It starts with the fence (sqlFence), so that the
+// check and the writes are one transaction at no extra round trip; a
+// batch that writes nothing has no statement at all.
 func (a *applyBuf) build(batches []*store.Batch, sc scope) *pgx.Batch {
 	a.reset()
 	a.add(batches, sc.part)
 	out := &pgx.Batch{}
-	if sc.fenced {
-		out.Queue(sqlFence, int32(sc.part), sc.epoch)
-	}
-	n := out.Len()
+	out.Queue(sqlFence, int32(sc.part), sc.epoch)
 	a.queue(out)
-	if out.Len() == n {
+	if out.Len() == 1 {
 		return &pgx.Batch{} // the fence alone: nothing to write
 	}
 	return out

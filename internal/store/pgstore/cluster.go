@@ -133,10 +133,9 @@ func OpenCluster(ctx context.Context, dsn string, opts ClusterOptions) (*Cluster
 	if err != nil {
 		return nil, err
 	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	pool, err := openPool(ctx, cfg, where, lock)
 	if err != nil {
-		lock.close()
-		return nil, fmt.Errorf("pgstore: connecting to %s: %w", where, err)
+		return nil, err
 	}
 	c.pool, c.lock = pool, lock
 	c.reader = &Store{pool: pool, where: where, kind: kindClusterReader}
@@ -271,13 +270,12 @@ func (c *Cluster) Acquire(ctx context.Context, p int, ttl time.Duration) (Lease,
 		RETURNING epoch`, int32(p), c.replica, us).Scan(&l.Epoch)
 	if errors.Is(err, pgx.ErrNoRows) {
 		var owner string
-		var left time.Duration
 		err := c.pool.QueryRow(ctx, `SELECT owner, coalesce(extract(epoch FROM lease_until - clock_timestamp()) * 1e6, 0)::bigint
 			FROM partitions WHERE id = $1`, int32(p)).Scan(&owner, &us)
 		if err != nil {
 			return Lease{}, fmt.Errorf("pgstore: partition %d of %s: %w", p, c.where, ErrLeaseHeld)
 		}
-		left = time.Duration(us) * time.Microsecond
+		left := time.Duration(us) * time.Microsecond
 		return Lease{}, fmt.Errorf("pgstore: partition %d of %s is leased to %s for %v more: %w", p, c.where, owner, left.Round(time.Millisecond), ErrLeaseHeld)
 	}
 	if err != nil {
@@ -430,8 +428,8 @@ func (c *Cluster) Replicas(ctx context.Context) ([]ReplicaInfo, error) {
 // which PostgreSQL records as a MultiXact (more I/O, and more for
 // vacuum).
 func (c *Cluster) Store(l Lease) store.Store {
-	return &Store{pool: c.pool, where: c.where, kind: kindPartition, lock: c.lock, w: c.w,
-		sc: scope{part: l.Partition, epoch: l.Epoch, fenced: true}}
+	return &Store{pool: c.pool, where: c.where, kind: kindPartition, w: c.w,
+		sc: scope{part: l.Partition, epoch: l.Epoch}}
 }
 
 // Reader returns a store that reads across all partitions (for Result

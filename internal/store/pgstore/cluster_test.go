@@ -37,6 +37,16 @@ func acquire(t testing.TB, c *pgstore.Cluster, p int) pgstore.Lease {
 	return l
 }
 
+// replicasAB opens replicas A and B of a cluster on a fresh database,
+// at url.
+func replicasAB(t *testing.T) (url string, a, b *pgstore.Cluster) {
+	t.Helper()
+	url = pgtest.URL(t)
+	a = openCluster(t, url, pgstore.ClusterOptions{Replica: "A"})
+	b = openCluster(t, url, pgstore.ClusterOptions{Replica: "B"})
+	return url, a, b
+}
+
 // acquireWhenFree polls c.Acquire of p until the lease held by another
 // is free (it was made to expire).
 func acquireWhenFree(t *testing.T, c *pgstore.Cluster, p int) pgstore.Lease {
@@ -107,9 +117,7 @@ func TestClusterConformance(t *testing.T) {
 func TestFencing(t *testing.T) {
 	is := is.New(t)
 	ctx := t.Context()
-	url := pgtest.URL(t)
-	a := openCluster(t, url, pgstore.ClusterOptions{Replica: "A"})
-	b := openCluster(t, url, pgstore.ClusterOptions{Replica: "B"})
+	_, a, b := replicasAB(t)
 	la := acquire(t, a, 3)
 	sa := a.Store(la)
 	is.NoErr(sa.Apply(ctx, &store.Batch{Calls: []*store.Call{call("before")}}))
@@ -215,9 +223,7 @@ func waitForLockWait(t *testing.T, url, prefix string) {
 func TestFenceInFlight(t *testing.T) {
 	is := is.New(t)
 	ctx := t.Context()
-	url := pgtest.URL(t)
-	a := openCluster(t, url, pgstore.ClusterOptions{Replica: "A"})
-	b := openCluster(t, url, pgstore.ClusterOptions{Replica: "B"})
+	url, a, b := replicasAB(t)
 	la := acquire(t, a, 3)
 	is.NoErr(a.Renew(ctx, la, time.Millisecond)) // expired, but no one took it: A still writes
 	sa := a.Store(la)

@@ -203,8 +203,8 @@ type Store struct {
 	pool  *pgxpool.Pool
 	where string // the URL without its password, for messages
 	kind  storeKind
-	// lock is nil for a reader; a partition's store checks its cluster's
-	// (which it does not close).
+	// lock is a single owner's, nil for the others: a partition's
+	// store leaves the check of its cluster's lock to the writer.
 	lock *ownerLock
 	sc   scope
 	// w is the cluster's writer, for a partition's store: its Apply hands
@@ -327,14 +327,24 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	pool, err := openPool(ctx, cfg, where, lock)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{pool: pool, where: where, lock: lock, sc: scope{epoch: lock.epoch}}
+	lock.watch()
+	return s, nil
+}
+
+// openPool makes the pool of a store or cluster whose lock was just
+// taken; on failure it releases the lock.
+func openPool(ctx context.Context, cfg *pgxpool.Config, where string, lock *ownerLock) (*pgxpool.Pool, error) {
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		lock.close()
 		return nil, fmt.Errorf("pgstore: connecting to %s: %w", where, err)
 	}
-	s := &Store{pool: pool, where: where, lock: lock, sc: scope{epoch: lock.epoch, fenced: true}}
-	lock.watch()
-	return s, nil
+	return pool, nil
 }
 
 // OpenReadOnly opens the database at dsn for reading only, beside the
@@ -369,16 +379,9 @@ func OpenReadOnly(ctx context.Context, dsn string) (*Store, error) {
 
 // Epoch returns the epoch of row 0 of partitions that this store's open
 // set (each owner bumps it), the epoch of the lease of a partition's
-// store, or 0 for a reader.
-func (s *Store) Epoch() int64 {
-	switch {
-	case s.kind == kindPartition:
-		return s.sc.epoch
-	case s.lock == nil:
-		return 0
-	}
-	return s.lock.epoch
-}
+// store, or 0 for a reader: the epoch of its scope, which its fence
+// checks.
+func (s *Store) Epoch() int64 { return s.sc.epoch }
 
 // Apply implements [store.Store]: all batches in one transaction, in one
 // round trip (see the package documentation); for a partition's store,
@@ -422,34 +425,17 @@ func (s *Store) Apply(ctx context.Context, batches ...*store.Batch) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
 	defer cancel()
-	if err := s.send(ctx, b); err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == fenceCode {
-			s.fenced = &FencedError{Partition: s.sc.part, Epoch: s.sc.epoch}
-			return s.fenced
-		}
+	var hooks []func()
+	if s.hook != nil {
+		hooks = []func(){s.hook}
+	}
+	if failed, err := sendTx(ctx, s.pool, b, 1, hooks); failed == 0 {
+		s.fenced = &FencedError{Partition: s.sc.part, Epoch: s.sc.epoch}
+		return s.fenced
+	} else if err != nil {
 		return fmt.Errorf("pgstore: applying %d batches to %s: %w", len(batches), s.where, err)
 	}
 	return nil
-}
-
-// send runs b as one transaction: the implicit one of a pgx.Batch, or,
-// with a test hook, an explicit one that calls the hook before it
-// commits.
-func (s *Store) send(ctx context.Context, b *pgx.Batch) error {
-	if s.hook == nil {
-		return s.pool.SendBatch(ctx, b).Close()
-	}
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback(context.Background())
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return err
-	}
-	s.hook()
-	return tx.Commit(ctx)
 }
 
 // The columns of calls, in scanCall's order.

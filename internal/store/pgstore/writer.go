@@ -227,21 +227,27 @@ func (w *writer) commit(group []*applyReq) {
 }
 
 // send runs b, whose first fences statements are fences, as one
-// transaction: the implicit one of a pgx.Batch, or, when the store of an
-// Apply has a test hook, an explicit one that calls the hooks before it
-// commits. When a fence fails it returns its index, else -1. The
-// transaction is not bound to the ctx of any Apply (it carries several):
-// applyTimeout bounds it.
+// transaction (see sendTx). The transaction is not bound to the ctx of
+// any Apply (it carries several): applyTimeout bounds it.
 func (w *writer) send(b *pgx.Batch, fences int, hooks []func()) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), applyTimeout)
 	defer cancel()
+	return sendTx(ctx, w.pool, b, fences, hooks)
+}
+
+// sendTx runs b, whose first fences statements are fences, as one
+// transaction on pool: the implicit one of a pgx.Batch, or, when there
+// are test hooks, an explicit one that calls them before it commits.
+// When a fence fails it returns its index, else -1. Both the single
+// owner's Apply and the cluster's writer send through it.
+func sendTx(ctx context.Context, pool *pgxpool.Pool, b *pgx.Batch, fences int, hooks []func()) (int, error) {
 	var br pgx.BatchResults
 	var tx pgx.Tx
 	if len(hooks) == 0 {
-		br = w.pool.SendBatch(ctx, b)
+		br = pool.SendBatch(ctx, b)
 	} else {
 		var err error
-		if tx, err = w.pool.Begin(ctx); err != nil {
+		if tx, err = pool.Begin(ctx); err != nil {
 			return -1, err
 		}
 		defer tx.Rollback(context.Background())

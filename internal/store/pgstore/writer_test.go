@@ -133,9 +133,7 @@ func TestWriterGroupsPartitions(t *testing.T) {
 func TestWriterFencesOnePartition(t *testing.T) {
 	is := is.New(t)
 	ctx := t.Context()
-	url := pgtest.URL(t)
-	a := openCluster(t, url, pgstore.ClusterOptions{Replica: "A"})
-	b := openCluster(t, url, pgstore.ClusterOptions{Replica: "B"})
+	_, a, b := replicasAB(t)
 	var log commits
 	pgstore.SetCommitHook(a, log.hook)
 	s1, s3 := a.Store(acquire(t, a, 1)), a.Store(acquire(t, a, 3))
