@@ -147,9 +147,9 @@
 // writes anything: a deposed owner writes nothing. The fence costs no
 // round trip, and 30 to 45 µs of the server's time per transaction
 // (EXPLAIN ANALYZE, on a loaded 2-core machine; one call's upsert is 55
-// µs there): less than the noise of BenchmarkWorkflowBatches against
-// BenchmarkWorkflowBatchesFenced (about 1 ms per batch alone, 0.1 ms in
-// groups of 32, with fsync on).
+// µs there), against about 1 ms per transaction alone with fsync on.
+// (BenchmarkWorkflowBatches against BenchmarkWorkflowBatchesFenced does
+// not isolate it: both fence, the second through a cluster's writer.)
 //
 // Recover of a partition's store reads that partition's live calls
 // (calls_part_live) and their inboxes; every other read is global, as is
