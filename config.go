@@ -57,9 +57,12 @@ type config struct {
 	bodyTimeout     time.Duration
 	replayCache     int
 	lookupEnv       func(string) (string, bool)
-	forceLocal      bool   // WithLocalServer
+	forceLocal      bool   // WithLocalServer or WithLocalPostgres
+	localServerSet  bool   // WithLocalServer
 	localDir        string // its dir; "" keeps the calls in memory
 	localFullSync   bool   // WithLocalFullSync
+	localPostgres   string // WithLocalPostgres
+	localPGSet      bool
 
 	localStarter    localmode.Starter // withLocalStarter (tests)
 	localStarterSet bool
@@ -135,6 +138,16 @@ func loadConfig(opts []Option) (*config, error) {
 	}
 	if c.replayCache < 0 {
 		errs = append(errs, fmt.Errorf("dispatch: WithReplayCache(%d): the number of signatures remembered cannot be negative; pass 0 for the default of %d", c.replayCache, DefaultReplayCacheSize))
+	}
+	if c.localPGSet {
+		switch {
+		case c.localPostgres == "":
+			errs = append(errs, errors.New(`dispatch: WithLocalPostgres(""): want the URL of a PostgreSQL database, such as postgres://user:password@127.0.0.1:5432/dbname`))
+		case c.localServerSet:
+			errs = append(errs, errors.New("dispatch: WithLocalServer and WithLocalPostgres both name where the local server keeps its calls: pass one of them"))
+		case c.localFullSync:
+			errs = append(errs, errors.New("dispatch: WithLocalFullSync is for the local server's SQLite file: with WithLocalPostgres, PostgreSQL's synchronous_commit decides the durability of a commit; drop WithLocalFullSync"))
+		}
 	}
 	if c.httpClient == nil {
 		c.httpClient = defaultHTTPClient(c.protocol)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -143,6 +144,8 @@ func (d *Dispatch) startLocal() (err error) {
 		d.localRun = true
 	}
 	switch {
+	case cfg.localPGSet:
+		lc.Postgres = cfg.localPostgres
 	case cfg.localDir != "":
 		lc.StateDir = cfg.localDir
 		lc.FullSync = cfg.localFullSync
@@ -167,11 +170,23 @@ func (d *Dispatch) startLocal() (err error) {
 		cfg.verificationKey = srv.PublicKey()
 	}
 	where := "in memory"
-	if lc.StateDir != "" {
+	switch {
+	case lc.Postgres != "":
+		where = "calls in PostgreSQL at " + redactedURL(lc.Postgres)
+	case lc.StateDir != "":
 		where = "state in " + lc.StateDir
 	}
 	d.log.Warn().Msgf("dispatch: no %s or %s: running a local Dispatch server in this process at %s (%s); endpoint %s", EnvAPIURL, EnvAPIKey, srv.URL(), where, cfg.endpointURL)
 	return nil
+}
+
+// redactedURL is the URL s with its password hidden, for a log.
+func redactedURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(a URL that does not parse)"
+	}
+	return u.Redacted()
 }
 
 // runLocal is the in-process Run of the embedded server: the endpoint's

@@ -162,7 +162,32 @@ func withEnv(lookup func(string) (string, bool)) Option {
 // local (import _ "github.com/dispatchkit/dispatch/local"); without it,
 // New fails with an error saying so.
 func WithLocalServer(dir string) Option {
-	return optionFunc(func(c *config) { c.forceLocal, c.localDir = true, dir })
+	return optionFunc(func(c *config) { c.forceLocal, c.localServerSet, c.localDir = true, true, dir })
+}
+
+// WithLocalPostgres runs a local Dispatch server in this process, as
+// [WithLocalServer] does, with its calls in the PostgreSQL database at
+// url (postgres://user:password@host:5432/dbname, any parameter pgx
+// takes) instead of a SQLite file: the server of `dispatch serve
+// --postgres`, embedded, calling this program's functions in process.
+// The tables and the signing key are made in the database on first
+// start.
+//
+// Several instances of the program on one database are replicas of one
+// cluster, as dispatch serve's are (see "Several replicas" in the
+// README): each runs the calls of the partitions it holds a lease on, a
+// call dispatched by one may run on another, and when an instance dies
+// the others take its partitions after the lease's 10 s and resume its
+// calls. The replicas reach each other at their embedded servers'
+// loopback addresses (for keyed Dispatch requests and cancels of calls
+// another one owns), so instances sharing a database must run on one
+// machine; across machines, run `dispatch serve --postgres` and point the
+// programs at it with DISPATCH_API_URL and DISPATCH_API_KEY.
+//
+// It cannot be combined with WithLocalServer or WithLocalFullSync:
+// PostgreSQL's synchronous_commit decides the durability of a commit.
+func WithLocalPostgres(url string) Option {
+	return optionFunc(func(c *config) { c.forceLocal, c.localPGSet, c.localPostgres = true, true, url })
 }
 
 // WithLocalFullSync makes the local server (local mode, [WithLocalServer])

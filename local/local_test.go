@@ -9,6 +9,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/dispatchkit/dispatch"
+	"github.com/dispatchkit/dispatch/internal/pgtest"
 	"github.com/dispatchkit/dispatch/local"
 )
 
@@ -19,7 +20,7 @@ func TestMain(m *testing.M) {
 	for _, v := range []string{dispatch.EnvAPIKey, dispatch.EnvAPIURL, dispatch.EnvEndpointURL, dispatch.EnvVerificationKey, dispatch.EnvTrace, dispatch.EnvStateDir} {
 		os.Unsetenv(v)
 	}
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(pgtest.Main(m))
 }
 
 // TestServer checks that Server finds the server local mode embedded, and

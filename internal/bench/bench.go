@@ -112,7 +112,9 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	}
 	if o.Postgres != "" {
 		for n := 1; n <= max(1, o.Replicas); n++ {
-			lanes = append(lanes, lane{store: r.pgStoreName(n), transport: "http", pg: true, replicas: n})
+			for _, t := range o.transports() {
+				lanes = append(lanes, lane{store: r.pgStoreName(n), transport: t, pg: true, replicas: n})
+			}
 		}
 		defer r.dropDatabases(stderr)
 	}
@@ -175,7 +177,14 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 		reach = "called in process (inproc) and over signed loopback HTTP (http), round by round (--transport both)"
 	}
 	if o.Postgres != "" {
-		reach += "; on PostgreSQL, over signed loopback HTTP"
+		switch o.Transport {
+		case "http":
+			reach += "; on PostgreSQL, servers as dispatch serve --postgres runs them"
+		case "inproc":
+			reach += "; on PostgreSQL, local mode on the database (WithLocalPostgres)"
+		default:
+			reach += "; on PostgreSQL, local mode on the database (WithLocalPostgres) in process, and servers as dispatch serve --postgres runs them over HTTP"
+		}
 	}
 	fmt.Fprintf(stdout, "dispatch bench: in-process server on %s, and SDK endpoint %s\n", store, reach)
 	gogc := debug.SetGCPercent(100)
@@ -199,7 +208,10 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 
 // A lane is one store and transport that every workload runs on: the
 // local store (SQLite or memory) once per transport of --transport, then
-// PostgreSQL, always over signed HTTP (its server is not embedded).
+// PostgreSQL once per transport too: in process, local mode on the
+// database (dispatch.WithLocalPostgres, each replica an instance of the
+// program calling its functions in process); over signed HTTP, servers as
+// dispatch serve --postgres runs them, with one endpoint for them all.
 type lane struct {
 	store     string // the store column
 	transport string // "inproc" or "http"

@@ -38,6 +38,10 @@ func TestRun(t *testing.T) {
 		// transportRows are rows that must be there for each transport
 		// of local mode, inproc and http.
 		transportRows []string
+		// pgTransportRows are rows that must be there on PostgreSQL for
+		// each transport (local mode on the database, and its servers
+		// over HTTP).
+		pgTransportRows []string
 		// lines are rows (by prefix) that must be there with a store
 		// column (within spaces); noLines, rows that must not.
 		lines, noLines [][2]string
@@ -80,7 +84,11 @@ func TestRun(t *testing.T) {
 			name: "postgres beside sqlite",
 			opts: func(o *bench.Options) { o.Only = "a,b,e" },
 			pg:   true,
-			rows: []string{"SQLite store (sync=normal), then PostgreSQL at postgres://", " store "},
+			rows: []string{"SQLite store (sync=normal), then PostgreSQL at postgres://", " store ", "local mode on the database (WithLocalPostgres) in process"},
+			pgTransportRows: []string{
+				"(a) 3-step sequential workflow, 1 at a time: p50 per await step",
+				"(b) 3-step workflows, 2 clients (6 in all)",
+			},
 			storeRows: []string{
 				"(a) 3-step sequential workflow, 1 at a time: p50 per await step",
 				"(a) 3-step sequential workflow, 1 at a time: p99 per await step",
@@ -164,6 +172,15 @@ func TestRun(t *testing.T) {
 						return strings.HasPrefix(line, row) && strings.Contains(line, " "+st+" ")
 					}) {
 						t.Errorf("no row %q on %s in:\n%s", row, st, out.String())
+					}
+				}
+			}
+			for _, row := range tt.pgTransportRows {
+				for _, tr := range []string{"inproc", "http"} {
+					if !slices.ContainsFunc(strings.Split(out.String(), "\n"), func(line string) bool {
+						return strings.HasPrefix(line, row) && strings.Contains(line, " postgresql (its synchronous_commit) ") && strings.Contains(line, " "+tr+" ")
+					}) {
+						t.Errorf("no row %q on PostgreSQL over %s in:\n%s", row, tr, out.String())
 					}
 				}
 			}

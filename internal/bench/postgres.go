@@ -25,6 +25,7 @@ import (
 type app struct {
 	d      *dispatch.Dispatch
 	pg     bool // on PostgreSQL: srvs and ds, beside d
+	local  bool // on PostgreSQL, each of ds in local mode, srvs their embedded servers
 	srvs   []*server.Server
 	ds     []*dispatch.Dispatch
 	rr     atomic.Uint32
@@ -68,6 +69,12 @@ func (a *app) Close() error {
 		return a.d.Close()
 	}
 	var errs []error
+	if a.local {
+		for _, d := range a.ds {
+			errs = append(errs, d.Close()) // and its embedded server
+		}
+		return errors.Join(errs...)
+	}
 	for _, srv := range a.srvs {
 		errs = append(errs, srv.Close())
 	}
@@ -95,6 +102,9 @@ func (o *runner) openPostgres(name string) (a *app, err error) {
 	db, err := o.database(key)
 	if err != nil {
 		return nil, err
+	}
+	if o.transport == "inproc" {
+		return o.openLocalPostgres(db)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -143,6 +153,43 @@ func (o *runner) openPostgres(name string) (a *app, err error) {
 	ctx, stop := context.WithCancel(context.Background())
 	a.stop, a.served = stop, make(chan error, 1)
 	go func() { a.served <- a.d.Serve(ctx, ln) }()
+	return a, nil
+}
+
+// openLocalPostgres starts the replicas of the lane on the database db
+// as instances of the program in local mode on it
+// (dispatch.WithLocalPostgres), each calling the functions in process and
+// serving its own endpoint, and waits until the partitions are spread
+// over them.
+func (o *runner) openLocalPostgres(db string) (a *app, err error) {
+	a = &app{pg: true, local: true}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	os.Setenv(dispatch.EnvLocalTransport, "inproc") // read by New (see open)
+	for range max(1, o.replicas) {
+		d, err := dispatch.New(
+			dispatch.WithLocalPostgres(db),
+			dispatch.WithEndpointURL(""), // a random loopback port, whatever the environment says
+			dispatch.WithZerolog(o.log),
+			dispatch.WithTrace(nil),
+			dispatch.WithHTTPClient(o.hc),
+		)
+		if err != nil {
+			return nil, err
+		}
+		a.ds = append(a.ds, d)
+		if err := d.Start(); err != nil {
+			return nil, err
+		}
+		a.srvs = append(a.srvs, local.Server(d))
+	}
+	a.d = a.ds[0]
+	if err := spread(a.srvs); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 

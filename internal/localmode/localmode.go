@@ -37,8 +37,12 @@ type Config struct {
 	// Memory keeps the calls in memory only.
 	Memory bool
 	// FullSync syncs the disk at every commit of the file store
-	// (server.Config.FullSync); false with Memory.
+	// (server.Config.FullSync); false with Memory and Postgres.
 	FullSync bool
+	// Postgres is the URL of the PostgreSQL database that keeps the
+	// calls (server.Config.Postgres), in place of StateDir: the embedded
+	// server is a replica of that database's cluster.
+	Postgres string
 	// Logger receives the server's logs.
 	Logger zerolog.Logger
 	// Run, if set, serves Endpoint in process: the server calls it with

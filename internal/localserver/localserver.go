@@ -53,6 +53,7 @@ func Start(ctx context.Context, c localmode.Config, tune func(*server.Config)) (
 		StateDir:       c.StateDir,
 		Memory:         c.Memory,
 		FullSync:       c.FullSync,
+		Postgres:       c.Postgres,
 		Logger:         c.Logger,
 		EndpointRun:    c.Run,
 	}
