@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -42,20 +43,26 @@ func (c *countingStore) Apply(ctx context.Context, batches ...*store.Batch) erro
 // workflow: the Dispatch, the first poll, then one per await step (the
 // child's outcome with the parent's answer), on every store; two per step
 // when nothing is held. A held result is never written to the inbox: the
-// parent's answer consumed it in the same transaction.
+// parent's answer consumed it in the same transaction. With early start
+// (the default) a step does not wait for the commit of the one before, so
+// the committer may group several steps in one transaction: at most that
+// many then; exactly that many without early start.
 func TestOneCommitPerAwaitStep(t *testing.T) {
 	const steps = 5
 	tests := []struct {
 		name    string
 		store   string
 		maxHold time.Duration
+		late    bool  // no early start
 		want    int64 // transactions from the Dispatch to the final outcome
 		inbox   int64 // inbox writes
 	}{
-		{"memory", "memory", time.Minute, steps + 2, 0},
-		{"sqlite", "sqlite", time.Minute, steps + 2, 0},
-		{"postgres", "postgres", time.Minute, steps + 2, 0},
-		{"sqlite, never held", "sqlite", -1, 2*steps + 2, 2 * steps}, // each result added, then removed
+		{"memory", "memory", time.Minute, false, steps + 2, 0},
+		{"sqlite", "sqlite", time.Minute, false, steps + 2, 0},
+		{"postgres", "postgres", time.Minute, false, steps + 2, 0},
+		{"sqlite, no early start", "sqlite", time.Minute, true, steps + 2, 0},
+		{"postgres, no early start", "postgres", time.Minute, true, steps + 2, 0},
+		{"sqlite, never held", "sqlite", -1, true, 2*steps + 2, 2 * steps}, // each result added, then removed
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -74,6 +81,9 @@ func TestOneCommitPerAwaitStep(t *testing.T) {
 				// Never reached: a loaded machine must not make a step
 				// take two commits.
 				server.WithMaxHold(c, tt.maxHold)
+				if tt.late {
+					server.WithNoEarlyStart(c)
+				}
 			})
 			b.ep.handle("echo", echo)
 			b.ep.handle("wf", chain("echo", steps))
@@ -81,9 +91,18 @@ func TestOneCommitPerAwaitStep(t *testing.T) {
 			ids := b.dispatch(t, call("wf", "x"))
 			o := result(t, b.srv, ids[0]) // woken once the last commit is durable
 			is.Equal(strOf(o.Result.GetOutput()), "x.0,x.1,x.2,x.3,x.4")
-			is.Equal(cs.applies.Load()-before, tt.want)
+			if n := cs.applies.Load() - before; tt.late {
+				is.Equal(n, tt.want)
+			} else {
+				is.True(n >= 2 && n <= tt.want) // the Dispatch's, then grouped steps
+			}
 			is.Equal(cs.inbox.Load(), tt.inbox)
 			st := b.srv.Stats()
+			if tt.late {
+				is.Equal(st.Early, int64(0))
+			} else {
+				is.Equal(st.Early, int64(steps)) // every child
+			}
 			if tt.maxHold > 0 {
 				is.Equal(st.Held, int64(steps)) // every step held
 			} else {
@@ -192,7 +211,18 @@ func TestAwaitStepCrash(t *testing.T) {
 			var resumes atomic.Int32
 			ep.handle("echo", echo)
 			ep.handle("wf", func(req *sdkv1.RunRequest) (*sdkv1.RunResponse, error) {
-				if req.GetPollResult() != nil && resumes.Add(1) == int32(tt.at) {
+				if pr := req.GetPollResult(); pr != nil && resumes.Add(1) == int32(tt.at) {
+					// The child whose result this resume carries was
+					// started before the commit that made it (early
+					// start): the store stops writing only once that
+					// commit, and so all before it, is durable.
+					id := pr.GetResults()[0].GetDispatchId()
+					if !eventually(func() bool {
+						_, err := cs.Store.GetCall(context.Background(), id)
+						return err == nil
+					}) {
+						t.Errorf("the commit that made child %s is not durable", id)
+					}
 					cs.set(tt.mode)
 					if tt.mode == "drop" {
 						close(crashed)
@@ -226,7 +256,15 @@ func TestAwaitStepCrash(t *testing.T) {
 			again := fmt.Sprintf("x.%d", tt.at-1) // the child whose result the lost resume carried
 			wantRuns := map[string]int{"x.0": 1, "x.1": 1, "x.2": 1}
 			wantRuns[again] = 2 // ran again
-			is.Equal(runs(ep, "echo"), wantRuns)
+			got := runs(ep, "echo")
+			if orphan := fmt.Sprintf("x.%d", tt.at); tt.mode == "fail" && tt.at < steps {
+				// The child made by the answer whose commit failed was
+				// started early, while that commit was in flight: it
+				// may have run once more, outside the durable history.
+				is.True(got[orphan] == 1 || got[orphan] == 2)
+				got[orphan] = 1
+			}
+			is.Equal(got, wantRuns)
 			is.Equal(ep.count("wf"), steps+2) // the lost resume came again
 			waitFor(t, "all done", func() bool { return b2.srv.Live() == 0 })
 		})
@@ -275,9 +313,14 @@ func getResult(t *testing.T, srv *server.Server, id string) (int, string) {
 	return res.StatusCode, body.Status
 }
 
-// storedState returns the state of call id in the store of srv.
+// storedState returns the state of call id in the store of srv; 0 when
+// the store has no row for it yet (a child started before the commit that
+// creates it: see "Early start" in the scheduler's documentation).
 func storedState(t *testing.T, srv *server.Server, id string) store.CallState {
 	c, err := srv.Store().GetCall(context.Background(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0
+	}
 	if err != nil {
 		t.Errorf("reading call %s: %v", id, err)
 		return 0

@@ -208,18 +208,20 @@ type Config struct {
 	// opens; commitRetry bounds the retries of a failed commit (the
 	// engine's default when zero); maxHold bounds how long a child's
 	// outcome waits for its parent's answer (the engine's default when
-	// zero); wrapKeyFile wraps the temporary file a new signing key is
+	// zero); noEarlyStart makes children wait for the commit that
+	// creates them (scheduler.Config.NoEarlyStart); wrapKeyFile wraps the temporary file a new signing key is
 	// written to. leaseTTL and renewEvery are a replica's lease duration
 	// and the period of its manager, below minLeaseTTL if need be (when
 	// zero: LeaseTTL, or defaultLeaseTTL, and a fifth of that); partitions is the number of partitions a replica makes
 	// in a database that has none (pgstore's default when zero).
-	wrapStore   func(store.Store) store.Store
-	commitRetry time.Duration
-	maxHold     time.Duration
-	wrapKeyFile func(*os.File) keyTemp
-	leaseTTL    time.Duration
-	renewEvery  time.Duration
-	partitions  int
+	wrapStore    func(store.Store) store.Store
+	commitRetry  time.Duration
+	maxHold      time.Duration
+	noEarlyStart bool
+	wrapKeyFile  func(*os.File) keyTemp
+	leaseTTL     time.Duration
+	renewEvery   time.Duration
+	partitions   int
 }
 
 const (

@@ -68,10 +68,15 @@
 // transaction; a second connection checkpoints the log in the background.
 // A database made by an older version is upgraded in place, in one
 // transaction, when the server opens it; one made by a newer version is
-// refused. Every change is committed before the server acts on it (but
-// for one: a parent resumed by a child's result gets it at once, and the
-// child's outcome is committed with the parent's answer, or the child runs
-// again after a crash), so after a crash (even kill -9) and a restart
+// refused. Every change is committed before the server acts on it, but
+// for two Run requests that go out early: a parent resumed by a child's
+// result gets it at once, and the child's outcome is committed with the
+// parent's answer, or the child runs again after a crash; and the
+// children of a poll start while the poll is committed, so that after a
+// crash before that commit the parent runs its attempt again and makes
+// them again, with new dispatch ids (the first run of each was an orphan,
+// under an id the store never had: see "Early start" in
+// internal/scheduler). So after a crash (even kill -9) and a restart
 // every call in flight completes and results are delivered at least once;
 // the log says how many calls were recovered. The signing key is made on first start and
 // kept in the state directory, so DISPATCH_VERIFICATION_KEY stays valid.

@@ -19,6 +19,10 @@ func WithStore(c *Config, wrap func(store.Store) store.Store, retry time.Duratio
 // (scheduler.Config.MaxHold).
 func WithMaxHold(c *Config, d time.Duration) { c.maxHold = d }
 
+// WithNoEarlyStart makes children wait for the commit that creates them
+// before they run (scheduler.Config.NoEarlyStart).
+func WithNoEarlyStart(c *Config) { c.noEarlyStart = true }
+
 // Live returns the number of calls not done.
 func (s *Server) Live() int { return s.sum((*scheduler.Engine).Live) }
 

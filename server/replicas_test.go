@@ -455,8 +455,13 @@ func TestReplicasFencedZombie(t *testing.T) {
 		switch {
 		case strings.HasSuffix(in, ".1"):
 			is.Equal(k, 2) // cut by the takeover, run again by the other
+		case strings.HasSuffix(in, ".2"):
+			// The zombie's resumes answered with the third step, which
+			// it started early, before the fence refused the answer's
+			// commit: at most one orphan run of it, then the other's.
+			is.True(k == 1 || k == 2)
 		default:
-			is.Equal(k, 1) // the zombie's resumes started no third step
+			is.Equal(k, 1) // the first step, durable before the pause
 		}
 	}
 	is.True(strings.Contains(logs[1].String(), `"message":"acquired partition"`))

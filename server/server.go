@@ -194,6 +194,7 @@ func (s *Server) engineConfig(st store.Store) scheduler.Config {
 		MaxConcurrency:     cfg.MaxConcurrency,
 		CommitRetry:        cfg.commitRetry,
 		MaxHold:            cfg.maxHold,
+		NoEarlyStart:       cfg.noEarlyStart,
 		Policy:             s.policy,
 		KeyRetention:       cfg.KeyRetention,
 		Local:              localEndpoint(cfg),
@@ -375,6 +376,9 @@ type Stats struct {
 	// after all (another result for the parent came first, the answer was
 	// late, or the server stopped). Since the server started.
 	Held, HeldAlone int64
+	// Early counts the children started while the change that creates
+	// them was being stored, rather than after. Since the server started.
+	Early int64
 }
 
 // Stats returns counts of the server's live calls, for metrics and

@@ -60,8 +60,8 @@ type replicaEndpoint struct {
 
 	mu       sync.Mutex
 	verifier *signature.Verifier
-	calls    map[string]bool   // dispatch ids run
-	runs     map[string]int    // Run requests per dispatch id and state (see Run)
+	calls    map[string]bool   // calls run (their dispatch id, a step's input)
+	runs     map[string]int    // Run requests per call (its dispatch id, a step's input) and state (see Run)
 	exits    map[string]string // outputs of the finished "wf" and "fan"
 	held     int               // steps waiting at the gate now
 	steps    int               // step runs answered
@@ -203,10 +203,19 @@ func (e *replicaEndpoint) Run(ctx context.Context, req *connect.Request[sdkv1.Ru
 	m := req.Msg
 	// A Run request is the same as another if it has the same call and
 	// coroutine state: a run made again (a workflow resumes once per
-	// step, each time with a new state).
+	// step, each time with a new state). A step is known by its input,
+	// which is unique, rather than by its dispatch id: a step started
+	// early, before the commit that creates it, and cut by a kill ran
+	// under an id that was never stored; the workflow made it again
+	// under another (an orphan run, at least once, see "Early start" in
+	// the scheduler's documentation).
+	call := m.GetDispatchId()
+	if m.GetFunction() == "step" {
+		call = "step " + inputString(m)
+	}
 	e.mu.Lock()
-	e.calls[m.GetDispatchId()] = true
-	e.runs[m.GetDispatchId()+"\x00"+string(m.GetPollResult().GetCoroutineState())]++
+	e.calls[call] = true
+	e.runs[call+"\x00"+string(m.GetPollResult().GetCoroutineState())]++
 	e.mu.Unlock()
 	var st wfState
 	if pr := m.GetPollResult(); pr != nil {

@@ -16,8 +16,9 @@
 //
 // # Speed
 //
-// Besides group commit (see [store.Committer]), three things keep a step
-// short: an await step is one commit, not two (below); on a quiet server
+// Besides group commit (see [store.Committer]), four things keep a step
+// short: an await step is one commit, not two (below); a poll's children
+// start without waiting for that commit (early start, below); on a quiet server
 // a call's next Run request is signed while the change that makes it
 // ready is committed (presign.go); and a call's attempts are kept in its
 // row and moved to the attempts table 16 at a time (call.record), so that
@@ -28,10 +29,11 @@
 // A change is applied to memory under the engine lock and its batch is
 // submitted to the committer under the same lock, so batches reach the
 // store in the order of the changes. Anything that acts on a change (answer
-// a Dispatch, start a child, hand a result to a parent, resume a poller)
-// happens in the commit callback, once the batch is durable. There are two
-// exceptions: a retry timer, which only delays work already durable, and
-// the resume of an await step, below.
+// a Dispatch, hand a result to a parent, wake a watcher) happens in the
+// commit callback, once the batch is durable. There are three
+// exceptions: a retry timer, which only delays work already durable, the
+// resume of an await step, and the start of a poll's children (both
+// below), which send Run requests ahead of the commit and nothing else.
 //
 // # One commit per await step
 //
@@ -103,6 +105,81 @@
 //   - the engine is closing or its store broken, or MaxHold is negative.
 //
 // The resume of a held step goes out at once, so it is not signed ahead.
+//
+// # Early start
+//
+// Held batches take one commit per await step; early start takes it off
+// the step's critical path. When a parent answers a valid Poll, its
+// batch (its suspended row and its children's rows) is submitted and, at
+// once, without waiting for the commit, the parent is suspended in memory
+// and its children are made ready: their Run requests go out while the
+// commit is in flight. A child's outcome that arrives before that commit
+// finds its parent suspended and is held for the parent's answer as
+// above, so that a sequential workflow's step costs its two runs, and the
+// commits follow behind, the committer grouping what accumulated
+// meanwhile (one transaction may carry several steps). Roots still start
+// in the Dispatch's commit callback (the Dispatch's answer waits for it
+// anyway), and so do the calls of a tail call, a restart or an invalid
+// poll (rare). [Config.NoEarlyStart] turns it off.
+//
+// The parent is suspended at submission rather than in the callback
+// because a child that finishes before the commit, which in process is
+// every child, could otherwise not resume it: its result would go to the
+// store on its own and resume the parent only in its callback, two
+// commits per step again. Nothing outside the process sees the
+// difference: a suspended call is woken by a result, its max_wait or its
+// expiration, and each of those is a change submitted after the batch
+// that suspended it.
+//
+// Why it is safe:
+//
+//   - The store is always a prefix of the engine's submitted batches.
+//     The committer applies them one transaction at a time, in submission
+//     order; when one fails for good it refuses every later batch
+//     without applying it (its failure is sticky, set before any
+//     callback runs), and the engine is broken ([Engine.fail]). On
+//     PostgreSQL a partition's store is written by its engine's one
+//     committer, whose Applies run one at a time: an Apply of the
+//     cluster's writer that fails (fenced or not) fails that Apply only,
+//     and the committer retries it or gives up before it hands over a
+//     later one; a fenced store refuses every later Apply (its fence
+//     error is sticky). A later batch of a partition therefore never
+//     commits after an earlier one of the same partition failed.
+//   - Every change that depends on an early-started child is submitted
+//     after the batch that creates it: the child starts after that
+//     Submit, under the same lock, so its outcome (on its own, or held
+//     and paired with the parent's next answer), its own children, a
+//     cancel, its expiration, its retries and its timeouts all come
+//     later. With the prefix, none can be durable without the child's
+//     row, nor the parent's next answer without its previous one.
+//   - Nothing externally visible acts on a change that is not durable:
+//     watchers ([Engine.Watch], the server's Result) are woken in commit
+//     callbacks, a root's Dispatch answers after its commit, Cancel
+//     returns after its commit, and keyed dispatch (keys.go) is
+//     unchanged. What goes out early is Run requests: the child's (with
+//     its dispatch id, which a Result or Cancel may name before its row
+//     is stored; the engine knows the call, and answers as for any live
+//     call) and, through the hold, the parent's resume.
+//   - If the process dies before the creating commit (or the store fails
+//     it, or another replica fences it), that commit and every later
+//     one are lost together. The store has the parent as it was before
+//     its answer (running its previous attempt, or suspended on its
+//     previous poll) and no child: recovery runs the parent's attempt
+//     again, which makes the children again with new ids. The early
+//     child's run was an orphan: its work happened outside the durable
+//     history, like the work of a parent attempt whose answer was lost,
+//     which PROTOCOL.md already allows (at least once). Its id never
+//     exists in the store: a Result of it after the restart is not found.
+//   - Cancel, expiration, attempt timeouts, MaxHold and Close need
+//     nothing new: the child is a live call in memory like any other.
+//     A cancel of the parent finds it in the parent's tree, stops its
+//     request and makes it done in a batch submitted after the creating
+//     one; an expiration or an attempt timeout is an outcome, submitted
+//     after; a held outcome waits at most MaxHold as any; Close cancels
+//     its request (its outcome is dropped, it runs again after a
+//     restart) and commits the batches submitted, the creating one
+//     first. A broken engine starts nothing more, and drops the outcomes
+//     of the early children in flight, like any requests in flight.
 //
 // # Store failures
 //

@@ -78,6 +78,15 @@ type Config struct {
 	// documentation); [DefaultMaxHold], 20 ms. Negative: never held, two
 	// commits per await step.
 	MaxHold time.Duration
+	// NoEarlyStart makes the children of a Poll wait for the commit of
+	// the batch that creates them before they run, and their parent
+	// suspend only then. By default (false) they start as soon as that
+	// batch is submitted, so that no commit sits on the critical path
+	// of an await step (see "Early start" in the package
+	// documentation). Setting it costs latency and buys nothing for
+	// correctness; it is kept to compare the two and to rule early start
+	// out when a problem is looked into.
+	NoEarlyStart bool
 	// Policy says which endpoints calls may name (the calls of polls and
 	// tail calls, and recovered calls; the server checks the calls of a
 	// DispatchRequest with [Engine.CheckCall]), and which addresses the
@@ -185,7 +194,10 @@ type Engine struct {
 	// holds counts the batches held for a parent's answer, holdsAlone
 	// those committed on their own (hold.go).
 	holds, holdsAlone int64
-	recovered         []*call
+	// early counts the children started before the commit of the batch
+	// that creates them (transition.go, poll).
+	early     int64
+	recovered []*call
 	// broken is the error of the commit the committer gave up on: once
 	// set, nothing is acted on any more (no attempt starts, Dispatch
 	// fails) until a restart.

@@ -258,6 +258,22 @@ func (e *Engine) poll(c *call, p *sdkv1.Poll, now time.Time, b *store.Batch) {
 		children[i] = ch
 		b.Calls = append(b.Calls, ch.row(nowN))
 	}
+	if !e.cfg.NoEarlyStart {
+		// Early start: c suspends and its children start now, while b is
+		// committed; every change that follows from them is submitted
+		// after b (package documentation, "Early start"). Their requests
+		// go out at once, so they are not signed ahead.
+		e.submitFor(c, b, nil)
+		c.state = stSuspended
+		e.early += int64(len(children))
+		e.suspendOrResume(c)
+		for _, ch := range children {
+			if ch.state == stNew {
+				e.makeReady(ch)
+			}
+		}
+		return
+	}
 	if len(children) <= presignMaxCalls {
 		for _, ch := range children {
 			e.presign(ch, nil)

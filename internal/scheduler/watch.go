@@ -133,6 +133,9 @@ type Stats struct {
 	// Held counts the child outcomes held for their parent's answer
 	// (hold.go), and HeldAlone those of them committed on their own.
 	Held, HeldAlone int64
+	// Early counts the children started before the commit that creates
+	// them (see "Early start" in the package documentation).
+	Early int64
 }
 
 // Add adds the counts of o to s: the stats of several engines (a
@@ -146,6 +149,7 @@ func (s *Stats) Add(o Stats) {
 	s.PresignedSent += o.PresignedSent
 	s.Held += o.Held
 	s.HeldAlone += o.HeldAlone
+	s.Early += o.Early
 }
 
 // Stats returns counts of the live calls, for metrics and benchmarks. It
@@ -153,7 +157,7 @@ func (s *Stats) Add(o Stats) {
 func (e *Engine) Stats() Stats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	s := Stats{Live: len(e.calls), Presigned: e.presigns, PresignedSent: e.signer.presigned.hits.Load(), Held: e.holds, HeldAlone: e.holdsAlone}
+	s := Stats{Live: len(e.calls), Presigned: e.presigns, PresignedSent: e.signer.presigned.hits.Load(), Held: e.holds, HeldAlone: e.holdsAlone, Early: e.early}
 	for _, c := range e.calls {
 		if c.state == stSuspended {
 			s.Suspended++
