@@ -122,6 +122,14 @@
 // anyway), and so do the calls of a tail call, a restart or an invalid
 // poll (rare). [Config.NoEarlyStart] turns it off.
 //
+// What runs ahead of the store is bounded: a poll's children start early
+// only while the committer keeps up ([store.Committer.Behind]: no failed
+// transaction being retried, at most a full group of 4,096 batches
+// waiting). During a store outage, then, nothing starts that the failure
+// would orphan, and a store slower than the work makes the steps wait
+// for their commits as without early start, rather than let workflows
+// run ever further ahead of what is durable.
+//
 // The parent is suspended at submission rather than in the callback
 // because a child that finishes before the commit, which in process is
 // every child, could otherwise not resume it: its result would go to the

@@ -258,11 +258,13 @@ func (e *Engine) poll(c *call, p *sdkv1.Poll, now time.Time, b *store.Batch) {
 		children[i] = ch
 		b.Calls = append(b.Calls, ch.row(nowN))
 	}
-	if !e.cfg.NoEarlyStart {
+	if !e.cfg.NoEarlyStart && !e.commit.Behind() {
 		// Early start: c suspends and its children start now, while b is
 		// committed; every change that follows from them is submitted
 		// after b (package documentation, "Early start"). Their requests
-		// go out at once, so they are not signed ahead.
+		// go out at once, so they are not signed ahead. Not while the
+		// store is behind (retrying a failure, or a full group waiting):
+		// what runs ahead of it stays bounded.
 		e.submitFor(c, b, nil)
 		c.state = stSuspended
 		e.early += int64(len(children))

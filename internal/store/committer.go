@@ -52,10 +52,15 @@ type Committer struct {
 	wake chan struct{}
 	done chan struct{}
 
-	pending []pending
-	closed  bool
-	failed  error // the error that made the committer give up, sticky
+	pending  []pending
+	closed   bool
+	failed   error // the error that made the committer give up, sticky
+	retrying bool  // a failed transaction is being retried
 }
+
+// maxAhead is the backlog from which [Committer.Behind] is true: a full
+// group of batches waiting behind the transaction in flight.
+const maxAhead = maxGroup
 
 type pending struct {
 	b  *Batch
@@ -121,6 +126,19 @@ func (c *Committer) SubmitPair(first *Batch, firstFn func(error), second *Batch,
 	c.mu.Unlock()
 	c.signal()
 	return nil
+}
+
+// Behind reports whether the store is not keeping up: a failed
+// transaction is being retried, or more than a full group of batches
+// (4,096) waits behind the one in flight. A scheduler that acts on
+// batches before they are durable (early start) asks first, so that what
+// runs ahead of the store stays bounded: during a store outage nothing
+// runs ahead (what did would be lost with the transaction), and a store
+// slower than the work falls back to acting on durable changes only.
+func (c *Committer) Behind() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.retrying || len(c.pending) > maxAhead
 }
 
 // signal wakes the writer.
@@ -253,6 +271,7 @@ func (c *Committer) linger() {
 // belongs to another owner, and no retry can make this store's writes
 // valid again; giving up at once also stops the callers sooner.
 func (c *Committer) apply(batches []*Batch) error {
+	defer c.setRetrying(false)
 	wait := defaultFirstRetry
 	deadline := time.Now().Add(c.opts.RetryFor)
 	for {
@@ -260,10 +279,19 @@ func (c *Committer) apply(batches []*Batch) error {
 		if err == nil || errors.Is(err, ErrFenced) || c.opts.RetryFor < 0 || time.Now().Add(wait).After(deadline) {
 			return err
 		}
+		c.setRetrying(true)
 		if c.opts.OnRetry != nil {
 			c.opts.OnRetry(err)
 		}
 		time.Sleep(wait)
 		wait = min(2*wait, maxRetryWait)
 	}
+}
+
+// setRetrying records whether a failed transaction is being retried
+// ([Committer.Behind]).
+func (c *Committer) setRetrying(v bool) {
+	c.mu.Lock()
+	c.retrying = v
+	c.mu.Unlock()
 }

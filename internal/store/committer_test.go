@@ -274,3 +274,66 @@ func TestPartitionOf(t *testing.T) {
 		is.True(counts[p] > 700 && counts[p] < 1300) // 1,000 each on average
 	}
 }
+
+// TestCommitterBehind checks Behind: false while the store keeps up, true
+// while a failed transaction is retried and while more than a full group
+// of batches waits behind the one in flight, false again after.
+func TestCommitterBehind(t *testing.T) {
+	tests := []struct {
+		name  string
+		fail  bool // the gated Apply fails once, and is retried
+		queue int  // batches submitted behind the gated one
+		want  bool // Behind while the gated Apply is in flight (or retried)
+	}{
+		{name: "keeping up", queue: 10},
+		{name: "a full group waiting", queue: 4097, want: true},
+		{name: "retrying", fail: true, want: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			is := is.New(t)
+			st := &behindStore{Store: memstore.New(), entered: make(chan struct{}), open: make(chan struct{}), fail: tt.fail}
+			defer st.Close()
+			retried := make(chan struct{})
+			c := store.NewCommitter(st, store.CommitterOptions{RetryFor: time.Minute, OnRetry: func(error) { close(retried) }})
+			is.True(!c.Behind()) // nothing yet
+			done := make(chan error, 1)
+			is.NoErr(c.Submit(batch("gate"), func(err error) { done <- err }))
+			<-st.entered
+			if tt.fail {
+				<-retried // the first try failed; the retry waits at the gate
+			}
+			for i := range tt.queue {
+				is.NoErr(c.Submit(batch(fmt.Sprint("q", i)), nil))
+			}
+			is.Equal(c.Behind(), tt.want)
+			close(st.open)
+			is.NoErr(<-done)
+			is.NoErr(c.Commit(context.Background(), batch("last"))) // every batch before it is durable
+			is.True(!c.Behind())                                   // caught up
+			is.NoErr(c.Close())
+		})
+	}
+}
+
+// behindStore holds the Applies of batch "gate" until open is closed;
+// with fail, its first Apply fails (before the gate).
+type behindStore struct {
+	store.Store
+	entered, open chan struct{}
+	fail          bool
+	once          sync.Once
+	tries         int
+}
+
+func (g *behindStore) Apply(ctx context.Context, batches ...*store.Batch) error {
+	if batches[0].Calls[0].ID == "gate" {
+		g.tries++ // the writer goroutine only
+		if g.fail && g.tries == 1 {
+			return errIO
+		}
+		g.once.Do(func() { close(g.entered) })
+		<-g.open
+	}
+	return g.Store.Apply(ctx, batches...)
+}
