@@ -310,7 +310,7 @@ func TestCommitterBehind(t *testing.T) {
 			close(st.open)
 			is.NoErr(<-done)
 			is.NoErr(c.Commit(context.Background(), batch("last"))) // every batch before it is durable
-			is.True(!c.Behind())                                   // caught up
+			is.True(!c.Behind())                                    // caught up
 			is.NoErr(c.Close())
 		})
 	}
