@@ -209,11 +209,13 @@ type Config struct {
 	// engine's default when zero); maxHold bounds how long a child's
 	// outcome waits for its parent's answer (the engine's default when
 	// zero); noEarlyStart makes children wait for the commit that
-	// creates them (scheduler.Config.NoEarlyStart); wrapKeyFile wraps the temporary file a new signing key is
-	// written to. leaseTTL and renewEvery are a replica's lease duration
-	// and the period of its manager, below minLeaseTTL if need be (when
-	// zero: LeaseTTL, or defaultLeaseTTL, and a fifth of that); partitions is the number of partitions a replica makes
-	// in a database that has none (pgstore's default when zero).
+	// creates them (scheduler.Config.NoEarlyStart); wrapKeyFile wraps
+	// the temporary file a new signing key is written to. leaseTTL and
+	// renewEvery are a replica's lease duration and the period of its
+	// manager, below minLeaseTTL if need be (when zero: LeaseTTL, or
+	// defaultLeaseTTL, and a fifth of that); partitions is the number of
+	// partitions a replica makes in a database that has none (pgstore's
+	// default when zero).
 	wrapStore    func(store.Store) store.Store
 	commitRetry  time.Duration
 	maxHold      time.Duration
