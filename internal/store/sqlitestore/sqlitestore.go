@@ -176,6 +176,11 @@ type writer struct {
 	upsert, delInbox, delResult, addResult, addAttempt, setMeta driver.Stmt
 	pruneKeys, setKey, rewrite                                  driver.Stmt
 	args                                                        []driver.NamedValue
+
+	// nstmts and nrows count the statements run (begin and commit
+	// included) and the rows they changed, for the tests that hold the
+	// write path to its cost per workflow (TestWriteCost).
+	nstmts, nrows int64
 }
 
 func (w *writer) stmts() []*driver.Stmt {
@@ -228,8 +233,16 @@ func (w *writer) execResult(st driver.Stmt, vals ...driver.Value) (driver.Result
 		args = append(args, driver.NamedValue{Ordinal: i + 1, Value: v})
 	}
 	w.args = args
+	w.nstmts++
 	res, err := st.(driver.StmtExecContext).ExecContext(context.Background(), args)
 	clear(args)
+	if err == nil && st != w.begin && st != w.commit && st != w.rollback {
+		// (SQLite's count of changes is the last INSERT, UPDATE or
+		// DELETE's: COMMIT would count that statement's rows again.)
+		if n, err := res.RowsAffected(); err == nil {
+			w.nrows += n
+		}
+	}
 	return res, err
 }
 
