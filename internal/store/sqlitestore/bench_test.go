@@ -170,8 +170,8 @@ func TestWriteCost(t *testing.T) {
 		stmts, rows, frames float64 // the most per workflow
 	}{
 		{1, 34, 17, 38},
-		{8, 20, 17, 6},
-		{32, 18.5, 17, 2.2},
+		{8, 10.5, 17, 6.1},
+		{32, 8.2, 17, 2.2},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("group=%d", tt.group), func(t *testing.T) {
