@@ -169,9 +169,9 @@ func TestWriteCost(t *testing.T) {
 		group               int     // batches per transaction
 		stmts, rows, frames float64 // the most per workflow
 	}{
-		{1, 34, 17, 38},
-		{8, 10.5, 17, 6.1},
-		{32, 8.2, 17, 2.2},
+		{1, 33, 17, 38},
+		{8, 9.4, 17, 6.1},
+		{32, 7.2, 17, 2.1},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("group=%d", tt.group), func(t *testing.T) {

@@ -582,6 +582,11 @@ func (s *Store) apply(batches []*store.Batch) (err error) {
 			}
 		}
 		for _, k := range b.Delivered {
+			if slices.Contains(b.ClearInbox, k.ParentID) {
+				// Gone with the inbox just cleared: a call that ends
+				// consumes its last results and drops its inbox.
+				continue
+			}
 			if err = w.exec(w.delResult, k.ParentID, k.ChildID); err != nil {
 				return fmt.Errorf("sqlitestore: removing a result: %w", err)
 			}
