@@ -334,7 +334,7 @@ func (w *writer) execResult(st driver.Stmt, vals ...driver.Value) (driver.Result
 // putCalls writes the rows of the calls of a transaction's batches, with
 // one statement per maxRows rows of a kind (rewrites, whole rows) instead
 // of one per row: in `dispatch bench` (b) a transaction holds about six
-// batches, which write ten rows. Only a call's last row in the
+// batches, which write about eight rows. Only a call's last row in the
 // transaction is written (the calls table is written by nothing else, so
 // the rows of different calls can be written in any order, and a row is
 // the whole call); it is a rewrite only if every row of the call in the
