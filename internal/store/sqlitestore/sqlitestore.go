@@ -217,7 +217,7 @@ type writer struct {
 
 	// The calls of the transaction being applied, one per id (putCalls).
 	calls          []putCall
-	at             map[string]int // index in calls by id
+	at             map[string]int // index in calls by id, when many (find)
 	whole, rewrite []*store.Call
 
 	// nstmts and nrows count the statements run (begin and commit
@@ -248,7 +248,6 @@ func (w *writer) prepare(dc any) error {
 		return errors.New("driver does not prepare statements with a context")
 	}
 	w.pc = pc
-	w.at = map[string]int{}
 	queries := []string{"BEGIN IMMEDIATE", "COMMIT", "ROLLBACK", sqlDelInbox,
 		sqlDelResult, sqlAddResult, sqlAddAttempt, sqlSetMeta, sqlPruneKeys, sqlSetKey}
 	for i, st := range w.stmts()[:len(queries)] {
@@ -346,17 +345,19 @@ func (w *writer) execResult(st driver.Stmt, vals ...driver.Value) (driver.Result
 // again whole, so the hint can cost statements but never a column.
 func (w *writer) putCalls(batches []*store.Batch) error {
 	calls := w.calls[:0]
-	clear(w.at)
 	for _, b := range batches {
 		for _, c := range b.Calls {
-			if i, ok := w.at[c.ID]; ok {
+			if i := w.find(calls, c.ID); i >= 0 {
 				calls[i] = putCall{c, calls[i].whole || !c.Rewrite}
 				continue
 			}
-			w.at[c.ID] = len(calls)
+			if w.at != nil {
+				w.at[c.ID] = len(calls)
+			}
 			calls = append(calls, putCall{c, !c.Rewrite})
 		}
 	}
+	w.at = nil
 	whole, rewrite := w.whole[:0], w.rewrite[:0]
 	for _, p := range calls {
 		if p.whole {
@@ -408,6 +409,33 @@ func (w *writer) putCalls(batches []*store.Batch) error {
 		}
 	}
 	return nil
+}
+
+// find returns the index of id in calls, or -1: by a look through calls
+// while they are few (a transaction of a few batches writes a few rows),
+// then in w.at, made for this transaction once they are more. (A map
+// kept from one transaction to the next would keep the size of the
+// largest, and clearing it would cost that at every transaction.)
+func (w *writer) find(calls []putCall, id string) int {
+	const few = 32
+	if w.at == nil {
+		if len(calls) < few {
+			for i := range calls {
+				if calls[i].c.ID == id {
+					return i
+				}
+			}
+			return -1
+		}
+		w.at = make(map[string]int, 2*few)
+		for i := range calls {
+			w.at[calls[i].c.ID] = i
+		}
+	}
+	if i, ok := w.at[id]; ok {
+		return i
+	}
+	return -1
 }
 
 func callsErr(chunk []*store.Call, err error) error {

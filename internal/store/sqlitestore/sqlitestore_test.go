@@ -198,13 +198,36 @@ func TestPutCalls(t *testing.T) {
 				for _, id := range ids(40) {
 					b = append(b, row(id, 2, true)) // c20 to c39 find no row
 				}
-				return [][]*store.Call{b}
+				// and two of them again, past the rows looked up one by one
+				return [][]*store.Call{b, {row("c05", 3, true), row("c35", 3, true)}}
 			}(),
 			want: func() map[string]uint32 {
 				m := map[string]uint32{}
 				for _, id := range ids(40) {
 					m[id] = 2
 				}
+				m["c05"], m["c35"] = 3, 3
+				return m
+			}(),
+		},
+		{
+			// Past the rows looked up one by one (the map of
+			// writer.find): each call's last row is written, once.
+			name:   "rewrites of a call twice among many",
+			before: ids(40),
+			batches: func() [][]*store.Call {
+				var b []*store.Call
+				for _, id := range ids(40) {
+					b = append(b, row(id, 2, true))
+				}
+				return [][]*store.Call{b, {row("c05", 3, true), row("c35", 3, true)}}
+			}(),
+			want: func() map[string]uint32 {
+				m := map[string]uint32{}
+				for _, id := range ids(40) {
+					m[id] = 2
+				}
+				m["c05"], m["c35"] = 3, 3
 				return m
 			}(),
 		},
