@@ -15,3 +15,11 @@ func SetCheckpointHook(o *Options, hook func(checkpoint func() error)) {
 
 // SchemaVersion is schemaVersion.
 const SchemaVersion = schemaVersion
+
+// Writes are the numbers of statements s's writer has run and of rows
+// they changed.
+func Writes(s *Store) (stmts, rows int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.wr.nstmts, s.wr.nrows
+}

@@ -17,7 +17,10 @@
 // by an UPDATE of the columns that change only, which binds ten fewer
 // arguments (the driver copies every text and blob into C memory); a
 // rewrite that finds no row falls back to the whole row, so the hint can
-// never lose a column.
+// never lose a column. The rows of a transaction are written up to 16 per
+// statement, each call's last row only: a transaction of 8 batches of
+// 3-step workflows runs half the statements it ran one row at a time
+// (TestWriteCost).
 package sqlitestore
 
 import (
@@ -29,6 +32,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -125,8 +129,18 @@ const (
 	sqlSetKey     = `INSERT OR REPLACE INTO idempotency_keys (key, digest, ids, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`
 )
 
-const upsertCall = `INSERT INTO calls (` + callColumns + `)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+// maxRows is the most calls one statement writes: a transaction's rows
+// are written by one statement per maxRows (see writer.putCalls), which
+// needs one prepared statement per count of rows up to maxRows of each
+// kind. (16 whole rows bind 432 arguments, far below SQLite's limit of
+// 32,766.)
+const maxRows = 16
+
+// upsertCalls writes the whole rows of n calls: each is inserted, or
+// replaces the columns but the identity of the row already there.
+func upsertCalls(n int) string {
+	row := "(" + strings.Repeat("?, ", 26) + "?)"
+	return `INSERT INTO calls (` + callColumns + `) VALUES ` + strings.Repeat(row+", ", n-1) + row + `
 	ON CONFLICT (id) DO UPDATE SET
 	endpoint = excluded.endpoint, function = excluded.function, version = excluded.version,
 	gen = excluded.gen, input_type = excluded.input_type, input = excluded.input,
@@ -136,19 +150,35 @@ const upsertCall = `INSERT INTO calls (` + callColumns + `)
 	max_results = excluded.max_results, poll_deadline = excluded.poll_deadline,
 	poll_error = excluded.poll_error, status = excluded.status, output = excluded.output,
 	error = excluded.error, recent_attempts = excluded.recent_attempts`
+}
 
-// rewriteCall writes the columns of a call that change from one row to
-// the next (store.Call.Rewrite): the columns of upsertCall's DO UPDATE
+// rewriteCalls writes the columns of n calls that change from one row to
+// the next (store.Call.Rewrite): the columns of upsertCalls's DO UPDATE
 // but the identity (endpoint, function, version, input_type, input).
 // Each text and blob argument is copied into C memory by the driver, and
 // a row write was a third of the CPU of `dispatch bench` (b) in process:
 // a rewrite binds 17 arguments instead of 27 (1 text instead of 8, the
-// input not at all), and skips the insert that upsertCall tries first.
-const rewriteCall = `UPDATE calls SET
+// input not at all), and skips the insert that upsertCalls tries first.
+// The rows of several come in a VALUES list joined to calls by id (SQLite
+// looks each up by the primary key), their columns in rewriteArgs's
+// order, the id last; one row is a plain UPDATE, cheaper than that join.
+func rewriteCalls(n int) string {
+	if n == 1 {
+		return `UPDATE calls SET
 	gen = ?, expires_at = ?, updated_at = ?, state = ?, attempts = ?, restarts = ?,
 	state_type = ?, coroutine_state = ?, min_results = ?, max_results = ?, poll_deadline = ?,
 	poll_error = ?, status = ?, output = ?, error = ?, recent_attempts = ?
 	WHERE id = ?`
+	}
+	row := "(" + strings.Repeat("?, ", 16) + "?)"
+	return `UPDATE calls SET
+	gen = v.column1, expires_at = v.column2, updated_at = v.column3, state = v.column4,
+	attempts = v.column5, restarts = v.column6, state_type = v.column7, coroutine_state = v.column8,
+	min_results = v.column9, max_results = v.column10, poll_deadline = v.column11,
+	poll_error = v.column12, status = v.column13, output = v.column14, error = v.column15,
+	recent_attempts = v.column16
+	FROM (VALUES ` + strings.Repeat(row+", ", n-1) + row + `) AS v WHERE calls.id = v.column17`
+}
 
 // Store is a SQLite [store.Store].
 type Store struct {
@@ -172,15 +202,44 @@ type Store struct {
 // convert every argument by reflection, and BeginTx and Commit would
 // parse "BEGIN IMMEDIATE" and "COMMIT" at every transaction.
 type writer struct {
-	begin, commit, rollback                                     driver.Stmt
-	upsert, delInbox, delResult, addResult, addAttempt, setMeta driver.Stmt
-	pruneKeys, setKey, rewrite                                  driver.Stmt
-	args                                                        []driver.NamedValue
+	begin, commit, rollback                             driver.Stmt
+	delInbox, delResult, addResult, addAttempt, setMeta driver.Stmt
+	pruneKeys, setKey                                   driver.Stmt
+	// upserts[n-1] and rewrites[n-1] write n rows (upsertCalls,
+	// rewriteCalls), prepared on the first transaction that needs them,
+	// with pc: the driver's connection, which the writer uses only inside
+	// the writer connection's Raw.
+	upserts, rewrites [maxRows]driver.Stmt
+	pc                driver.ConnPrepareContext
+
+	args []driver.NamedValue
+	vals []driver.Value
+
+	// The calls of the transaction being applied, one per id (putCalls).
+	calls          []putCall
+	at             map[string]int // index in calls by id, when many (find)
+	whole, rewrite []*store.Call
+
+	// nstmts and nrows count the statements run (begin and commit
+	// included) and the rows they changed, for the tests that hold the
+	// write path to its cost per workflow (TestWriteCost).
+	nstmts, nrows int64
+}
+
+// putCall is a call's last row in a transaction, and whether some row of
+// it there was marked whole (not a rewrite).
+type putCall struct {
+	c     *store.Call
+	whole bool
 }
 
 func (w *writer) stmts() []*driver.Stmt {
-	return []*driver.Stmt{&w.begin, &w.commit, &w.rollback, &w.upsert, &w.delInbox,
-		&w.delResult, &w.addResult, &w.addAttempt, &w.setMeta, &w.pruneKeys, &w.setKey, &w.rewrite}
+	sts := []*driver.Stmt{&w.begin, &w.commit, &w.rollback, &w.delInbox,
+		&w.delResult, &w.addResult, &w.addAttempt, &w.setMeta, &w.pruneKeys, &w.setKey}
+	for i := range maxRows {
+		sts = append(sts, &w.upserts[i], &w.rewrites[i])
+	}
+	return sts
 }
 
 func (w *writer) prepare(dc any) error {
@@ -188,19 +247,49 @@ func (w *writer) prepare(dc any) error {
 	if !ok {
 		return errors.New("driver does not prepare statements with a context")
 	}
-	queries := []string{"BEGIN IMMEDIATE", "COMMIT", "ROLLBACK", upsertCall, sqlDelInbox,
-		sqlDelResult, sqlAddResult, sqlAddAttempt, sqlSetMeta, sqlPruneKeys, sqlSetKey, rewriteCall}
-	for i, st := range w.stmts() {
-		// Set *st only on success: a failed prepare may return a nil
-		// *stmt in a non-nil driver.Stmt, which close would call.
-		prepared, err := pc.PrepareContext(context.Background(), queries[i])
-		if err != nil {
+	w.pc = pc
+	queries := []string{"BEGIN IMMEDIATE", "COMMIT", "ROLLBACK", sqlDelInbox,
+		sqlDelResult, sqlAddResult, sqlAddAttempt, sqlSetMeta, sqlPruneKeys, sqlSetKey}
+	for i, st := range w.stmts()[:len(queries)] {
+		if err := w.prepareOne(st, queries[i]); err != nil {
 			w.close()
 			return err
 		}
-		*st = prepared
+	}
+	// The one-row statements now, so that a database whose calls table
+	// does not match them fails Open rather than its first Apply.
+	if err := w.prepareOne(&w.upserts[0], upsertCalls(1)); err != nil {
+		w.close()
+		return err
+	}
+	if err := w.prepareOne(&w.rewrites[0], rewriteCalls(1)); err != nil {
+		w.close()
+		return err
 	}
 	return nil
+}
+
+// prepareOne prepares q into *st, setting *st only on success: a failed
+// prepare may return a nil *stmt in a non-nil driver.Stmt, which close
+// would call.
+func (w *writer) prepareOne(st *driver.Stmt, q string) error {
+	prepared, err := w.pc.PrepareContext(context.Background(), q)
+	if err != nil {
+		return err
+	}
+	*st = prepared
+	return nil
+}
+
+// stmtFor returns the statement of sts (upserts or rewrites) for n rows,
+// preparing it with query(n) if this is its first use.
+func (w *writer) stmtFor(sts *[maxRows]driver.Stmt, n int, query func(int) string) (driver.Stmt, error) {
+	if sts[n-1] == nil {
+		if err := w.prepareOne(&sts[n-1], query(n)); err != nil {
+			return nil, fmt.Errorf("preparing the statement for %d rows: %w", n, err)
+		}
+	}
+	return sts[n-1], nil
 }
 
 func (w *writer) close() error {
@@ -228,31 +317,146 @@ func (w *writer) execResult(st driver.Stmt, vals ...driver.Value) (driver.Result
 		args = append(args, driver.NamedValue{Ordinal: i + 1, Value: v})
 	}
 	w.args = args
+	w.nstmts++
 	res, err := st.(driver.StmtExecContext).ExecContext(context.Background(), args)
 	clear(args)
+	if err == nil && st != w.begin && st != w.commit && st != w.rollback {
+		// (SQLite's count of changes is the last INSERT, UPDATE or
+		// DELETE's: COMMIT would count that statement's rows again.)
+		if n, err := res.RowsAffected(); err == nil {
+			w.nrows += n
+		}
+	}
 	return res, err
 }
 
-// putCall writes the row c: only its changing columns when c.Rewrite
-// says an earlier row had its identity and that row is there, else the
-// whole row. A rewrite that finds no row (the earlier one was never
-// committed) writes the whole row, so the hint can cost a statement but
-// never a column.
-func (w *writer) putCall(c *store.Call) error {
-	if c.Rewrite {
-		res, err := w.execResult(w.rewrite,
-			int64(c.Gen), ns(c.ExpiresAt), ns(c.UpdatedAt), int64(c.State), int64(c.Attempts), int64(c.Restarts),
-			c.StateType, c.CoroutineState, int64(c.MinResults), int64(c.MaxResults), ns(c.PollDeadline),
-			c.PollError, int64(c.Status), c.Output, c.Error, c.RecentAttempts, c.ID,
-		)
+// putCalls writes the rows of the calls of a transaction's batches, with
+// one statement per maxRows rows of a kind (rewrites, whole rows) instead
+// of one per row: in `dispatch bench` (b) a transaction holds about six
+// batches, which write about eight rows. Only a call's last row in the
+// transaction is written (the calls table is written by nothing else, so
+// the rows of different calls can be written in any order, and a row is
+// the whole call); it is a rewrite only if every row of the call in the
+// transaction was.
+//
+// A rewrite finds the row in the table or writes nothing: when a
+// statement's rewrites change fewer rows than it has (a row marked
+// Rewrite whose earlier row was never committed), its rows are written
+// again whole, so the hint can cost statements but never a column.
+func (w *writer) putCalls(batches []*store.Batch) error {
+	calls := w.calls[:0]
+	for _, b := range batches {
+		for _, c := range b.Calls {
+			if i := w.find(calls, c.ID); i >= 0 {
+				calls[i] = putCall{c, calls[i].whole || !c.Rewrite}
+				continue
+			}
+			if w.at != nil {
+				w.at[c.ID] = len(calls)
+			}
+			calls = append(calls, putCall{c, !c.Rewrite})
+		}
+	}
+	w.at = nil
+	whole, rewrite := w.whole[:0], w.rewrite[:0]
+	for _, p := range calls {
+		if p.whole {
+			whole = append(whole, p.c)
+		} else {
+			rewrite = append(rewrite, p.c)
+		}
+	}
+	clear(calls)
+	w.calls = calls[:0]
+	defer func() {
+		clear(whole)
+		clear(rewrite)
+		w.whole, w.rewrite = whole[:0], rewrite[:0]
+	}()
+	for chunk := range slices.Chunk(rewrite, maxRows) {
+		st, err := w.stmtFor(&w.rewrites, len(chunk), rewriteCalls)
 		if err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err == nil && n == 1 {
-			return nil
+		vals := w.vals[:0]
+		for _, c := range chunk {
+			vals = rewriteArgs(vals, c)
+		}
+		w.vals = vals
+		res, err := w.execResult(st, vals...)
+		clear(vals)
+		if err != nil {
+			return callsErr(chunk, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != int64(len(chunk)) {
+			whole = append(whole, chunk...)
 		}
 	}
-	return w.exec(w.upsert,
+	for chunk := range slices.Chunk(whole, maxRows) {
+		st, err := w.stmtFor(&w.upserts, len(chunk), upsertCalls)
+		if err != nil {
+			return err
+		}
+		vals := w.vals[:0]
+		for _, c := range chunk {
+			vals = upsertArgs(vals, c)
+		}
+		w.vals = vals
+		err = w.exec(st, vals...)
+		clear(vals)
+		if err != nil {
+			return callsErr(chunk, err)
+		}
+	}
+	return nil
+}
+
+// find returns the index of id in calls, or -1: by a look through calls
+// while they are few (a transaction of a few batches writes a few rows),
+// then in w.at, made for this transaction once they are more. (A map
+// kept from one transaction to the next would keep the size of the
+// largest, and clearing it would cost that at every transaction.)
+func (w *writer) find(calls []putCall, id string) int {
+	const few = 32
+	if w.at == nil {
+		if len(calls) < few {
+			for i := range calls {
+				if calls[i].c.ID == id {
+					return i
+				}
+			}
+			return -1
+		}
+		w.at = make(map[string]int, 2*few)
+		for i := range calls {
+			w.at[calls[i].c.ID] = i
+		}
+	}
+	if i, ok := w.at[id]; ok {
+		return i
+	}
+	return -1
+}
+
+func callsErr(chunk []*store.Call, err error) error {
+	if len(chunk) == 1 {
+		return fmt.Errorf("storing call %s: %w", chunk[0].ID, err)
+	}
+	return fmt.Errorf("storing calls %s to %s: %w", chunk[0].ID, chunk[len(chunk)-1].ID, err)
+}
+
+// rewriteArgs appends the arguments of c's row in rewriteCalls.
+func rewriteArgs(vals []driver.Value, c *store.Call) []driver.Value {
+	return append(vals,
+		int64(c.Gen), ns(c.ExpiresAt), ns(c.UpdatedAt), int64(c.State), int64(c.Attempts), int64(c.Restarts),
+		c.StateType, c.CoroutineState, int64(c.MinResults), int64(c.MaxResults), ns(c.PollDeadline),
+		c.PollError, int64(c.Status), c.Output, c.Error, c.RecentAttempts, c.ID,
+	)
+}
+
+// upsertArgs appends the arguments of c's row in upsertCalls.
+func upsertArgs(vals []driver.Value, c *store.Call) []driver.Value {
+	return append(vals,
 		c.ID, c.ParentID, c.RootID, int64(c.ParentGen), int64(c.Gen), int64(c.CorrelationID),
 		c.Endpoint, c.Function, c.Version, c.InputType, c.Input,
 		ns(c.CreatedAt), ns(c.ExpiresAt), ns(c.UpdatedAt), int64(c.State), int64(c.Attempts), int64(c.Restarts),
@@ -396,18 +600,21 @@ func (s *Store) apply(batches []*store.Batch) (err error) {
 			w.exec(w.rollback)
 		}
 	}()
+	if err = w.putCalls(batches); err != nil {
+		return fmt.Errorf("sqlitestore: %w", err)
+	}
 	for _, b := range batches {
-		for _, c := range b.Calls {
-			if err = w.putCall(c); err != nil {
-				return fmt.Errorf("sqlitestore: storing call %s: %w", c.ID, err)
-			}
-		}
 		for _, id := range b.ClearInbox {
 			if err = w.exec(w.delInbox, id); err != nil {
 				return fmt.Errorf("sqlitestore: clearing inbox: %w", err)
 			}
 		}
 		for _, k := range b.Delivered {
+			if slices.Contains(b.ClearInbox, k.ParentID) {
+				// Gone with the inbox just cleared: a call that ends
+				// consumes its last results and drops its inbox.
+				continue
+			}
 			if err = w.exec(w.delResult, k.ParentID, k.ChildID); err != nil {
 				return fmt.Errorf("sqlitestore: removing a result: %w", err)
 			}

@@ -1,6 +1,7 @@
 package sqlitestore_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -147,6 +148,116 @@ func TestWALBounded(t *testing.T) {
 				is.True(wakes > 0) // the checkpointer was woken, and did nothing
 			}
 			tt.check(is, largest, commit)
+		})
+	}
+}
+
+// TestPutCalls checks the rows a transaction writes several per statement:
+// each call's last row, whole when a row of it was not a rewrite or its
+// rewrite finds no row, in statements of up to 16 rows.
+func TestPutCalls(t *testing.T) {
+	row := func(id string, gen uint32, rewrite bool) *store.Call {
+		return &store.Call{ID: id, RootID: id, Endpoint: "e-" + id, Input: []byte(id), Gen: gen,
+			State: store.Pending, Rewrite: rewrite}
+	}
+	ids := func(n int) []string {
+		var out []string
+		for i := range n {
+			out = append(out, fmt.Sprintf("c%02d", i))
+		}
+		return out
+	}
+	tests := []struct {
+		name    string
+		before  []string        // calls written whole in an earlier transaction
+		batches [][]*store.Call // then these, in one transaction
+		want    map[string]uint32
+	}{
+		{
+			name:    "rewrites of rows there",
+			before:  []string{"a", "b"},
+			batches: [][]*store.Call{{row("a", 2, true)}, {row("b", 2, true)}},
+			want:    map[string]uint32{"a": 2, "b": 2},
+		},
+		{
+			name:    "a rewrite beside others finds no row",
+			before:  []string{"a", "b"},
+			batches: [][]*store.Call{{row("a", 2, true), row("lone", 2, true)}, {row("b", 2, true)}},
+			want:    map[string]uint32{"a": 2, "b": 2, "lone": 2},
+		},
+		{
+			name:    "a row and its rewrite in one transaction",
+			batches: [][]*store.Call{{row("n", 1, false), row("m", 1, false)}, {row("n", 2, true)}, {row("n", 3, true)}},
+			want:    map[string]uint32{"n": 3, "m": 1},
+		},
+		{
+			name:   "more rows than one statement holds",
+			before: ids(20),
+			batches: func() [][]*store.Call {
+				var b []*store.Call
+				for _, id := range ids(40) {
+					b = append(b, row(id, 2, true)) // c20 to c39 find no row
+				}
+				// and two of them again, past the rows looked up one by one
+				return [][]*store.Call{b, {row("c05", 3, true), row("c35", 3, true)}}
+			}(),
+			want: func() map[string]uint32 {
+				m := map[string]uint32{}
+				for _, id := range ids(40) {
+					m[id] = 2
+				}
+				m["c05"], m["c35"] = 3, 3
+				return m
+			}(),
+		},
+		{
+			// Past the rows looked up one by one (the map of
+			// writer.find): each call's last row is written, once.
+			name:   "rewrites of a call twice among many",
+			before: ids(40),
+			batches: func() [][]*store.Call {
+				var b []*store.Call
+				for _, id := range ids(40) {
+					b = append(b, row(id, 2, true))
+				}
+				return [][]*store.Call{b, {row("c05", 3, true), row("c35", 3, true)}}
+			}(),
+			want: func() map[string]uint32 {
+				m := map[string]uint32{}
+				for _, id := range ids(40) {
+					m[id] = 2
+				}
+				m["c05"], m["c35"] = 3, 3
+				return m
+			}(),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			is := is.New(t)
+			s, err := sqlitestore.Open(filepath.Join(t.TempDir(), "dispatch.db"), sqlitestore.Options{})
+			is.NoErr(err)
+			defer s.Close()
+			var first store.Batch
+			for _, id := range tt.before {
+				first.Calls = append(first.Calls, row(id, 1, false))
+			}
+			is.NoErr(s.Apply(t.Context(), &first))
+			var batches []*store.Batch
+			for _, calls := range tt.batches {
+				batches = append(batches, &store.Batch{Calls: calls})
+			}
+			is.NoErr(s.Apply(t.Context(), batches...))
+			for id, gen := range tt.want {
+				c, err := s.GetCall(t.Context(), id)
+				is.NoErr(err)
+				is.Equal(c.Gen, gen)
+				is.Equal(c.Endpoint, "e-"+id) // the whole row, never a rewrite's part
+				is.Equal(string(c.Input), id)
+			}
+			all, err := s.ListCalls(t.Context(), store.ListOptions{Limit: 1000})
+			is.NoErr(err)
+			is.Equal(len(all), len(tt.want))
 		})
 	}
 }
