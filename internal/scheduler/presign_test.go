@@ -59,15 +59,20 @@ func TestPresigned(t *testing.T) {
 		sentTo   string
 		sent     []byte
 		hits     int64
+		// collide files the signature made ahead under the key of the
+		// body sent, as a collision of the keys' maphash would.
+		collide bool
 	}{
-		{"same body", url, []byte("request"), time.Now(), url, []byte("request"), 1},
-		{"other body", url, []byte("request"), time.Now(), url, []byte("request with more results"), 0},
-		{"other URL", url, []byte("request"), time.Now(), other, []byte("request"), 0},
+		{"same body", url, []byte("request"), time.Now(), url, []byte("request"), 1, false},
+		{"other body", url, []byte("request"), time.Now(), url, []byte("request with more results"), 0, false},
+		{"other URL", url, []byte("request"), time.Now(), other, []byte("request"), 0, false},
 		// The signature covers the escaped path: /a%2Fb is not /a/b.
-		{"other escaping of the path", runURL(srv.URL + "/a%2Fb"), []byte("request"), time.Now(), runURL(srv.URL + "/a/b"), []byte("request"), 0},
+		{"other escaping of the path", runURL(srv.URL + "/a%2Fb"), []byte("request"), time.Now(), runURL(srv.URL + "/a/b"), []byte("request"), 0, false},
 		// The query is kept after the procedure, and not signed.
-		{"a query", runURL(srv.URL + "/admin?code=k"), []byte("request"), time.Now(), srv.URL + "/admin/dispatch.sdk.v1.FunctionService/Run?code=k", []byte("request"), 1},
-		{"too old", url, []byte("request"), time.Now().Add(-presignTTL - time.Second), url, []byte("request"), 0},
+		{"a query", runURL(srv.URL + "/admin?code=k"), []byte("request"), time.Now(), srv.URL + "/admin/dispatch.sdk.v1.FunctionService/Run?code=k", []byte("request"), 1, false},
+		{"too old", url, []byte("request"), time.Now().Add(-presignTTL - time.Second), url, []byte("request"), 0, false},
+		// The SHA-512 kept beside the signature tells the bodies apart.
+		{"hash collision", url, []byte("request"), time.Now(), url, []byte("other request"), 0, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -75,7 +80,15 @@ func TestPresigned(t *testing.T) {
 			refused = nil
 			tr := &signingTransport{base: base, sign: signature.NewSigner(priv).Sign}
 			tr.presign(tt.signedTo, tt.signed, tt.signedAt)
-			is.Equal(len(tr.presigned.m), 1)                      // signed ahead
+			is.Equal(len(tr.presigned.m), 1) // signed ahead
+			if tt.collide {
+				sent, err := http.NewRequest(http.MethodPost, tt.sentTo, nil)
+				is.NoErr(err)
+				for k, p := range tr.presigned.m {
+					delete(tr.presigned.m, k)
+					tr.presigned.m[requestKey(tr.presigned.seed, sent, tt.sent)] = p
+				}
+			}
 			is.Equal(send(tr, tt.sentTo, tt.sent), http.StatusOK) // accepted either way
 			is.Equal(tr.presigned.hits.Load(), tt.hits)
 			is.Equal(len(refused), 0)
@@ -108,4 +121,26 @@ func TestPresigned(t *testing.T) {
 		tr.presign(url, []byte("late"), now.Add(presignTTL+2*time.Second))
 		is.Equal(len(tr.presigned.m), 1)
 	})
+}
+
+// BenchmarkTakePresignedMiss is the cost the cache of signatures made
+// ahead adds to a request it has no signature for, while it holds some
+// (the usual case under load): a body of the size of a RunRequest.
+func BenchmarkTakePresignedMiss(b *testing.B) {
+	tr := &signingTransport{sign: func(*http.Request, []byte) error { return nil }}
+	url := runURL("http://127.0.0.1:8000/")
+	now := time.Now()
+	tr.presign(url, []byte("a guess never used"), now)
+	body := bytes.Repeat([]byte("dispatch"), 128)
+	r, err := http.NewRequest(http.MethodPost, url, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r.Header.Set("Content-Type", presignContentType)
+	b.ReportAllocs()
+	for b.Loop() {
+		if tr.takePresigned(r, body, now) {
+			b.Fatal("hit")
+		}
+	}
 }
