@@ -155,8 +155,16 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // When the body cannot be read, the deadline stays and an HTTP/1.x
 // connection is closed after the answer: net/http would otherwise read
 // what is left of the body before answering, and wait for it.
+//
+// A body whose length is announced (Dispatch's always is) is read into a
+// buffer of that length, made once, rather than grown by io.ReadAll (a
+// copy per growth: for a 64 KB poll state, 19 allocations and 138 KB
+// against 5 and 66 KB, BenchmarkReadBody), and then to its end, as
+// io.ReadAll read it: net/http watches the connection, to cancel the run's
+// context when the client goes away, once the body has reached its end
+// (TestRunCancelledWhenClientGoes).
 func (e *endpoint) readBody(w http.ResponseWriter, r *http.Request, limit int64, deadline bool) ([]byte, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := readAll(http.MaxBytesReader(w, r.Body, limit), r.ContentLength, limit)
 	if err != nil {
 		if r.ProtoMajor == 1 {
 			w.Header().Set("Connection", "close")
@@ -165,6 +173,30 @@ func (e *endpoint) readBody(w http.ResponseWriter, r *http.Request, limit int64,
 	}
 	if deadline {
 		setReadDeadline(w, time.Time{})
+	}
+	return body, nil
+}
+
+// readAll reads rd to its end, into a buffer of n bytes when n, the
+// announced length, is known (0 < n <= limit).
+func readAll(rd io.Reader, n, limit int64) ([]byte, error) {
+	if n <= 0 || n > limit {
+		return io.ReadAll(rd)
+	}
+	body := make([]byte, n)
+	m, err := io.ReadFull(rd, body)
+	if err != nil {
+		return body[:m], err
+	}
+	var one [1]byte
+	switch k, err := rd.Read(one[:]); {
+	case k > 0:
+		// More than announced: net/http does not let this happen; read
+		// the rest as io.ReadAll would, up to the limit.
+		rest, err := io.ReadAll(rd)
+		return append(append(body, one[0]), rest...), err
+	case err != nil && err != io.EOF:
+		return body, err
 	}
 	return body, nil
 }
