@@ -77,26 +77,7 @@ type ClusterOptions struct {
 	// leases, its heartbeat's row): unique per process; "HOST/pid
 	// N/RANDOM" when empty.
 	Replica string
-	// Writers is the number of the cluster's writers, each a goroutine
-	// with one transaction in flight at a time on a connection of the
-	// pool; [DefaultWriters] when zero, at most MaxConns. Partition p is
-	// written by writer (p-1) mod Writers only, so that its Applies stay
-	// in order. See [DefaultWriters] for the trade.
-	Writers int
 }
-
-// DefaultWriters is the default of [ClusterOptions.Writers]: one. One
-// writer for all the partitions gives the fewest transactions (one WAL
-// flush for every Apply waiting), but its connection is one PostgreSQL
-// backend running the statements of all of them in sequence, so that the
-// replica's writes may be bound by one core of the database while others
-// idle; more writers run several transactions' statements at once, for
-// more transactions, each smaller. Measured on the 2-core development
-// machine with PostgreSQL on the same cores (bench (b) in process, load
-// 8): 501-503 workflows/s with one writer, 390-404 with two, at more CPU
-// per workflow (0.80 against 0.57-0.63 ms), so the default stays one; a
-// database on a machine of its own may do better with two.
-const DefaultWriters = 1
 
 // Cluster is one replica's handle on a database shared by the replicas of
 // a cluster: the leases of its partitions, the replicas' heartbeats, and
@@ -108,7 +89,7 @@ type Cluster struct {
 	replica string
 	n       int
 	reader  *Store
-	ws      []*writer // the writers of its partitions' stores: partition p's is ws[(p-1) % len(ws)]
+	w       *writer // the one writer of all its partitions' stores
 	closed  atomic.Bool
 }
 
@@ -137,10 +118,6 @@ func OpenCluster(ctx context.Context, dsn string, opts ClusterOptions) (*Cluster
 		return nil, fmt.Errorf("pgstore: ClusterOptions.Partitions is %d; use 1 to %d, or 0 for the default, %d", opts.Partitions, maxPartitions, DefaultPartitions)
 	}
 	cfg.MaxConns = int32(cmp.Or(opts.MaxConns, DefaultMaxConns))
-	writers := cmp.Or(opts.Writers, DefaultWriters)
-	if opts.Writers < 0 || writers > int(cfg.MaxConns) {
-		return nil, fmt.Errorf("pgstore: ClusterOptions.Writers is %d; use 1 to MaxConns (%d), or 0 for the default, %d", opts.Writers, cfg.MaxConns, DefaultWriters)
-	}
 	if opts.Replica == "" {
 		host, _ := os.Hostname()
 		var b [4]byte
@@ -162,9 +139,7 @@ func OpenCluster(ctx context.Context, dsn string, opts ClusterOptions) (*Cluster
 	}
 	c.pool, c.lock = pool, lock
 	c.reader = &Store{pool: pool, where: where, kind: kindClusterReader}
-	for range writers {
-		c.ws = append(c.ws, newWriter(pool, where, lock))
-	}
+	c.w = newWriter(pool, where, lock)
 	lock.watch()
 	return c, nil
 }
@@ -435,9 +410,8 @@ func (c *Cluster) Replicas(ctx context.Context) ([]ReplicaInfo, error) {
 }
 
 // Store returns the store of the partition of lease l, on the cluster's
-// pool. Its Apply hands its batches to the partition's writer (one of
-// [ClusterOptions.Writers]), which writes the Applies of all its
-// partitions waiting in one transaction
+// pool. Its Apply hands its batches to the cluster's one writer, which
+// writes the Applies of all the partitions waiting in one transaction
 // (see the package documentation); each checks the lease's epoch first,
 // in that transaction (dispatch_fence: see schemaV3), and fails with a
 // [*FencedError] for good once the epoch moved, without failing the
@@ -454,12 +428,9 @@ func (c *Cluster) Replicas(ctx context.Context) ([]ReplicaInfo, error) {
 // which PostgreSQL records as a MultiXact (more I/O, and more for
 // vacuum).
 func (c *Cluster) Store(l Lease) store.Store {
-	return &Store{pool: c.pool, where: c.where, kind: kindPartition, w: c.writer(l.Partition),
+	return &Store{pool: c.pool, where: c.where, kind: kindPartition, w: c.w,
 		sc: scope{part: l.Partition, epoch: l.Epoch}}
 }
-
-// writer returns the writer of partition p (1..n).
-func (c *Cluster) writer(p int) *writer { return c.ws[(p-1)%len(c.ws)] }
 
 // Reader returns a store that reads across all partitions (for Result
 // and inspection on a replica that may own none); its Apply and Recover
@@ -484,9 +455,7 @@ func (c *Cluster) Close() error {
 	if c.closed.Swap(true) {
 		return nil
 	}
-	for _, w := range c.ws {
-		w.close()
-	}
+	c.w.close()
 	c.pool.Close()
 	return c.lock.close()
 }

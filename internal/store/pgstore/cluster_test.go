@@ -40,17 +40,10 @@ func acquire(t testing.TB, c *pgstore.Cluster, p int) pgstore.Lease {
 // replicasAB opens replicas A and B of a cluster on a fresh database,
 // at url.
 func replicasAB(t *testing.T) (url string, a, b *pgstore.Cluster) {
-	return replicasABWith(t, pgstore.ClusterOptions{})
-}
-
-// replicasABWith is replicasAB with the options o (Replica set here).
-func replicasABWith(t *testing.T, o pgstore.ClusterOptions) (url string, a, b *pgstore.Cluster) {
 	t.Helper()
 	url = pgtest.URL(t)
-	o.Replica = "A"
-	a = openCluster(t, url, o)
-	o.Replica = "B"
-	b = openCluster(t, url, o)
+	a = openCluster(t, url, pgstore.ClusterOptions{Replica: "A"})
+	b = openCluster(t, url, pgstore.ClusterOptions{Replica: "B"})
 	return url, a, b
 }
 

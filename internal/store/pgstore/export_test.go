@@ -21,21 +21,13 @@ const SchemaV2 = schemaV2
 // lockCheckEvery.
 func (c *Cluster) CheckLock() { c.lock.check() }
 
-// SetCommitHook makes the writers of c call fn after each commit with the
+// SetCommitHook makes the writer of c call fn after each commit with the
 // partitions of its Applies. Set it before any Apply.
-func SetCommitHook(c *Cluster, fn func(parts []int)) {
-	for _, w := range c.ws {
-		w.onCommit = fn
-	}
-}
+func SetCommitHook(c *Cluster, fn func(parts []int)) { c.w.onCommit = fn }
 
-// QueuedApplies is the number of Applies waiting for the writers of c.
+// QueuedApplies is the number of Applies waiting for the writer of c.
 func QueuedApplies(c *Cluster) int {
-	n := 0
-	for _, w := range c.ws {
-		w.mu.Lock()
-		n += len(w.queue)
-		w.mu.Unlock()
-	}
-	return n
+	c.w.mu.Lock()
+	defer c.w.mu.Unlock()
+	return len(c.w.queue)
 }

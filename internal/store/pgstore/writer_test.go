@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -74,7 +73,7 @@ func waitQueued(t *testing.T, c *pgstore.Cluster, n int) {
 func TestWriterGroupsPartitions(t *testing.T) {
 	is := is.New(t)
 	ctx := t.Context()
-	c := openCluster(t, pgtest.URL(t), pgstore.ClusterOptions{Partitions: 4, Writers: 1})
+	c := openCluster(t, pgtest.URL(t), pgstore.ClusterOptions{Partitions: 4})
 	var log commits
 	pgstore.SetCommitHook(c, log.hook)
 	stores := map[int]store.Store{}
@@ -134,7 +133,7 @@ func TestWriterGroupsPartitions(t *testing.T) {
 func TestWriterFencesOnePartition(t *testing.T) {
 	is := is.New(t)
 	ctx := t.Context()
-	_, a, b := replicasABWith(t, pgstore.ClusterOptions{Writers: 1})
+	_, a, b := replicasAB(t)
 	var log commits
 	pgstore.SetCommitHook(a, log.hook)
 	s1, s3 := a.Store(acquire(t, a, 1)), a.Store(acquire(t, a, 3))
@@ -179,7 +178,7 @@ func TestWriterFencesOnePartition(t *testing.T) {
 // store.ErrClosed.
 func TestWriterQueue(t *testing.T) {
 	is := is.New(t)
-	c, err := pgstore.OpenCluster(t.Context(), pgtest.URL(t), pgstore.ClusterOptions{Writers: 1})
+	c, err := pgstore.OpenCluster(t.Context(), pgtest.URL(t), pgstore.ClusterOptions{})
 	is.NoErr(err)
 	defer c.Close()
 	s1, s2, s3 := c.Store(acquire(t, c, 1)), c.Store(acquire(t, c, 2)), c.Store(acquire(t, c, 3))
@@ -203,39 +202,4 @@ func TestWriterQueue(t *testing.T) {
 	is.NoErr(<-held) // the transaction in flight ends first
 	is.NoErr(<-done)
 	is.Equal(s3.Apply(t.Context(), &store.Batch{Calls: []*store.Call{call("late")}}), store.ErrClosed)
-}
-
-// With two writers, partitions 1 and 3 share writer 0 and partition 2 has
-// writer 1: while a transaction of partition 1 is in flight, an Apply of
-// partition 2 commits at once, and one of partition 3 waits for the next
-// transaction of its writer (a partition's Applies stay in order on one
-// writer). Writers outside 1..MaxConns are refused.
-func TestWriters(t *testing.T) {
-	is := is.New(t)
-	ctx := t.Context()
-	url := pgtest.URL(t)
-	for _, o := range []pgstore.ClusterOptions{{Writers: -1}, {Writers: 3, MaxConns: 2}} {
-		_, err := pgstore.OpenCluster(ctx, url, o)
-		is.True(err != nil)
-		is.True(strings.Contains(err.Error(), "ClusterOptions.Writers")) // names the option
-	}
-	c := openCluster(t, url, pgstore.ClusterOptions{Partitions: 4, Writers: 2})
-	var log commits
-	pgstore.SetCommitHook(c, log.hook)
-	s1, s2, s3 := c.Store(acquire(t, c, 1)), c.Store(acquire(t, c, 2)), c.Store(acquire(t, c, 3))
-	release, held := hold(t, s1, "held")
-
-	queued := make(chan error, 1)
-	go func() { queued <- s3.Apply(ctx, &store.Batch{Calls: []*store.Call{call("three")}}) }()
-	waitQueued(t, c, 1)                                                      // behind partition 1's transaction
-	is.NoErr(s2.Apply(ctx, &store.Batch{Calls: []*store.Call{call("two")}})) // not behind it
-	is.Equal(log.get(), [][]int{{2}})
-	release()
-	is.NoErr(<-held)
-	is.NoErr(<-queued)
-	is.Equal(log.get(), [][]int{{2}, {1}, {3}})
-	for _, id := range []string{"held", "two", "three"} {
-		_, err := c.Reader().GetCall(ctx, id)
-		is.NoErr(err)
-	}
 }
