@@ -45,7 +45,6 @@ func TestCancelThroughEarlyDoneCall(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			is := is.New(t)
 			st := newGateStore()
-			defer st.release() // before Close, whatever happens
 			gStarted := make(chan struct{}, 1)
 			gEnded := make(chan error, 1)
 			run := func(ctx context.Context, req *sdkv1.RunRequest) (*sdkv1.RunResponse, error) {
@@ -76,6 +75,7 @@ func TestCancelThroughEarlyDoneCall(t *testing.T) {
 			is.NoErr(err)
 			is.NoErr(e.Start(context.Background()))
 			defer e.Close()
+			defer st.release() // before Close, whatever happens
 
 			_, err = e.Dispatch(context.Background(), []*sdkv1.Call{{Function: "r", Endpoint: earlyURL, Input: str("r")}})
 			is.NoErr(err)
