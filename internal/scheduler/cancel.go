@@ -42,7 +42,7 @@ var ErrUnknownCall = errors.New("scheduler: unknown call")
 // the change is durable; by says who cancelled, in the error's message
 // ("dispatch: call ID was cancelled by BY"). A call already final (done,
 // failed, expired or cancelled before) is left as it is: Cancel returns 0
-// and no error. An id the store has no call for gives [ErrUnknownCall].
+// and no error, once that final outcome is durable. An id the store has no call for gives [ErrUnknownCall].
 // Cancel fails with ErrClosed when the engine is not running, and a
 // *[StoreError] once the store cannot write.
 func (e *Engine) Cancel(ctx context.Context, id, by string) (int, error) {
@@ -55,11 +55,16 @@ func (e *Engine) Cancel(ctx context.Context, id, by string) (int, error) {
 		}
 		target := e.calls[id]
 		if target == nil {
-			_, finishing := e.finishing[id]
-			e.mu.Unlock()
-			if finishing {
-				return 0, nil // final, its row is being stored
+			if _, finishing := e.finishing[id]; finishing {
+				// Final in memory, its row not durable yet (an outcome
+				// held for its parent's answer waits up to MaxHold):
+				// answer once it is, so that "already final" is never
+				// undone by a crash before that commit.
+				w := e.watchLocked(id)
+				e.mu.Unlock()
+				return 0, w.wait(ctx)
 			}
+			e.mu.Unlock()
 			return 0, e.cancelStored(ctx, id)
 		}
 		tree, missing := e.treeOf(target, parents)
@@ -152,6 +157,11 @@ func (e *Engine) treeOf(target *call, parents map[string]string) (tree []*call, 
 			path = append(path, cur)
 			if p := e.calls[cur]; p != nil {
 				cur = p.parentID
+			} else if p, ok := e.finishing[cur]; ok {
+				// Done, its final row not durable yet: with early start
+				// (transition.go, poll) its creation may not be stored
+				// either, and the store would not know it.
+				cur = p
 			} else if p, ok := parents[cur]; ok {
 				cur = p
 			} else {
@@ -218,7 +228,7 @@ func (e *Engine) cancelTree(target *call, tree []*call, by string) (<-chan error
 		c.state = stDone
 		e.disarm(c)
 		delete(e.calls, c.id)
-		e.finishing[c.id] = struct{}{}
+		e.finishing[c.id] = c.parentID
 		c.inbox, c.inboxIDs, c.stateAny, c.stateRaw = nil, nil, nil, nil
 	}
 

@@ -182,7 +182,9 @@
 //     nothing new: the child is a live call in memory like any other.
 //     A cancel of the parent finds it in the parent's tree, stops its
 //     request and makes it done in a batch submitted after the creating
-//     one; an expiration or an attempt timeout is an outcome, submitted
+//     one (the tree is walked through the done calls whose final rows,
+//     and perhaps creations, are not stored yet from memory, not from the
+//     store, which may not know them); an expiration or an attempt timeout is an outcome, submitted
 //     after; a held outcome waits at most MaxHold as any; Close cancels
 //     its request (its outcome is dropped, it runs again after a
 //     restart) and commits the batches submitted, the creating one
@@ -302,7 +304,9 @@
 //   - Cancel (cancel.go) makes a call and its live descendants done in
 //     one batch, with PERMANENT_ERROR and Error.type "CANCELLED"; the
 //     requests in flight are cancelled and their outcomes dropped, and
-//     only the cancelled call's parent gets a result.
+//     only the cancelled call's parent gets a result. A Cancel of a call
+//     final in memory whose final row is not stored yet (an outcome held
+//     for its parent's answer) answers once that row is durable.
 //   - DispatchKey (keys.go) records an idempotency key in the batch of
 //     the calls it names; the requests of one key are serialised by a
 //     lock of this process, from the lookup to the commit.

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,9 +21,10 @@ import (
 )
 
 // gateStore wraps a store and, when the test says, blocks its Applies
-// until released ("block"), fails them ("fail"), or reports success and
-// writes nothing ("drop": the store as a process killed before its next
-// commit leaves it). It logs the call rows it writes, in order.
+// until released ("block"), fails them ("fail"; "fence": refused as by
+// another replica's fence, which the committer does not retry), or
+// reports success and writes nothing ("drop": the store as a process
+// killed before its next commit leaves it). It logs the call rows it writes, in order.
 type gateStore struct {
 	store.Store
 	mu      sync.Mutex
@@ -65,6 +67,8 @@ func (g *gateStore) Apply(ctx context.Context, batches ...*store.Batch) error {
 		<-gate
 	case "fail":
 		return errors.New("gatestore: disk full")
+	case "fence":
+		return fmt.Errorf("gatestore: another replica took the partition: %w", store.ErrFenced)
 	case "drop":
 		return nil
 	}
@@ -295,12 +299,13 @@ func TestEarlyStart(t *testing.T) {
 }
 
 // TestEarlyStartCrash loses the commit that creates an early-started
-// child: the store fails it, or the process dies before it (the store
-// drops it). The child's run was an orphan, outside the durable history;
+// child: the store fails it, another replica fences the partition (the
+// new owner then recovers it from the same store), or the process dies
+// before it (the store drops it). The child's run was an orphan, outside the durable history;
 // after a restart on the same store the root runs again from its input,
 // a new child runs, and the workflow ends with the right result.
 func TestEarlyStartCrash(t *testing.T) {
-	tests := []struct{ mode string }{{"fail"}, {"drop"}}
+	tests := []struct{ mode string }{{"fail"}, {"fence"}, {"drop"}}
 	for _, tt := range tests {
 		t.Run(tt.mode, func(t *testing.T) {
 			is := is.New(t)
@@ -326,13 +331,14 @@ func TestEarlyStartCrash(t *testing.T) {
 			ids, err := e1.Dispatch(context.Background(), []*sdkv1.Call{{Function: "wf", Endpoint: earlyURL, Input: str("x")}})
 			is.NoErr(err)
 			wait(t, echoed, "the orphan child's run")
-			if tt.mode == "fail" {
+			if tt.mode != "drop" {
 				deadline := time.Now().Add(10 * time.Second)
 				for e1.Err() == nil && time.Now().Before(deadline) {
 					time.Sleep(time.Millisecond)
 				}
 				var se *StoreError
 				is.True(errors.As(e1.Err(), &se)) // broken by the failed commit
+				is.Equal(errors.Is(se, store.ErrFenced), tt.mode == "fence")
 			}
 			is.NoErr(e1.Close())
 			orphan := r.echoID(0)

@@ -203,8 +203,9 @@ type Engine struct {
 	// fails) until a restart.
 	broken error
 	// finishing holds the calls completed in memory whose outcome is not
-	// yet durable; waiters holds the watchers of live calls (watch.go).
-	finishing map[string]struct{}
+	// yet durable, with their parent ids (cancel.go, treeOf); waiters
+	// holds the watchers of live calls (watch.go).
+	finishing map[string]string
 	waiters   map[string]*waiter
 	// knownEndpoints are endpoints protovalidate accepted (validate.go).
 	knownEndpoints map[string]struct{}
@@ -259,7 +260,7 @@ func New(cfg Config) (*Engine, error) {
 		calls:          make(map[string]*call),
 		endpoints:      make(map[string]*endpoint),
 		timerWake:      make(chan struct{}, 1),
-		finishing:      make(map[string]struct{}),
+		finishing:      make(map[string]string),
 		waiters:        make(map[string]*waiter),
 		knownEndpoints: make(map[string]struct{}),
 	}

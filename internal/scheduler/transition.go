@@ -362,7 +362,7 @@ func (e *Engine) complete(c *call, s sdkv1.Status, res *sdkv1.CallResult, now ti
 		e.log.Debug().Str("id", c.id).Str("status", s.String()).Msg("root call done")
 	}
 	id := c.id
-	e.finishing[id] = struct{}{}
+	e.finishing[id] = c.parentID
 	finished := func() { e.finished(id, row) }
 	p := e.calls[c.parentID]
 	if p == nil || p.gen != c.parentGen {

@@ -1,6 +1,10 @@
 package scheduler
 
-import "github.com/dispatchkit/dispatch/internal/store"
+import (
+	"context"
+
+	"github.com/dispatchkit/dispatch/internal/store"
+)
 
 // Waiting for outcomes. A caller that wants the final outcome of a call
 // (the server's Result) registers with Watch; complete closes the
@@ -62,13 +66,32 @@ func (e *Engine) Watch(id string) (*Watch, error) {
 	if e.broken != nil {
 		return nil, &StoreError{Err: e.broken}
 	}
+	return e.watchLocked(id), nil
+}
+
+// watchLocked registers a watch of the live or finishing call id. Called
+// with e.mu held, the store not broken.
+func (e *Engine) watchLocked(id string) *Watch {
 	w := e.waiters[id]
 	if w == nil {
 		w = &waiter{ch: make(chan struct{})}
 		e.waiters[id] = w
 	}
 	w.n++
-	return &Watch{e: e, id: id, w: w}, nil
+	return &Watch{e: e, id: id, w: w}
+}
+
+// wait waits until the watched outcome is durable (nil), the store failed
+// (a *[StoreError]) or ctx ends (its error), and stops the watch.
+func (w *Watch) wait(ctx context.Context) error {
+	defer w.Stop()
+	select {
+	case <-w.Done():
+		_, err := w.Outcome()
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (e *Engine) unwatch(id string, w *waiter) {
