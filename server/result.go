@@ -90,7 +90,7 @@ func (s *Server) result(ctx context.Context, id string, wait bool) (*Outcome, er
 	}
 	row, err := w.Outcome()
 	if err != nil {
-		return nil, fmt.Errorf("server: the outcome of call %q cannot be stored: %w; the call resumes when the server restarts", id, err)
+		return nil, fmt.Errorf("server: the outcome of call %q cannot be stored: %w; after the server restarts, the call resumes from what was stored (a call made by a workflow step that was not stored yet is made again, under a new id, and this id is then not found)", id, err)
 	}
 	return outcomeOf(row)
 }
