@@ -134,18 +134,20 @@
 // (times are Unix nanoseconds). Autovacuum then reuses the space; the
 // tables' settings are chosen for their churn (internal/store/pgstore).
 //
-// Speed, measured with `dispatch bench --postgres URL` on a shared 2-CPU
-// machine with PostgreSQL 15 beside the server, fsync and
-// synchronous_commit on (medians of 3 rounds, two runs; SQLite in the same
-// runs in brackets): an await step of a sequential workflow takes 1.2-1.3
-// ms at p50 (0.42-0.45 ms), 2.7-2.8 ms at p99 (1.4 ms); 32 clients run
-// about 900 three-step workflows/s (970-1,230). A step is two Run requests
-// and one commit: the child's outcome is committed with its parent's
-// answer (see the scheduler's package documentation), and a commit on
-// PostgreSQL takes 0.7 ms at the median (a WAL flush, the statements, a
-// round trip); under load the one writer is busy all the time, with
-// PostgreSQL's processes taking CPU on the same cores. Those figures are
-// of the single-owner store, before replicas.
+// Speed, measured with `dispatch bench --postgres URL --replicas 3` on the
+// shared 2-CPU development machine with PostgreSQL 15 beside the server,
+// fsync and synchronous_commit on (medians of 3 rounds, load 0.8-2.8): an
+// await step of a sequential workflow takes 0.77 ms at p50 over signed
+// HTTP (1, 2 or 3 replicas alike), and 0.04 ms in local mode on the
+// database (dispatch.WithLocalPostgres, the functions called in process);
+// 32 clients run 578 three-step workflows/s over HTTP and 1,827 in
+// process on one replica. A step is two Run requests, and its commit
+// follows behind it (early start, in the scheduler's package
+// documentation): a commit on PostgreSQL takes about 0.7 ms (a WAL flush,
+// the statements, a round trip), and is no longer on a step's path. Over
+// HTTP the bound is the CPU of the signed requests (2.5 ms per workflow),
+// which also sets the SQLite figures over HTTP; the README's Performance
+// section has the whole table.
 //
 // A replica runs one engine per partition (see Several replicas), each
 // with its own committer, but all its partitions' stores share one
@@ -161,9 +163,8 @@
 // the one writer, against a writer per partition on the same machine
 // (load average 5 to 7; medians of 3 rounds, three runs of each build,
 // alternating): 230-340 workflows/s against 170-210 on one replica, and
-// 2.9-3.1 ms of CPU per workflow against 3.5-3.6 ms. Issue 9's goal,
-// 1,000 workflows/s on one replica, is not met on this machine: at about
-// 3 ms of CPU per workflow, its two shared cores would not reach 700.
+// 2.9-3.1 ms of CPU per workflow against 3.5-3.6 ms (both before early
+// start).
 //
 // # Several replicas
 //
