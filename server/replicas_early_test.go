@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -458,4 +459,63 @@ func TestReplicasEarlyStartCancel(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A Cancel of an early-started child whose creating commit is still in
+// flight, sent to the replica that runs it, cancels the child as a server
+// on its own store does (the engine knows the call, though the store does
+// not yet): the child is done with the CANCELLED error and its parent
+// resumes with it. Sent to the other replica, which can learn neither its
+// row nor its partition, it is unknown, as its Result is there.
+func TestReplicasEarlyStartCancelChild(t *testing.T) {
+	is := is.New(t)
+	ep := newCtxEndpoint(t)
+	running, cancelled := make(chan string, 10), make(chan string, 10)
+	ep.handle("block", blocking(running, cancelled))
+	rootGo := make(chan struct{})
+	var rootOnce sync.Once
+	defer rootOnce.Do(func() { close(rootGo) })
+	resumed := make(chan *sdkv1.RunRequest, 1)
+	top := parentOf(resumed, child(1, "block", ""))
+	ep.handle("top", func(ctx context.Context, req *sdkv1.RunRequest) (*sdkv1.RunResponse, error) {
+		if req.GetInput() != nil {
+			<-rootGo
+		}
+		return top(ctx, req)
+	})
+	gate := &applyGate{}
+	defer gate.release()
+	url := pgtest.URL(t)
+	var bs []*cancelBundle
+	for i := range 2 {
+		bs = append(bs, startCancel(t, ep, replicaConfig(t, url, i, nil, nil, func(_ int, c *server.Config) {
+			server.WithStore(c, gate.wrap, 0)
+		})))
+	}
+	waitFor(t, "the partitions spread", func() bool { return spread([]*bundle{bs[0].b, bs[1].b}, testPartitions) })
+	root := bs[0].b.dispatch(t, call("top", ""))[0]
+	_, o := owner([]*bundle{bs[0].b, bs[1].b}, store.PartitionOf(root, testPartitions))
+	own, other := bs[o], bs[1-o]
+	gate.hold()
+	rootOnce.Do(func() { close(rootGo) })
+	kid := recv(t, running)
+	waitFor(t, "the creating commit held", func() bool { return gate.waiting.Load() > 0 })
+	is.Equal(storedState(t, own.srv, kid), store.CallState(0)) // not stored yet
+
+	_, err := other.srv.Cancel(context.Background(), kid, "the test")
+	is.True(errors.Is(err, server.ErrUnknownCall))
+
+	done := make(chan error, 1)
+	go func() {
+		res, err := own.srv.Cancel(context.Background(), kid, "the test")
+		if err == nil && res.Calls != 1 {
+			err = fmt.Errorf("cancelled %d calls, want 1", res.Calls)
+		}
+		done <- err
+	}()
+	is.Equal(recv(t, cancelled), kid) // its request stopped
+	gate.release()
+	is.NoErr(recv(t, done))
+	isCancelled(is, outcome(t, other.srv, kid), kid)
+	is.Equal(strOf(outcome(t, other.srv, root).Result.GetOutput()), "handled: error CANCELLED")
 }
