@@ -221,6 +221,11 @@
 //     the outcome is durable; another reads the call's row, again every
 //     10 ms to 250 ms (doubling) until it is final. A cancel goes to the
 //     owner of the call's partition (forwarded, as keyed requests are).
+//     A child started early whose creating commit is not durable yet has
+//     no row: the replica that runs it finds it in its engines, and
+//     answers its Result and its cancel as for any live call; another
+//     replica, which can tell neither its state nor its partition,
+//     answers unknown until the row is stored.
 //     Inspection (`dispatch calls`, the calls routes) reads the whole
 //     database from any replica.
 //   - Health. A replica is healthy while it runs a partition, or while it

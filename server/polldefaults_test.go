@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/dispatchkit/dispatch/internal/store"
 	"github.com/dispatchkit/dispatch/server"
 )
 
@@ -245,6 +246,10 @@ func TestPollNoMaxWaitSurvivesRestart(t *testing.T) {
 	b1 := start()
 	id := b1.dispatch(t, call("parent", ""))[0]
 	recv(t, blocked) // the parent is suspended, its child in flight
+	// The child started early, before the commit that suspends the
+	// parent (see "Early start" in the scheduler's documentation): wait
+	// for that commit.
+	waitFor(t, "the parent's poll stored", func() bool { return storedState(t, b1.srv, id) == store.Suspended })
 	stored, err := b1.srv.Store().GetCall(context.Background(), id)
 	is.NoErr(err)
 	is.Equal(stored.MinResults, int32(1))

@@ -765,7 +765,7 @@ func (c *cluster) cancel(ctx context.Context, id, reason string, forwarded bool)
 	row, err := c.s.store.GetCall(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return 0, scheduler.ErrUnknownCall
+		return c.cancelUnstored(ctx, id, reason)
 	case err != nil:
 		return 0, fmt.Errorf("reading call %q: %w", id, err)
 	case row.State == store.Done:
@@ -796,6 +796,29 @@ func (c *cluster) cancel(ctx context.Context, id, reason string, forwarded bool)
 		return 0, fmt.Errorf("server: forwarding the cancel of call %q to replica %s at %s, the owner of its partition %d, failed: %v; %w", id, owner, url, p, err, errRetry)
 	}
 	return res.Calls, nil
+}
+
+// cancelUnstored cancels call id, which the store does not know, if an
+// engine of this replica runs it: a child started early, whose creating
+// commit is not durable yet (see "Early start" in the scheduler's
+// documentation), is known only to the engine that started it, as a
+// server on its own store knows it. Its partition cannot be told from
+// its id (a child's id is drawn in no partition), so the engines here
+// are asked in turn; another replica answers unknown, as its Result does,
+// and the caller may retry once the creation is stored.
+func (c *cluster) cancelUnstored(ctx context.Context, id, reason string) (int, error) {
+	c.mu.Lock()
+	live := slices.Clone(c.live)
+	c.mu.Unlock()
+	for _, pt := range live {
+		n, err := pt.eng.Cancel(ctx, id, reason)
+		switch {
+		case errors.Is(err, scheduler.ErrUnknownCall), engineGone(err):
+			continue // not this engine's, or it stopped: its calls are not stored here
+		}
+		return n, err
+	}
+	return 0, scheduler.ErrUnknownCall
 }
 
 // health is Server.Health on a replica.

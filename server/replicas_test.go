@@ -50,7 +50,6 @@ func startReplicas(t *testing.T, n int, ep *testEndpoint, logs []*syncBuffer, mu
 // replicaConfig is the configuration of replica i of the database at url.
 func replicaConfig(t *testing.T, url string, i int, ep *testEndpoint, logs []*syncBuffer, mut func(i int, c *server.Config)) server.Config {
 	cfg := server.Config{
-		Endpoint:   ep.URL(),
 		Postgres:   url,
 		Replica:    fmt.Sprintf("r%d", i),
 		MinBackoff: time.Millisecond,
@@ -59,6 +58,9 @@ func replicaConfig(t *testing.T, url string, i int, ep *testEndpoint, logs []*sy
 	}
 	if logs != nil {
 		cfg.Logger = zerolog.New(logs[i]).With().Timestamp().Logger()
+	}
+	if ep != nil { // nil: the caller sets the endpoint
+		cfg.Endpoint = ep.URL()
 	}
 	server.WithLeases(&cfg, testLeaseTTL, testRenewEvery, testPartitions)
 	if mut != nil {

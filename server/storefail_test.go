@@ -211,7 +211,7 @@ func TestStoreFailure(t *testing.T) {
 				err = <-waited
 				is.True(err != nil && !errors.Is(err, context.DeadlineExceeded)) // the waiter was woken, not timed out
 				is.True(strings.Contains(err.Error(), "the store cannot write"))
-				is.True(strings.Contains(err.Error(), "resumes when the server restarts"))
+				is.True(strings.Contains(err.Error(), "after the server restarts, the call resumes from what was stored"))
 				_, err = srv1.Result(context.Background(), root) // and a new one is told at once
 				is.True(err != nil && strings.Contains(err.Error(), "the store cannot write"))
 			}
