@@ -55,11 +55,13 @@ func (ls *Limits) get(url string, initial int) *limiter {
 //
 // Fairness: a slot that frees while engines wait is not left for whoever
 // asks first (the releasing engine, which pumps its own queue next, would
-// then always win it): it is granted to the first waiter in FIFO order,
-// counted in flight from then on, and the waiter uses it when it wakes or
-// gives it back if it has nothing left to run. An engine whose queue is
-// still not empty after its grants are used waits again at the tail: the
-// engines with ready calls take the freed slots round-robin.
+// then always win it): it is granted to the first waiter, counted in
+// flight from then on, and the waiter goes to the tail of the waiters; it
+// uses its grants when it wakes, and gives back those left once it has
+// nothing ready (leave). The engines with ready calls thus take the freed
+// slots round-robin, whatever the time each takes to wake: one granted a
+// slot is not out of the turn until it wakes (it was, at first, and a
+// slow waker lost half of its share under -race on two cores).
 type limiter struct {
 	mu sync.Mutex
 	// AIMD concurrency limit: +1/limit per answered request (about +1 per
@@ -68,7 +70,7 @@ type limiter struct {
 	limit        float64
 	inflight     int // slots taken, granted but unused ones included
 	lastDecrease time.Time
-	waiters      []*endpoint // FIFO of endpoints waiting for a slot
+	waiters      []*endpoint // endpoints waiting for slots, granted from head
 	head         int
 }
 
@@ -83,7 +85,7 @@ func (l *limiter) acquire(ep *endpoint) bool {
 	}
 	// Free slots while others wait are granted at once (grantLocked), so
 	// a free slot here has no waiter in front of ep.
-	if l.inflight < int(l.limit) {
+	if l.inflight < int(l.limit) && !ep.waiting {
 		l.inflight++
 		return true
 	}
@@ -99,7 +101,7 @@ func (l *limiter) acquire(ep *endpoint) bool {
 func (l *limiter) canStart(ep *endpoint) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return ep.granted > 0 || l.inflight < int(l.limit)
+	return ep.granted > 0 || (l.inflight < int(l.limit) && !ep.waiting)
 }
 
 // release gives back the slot of a Run request of ep that ended, adapting
@@ -143,7 +145,7 @@ func (l *limiter) leave(ep *endpoint) {
 	l.grantLocked(ep)
 }
 
-// grantLocked grants the free slots to the waiters in order and wakes
+// grantLocked grants the free slots to the waiters round-robin and wakes
 // them, all but self (the caller's, which its engine pumps next). Called
 // with l.mu held.
 func (l *limiter) grantLocked(self *endpoint) {
@@ -151,7 +153,7 @@ func (l *limiter) grantLocked(self *endpoint) {
 		w := l.waiters[l.head]
 		l.waiters[l.head] = nil
 		l.head++
-		w.waiting = false
+		l.waiters = append(l.waiters, w) // still waiting, at the tail
 		w.granted++
 		l.inflight++
 		if w != self {
