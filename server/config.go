@@ -180,8 +180,8 @@ type Config struct {
 	// in flight to each endpoint; the limit starts at InitialConcurrency
 	// (128) and adapts (additive increase, multiplicative decrease on
 	// THROTTLED, timeouts, 429 and 503) up to MaxConcurrency (1024).
-	// On PostgreSQL each partition a replica runs has limits of its own
-	// (see Several replicas).
+	// On PostgreSQL they bound each replica: the partitions it runs share
+	// one limit per endpoint (see Several replicas).
 	InitialConcurrency, MaxConcurrency int
 
 	// BodyReadTimeout bounds the time to read the body of a request to

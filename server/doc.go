@@ -248,13 +248,19 @@
 //     by the next owner. A replica that loses the database stops running
 //     its partitions once their leases expire, and takes its share again
 //     once it is back.
-//   - Endpoint limits. Each partition's engine adapts its own
-//     concurrency limit for each endpoint (Config.InitialConcurrency up
-//     to Config.MaxConcurrency), so a replica holding k partitions may
-//     send an endpoint up to k times those limits, and the cluster up to
-//     N times (N the partitions): an endpoint that throttles (429, 503,
-//     THROTTLED) brings each partition's limit down on its own. Sharing
-//     one limit among the partitions is to come.
+//   - Endpoint limits. The engines of the partitions a replica runs share
+//     one adaptive concurrency limit per endpoint URL
+//     (Config.InitialConcurrency up to Config.MaxConcurrency; see
+//     scheduler.Limits): whatever the partitions it holds, a replica
+//     sends an endpoint at most that limit of requests at once, and an
+//     endpoint that throttles (429, 503, THROTTLED, timeouts) brings the
+//     replica's one limit down. The freed slots go to the partitions with
+//     calls waiting round-robin, so a busy partition does not starve the
+//     others. Limits are per replica, not per cluster: R replicas may
+//     send an endpoint up to R times the limit (the replicas do not
+//     coordinate per request through the database; give each a share of
+//     what the endpoint takes). A partition that moves to another replica
+//     leaves its slots behind; the limit itself stays with the replica.
 //   - Connections: at most 9 per replica, whatever its partitions.
 //   - Config.Advertise is the URL the others reach a replica at (the
 //     listener's address by default, with the machine's name for an

@@ -106,6 +106,10 @@ type cluster struct {
 	crashed atomic.Bool // test hook: close without releasing
 	paused  atomic.Bool // test hook: the manager does nothing
 	rr      atomic.Uint32
+	// limits are the endpoints' concurrency limits, shared by the engines
+	// of every partition this replica runs, so that Config.MaxConcurrency
+	// bounds what the replica sends an endpoint, not each partition.
+	limits *scheduler.Limits
 
 	mu      sync.Mutex
 	started bool
@@ -149,6 +153,7 @@ func openCluster(ctx context.Context, cfg *Config) (*cluster, error) {
 		stop:    make(chan struct{}),
 		parts:   make(map[int]*part),
 		changed: make(chan struct{}),
+		limits:  scheduler.NewLimits(),
 	}
 	c.every = cmp.Or(cfg.renewEvery, c.ttl/renewsPerTTL)
 	c.ctx, c.stopCtx = context.WithCancel(context.Background())
@@ -432,6 +437,7 @@ func (c *cluster) newEngine(l pgstore.Lease) (*scheduler.Engine, error) {
 	}
 	cfg := c.s.engineConfig(st)
 	cfg.Partitions, cfg.Partition = c.n, l.Partition
+	cfg.Limits = c.limits
 	cfg.Logger = cfg.Logger.With().Int("partition", l.Partition).Logger()
 	return scheduler.New(cfg)
 }

@@ -175,7 +175,14 @@ func TestReplicasFailover(t *testing.T) {
 	})
 	const fanOut = 100
 	ep.handle("fan", fan("leaf", fanOut))
-	bs := startReplicas(t, 3, ep, logs, nil)
+	// Every workflow and half the Gather leaves, 600 Run requests, wait
+	// at the gates at once, a third to a half of them at one replica,
+	// whose partitions share one limit per endpoint (128 at first by
+	// default): the limit starts at the maximum, for them all to be in
+	// flight together.
+	bs := startReplicas(t, 3, ep, logs, func(_ int, c *server.Config) {
+		c.InitialConcurrency, c.MaxConcurrency = 1024, 1024
+	})
 
 	const n, perRequest, gathers = 300, 10, 6
 	var ids []string
@@ -642,4 +649,45 @@ func TestReplicasForwardedOnce(t *testing.T) {
 	is.Equal(connect.CodeOf(err), connect.CodeUnavailable)
 	is.True(strings.Contains(err.Error(), "does not own it"))
 	is.Equal(storedCalls(t, other.srv), 0) // nothing recorded
+}
+
+// A replica that runs every partition sends an endpoint no more than
+// Config.MaxConcurrency requests at once, whatever the partitions of the
+// calls: its partitions' engines share one limit per endpoint.
+func TestReplicasSharedEndpointLimit(t *testing.T) {
+	is := is.New(t)
+	ep := newTestEndpoint(t, "")
+	gate := make(chan struct{})
+	var gateOnce sync.Once
+	openGate := func() { gateOnce.Do(func() { close(gate) }) }
+	defer openGate()
+	var inflight, peak atomic.Int32
+	ep.handle("held", func(req *sdkv1.RunRequest) (*sdkv1.RunResponse, error) {
+		n := inflight.Add(1)
+		defer inflight.Add(-1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		<-gate
+		return echo(req)
+	})
+	const limit = 4
+	bs := startReplicas(t, 1, ep, nil, func(_ int, c *server.Config) {
+		c.InitialConcurrency, c.MaxConcurrency = limit, limit
+	})
+	var ids []string
+	for i := range 60 { // one request each, round-robin over the 12 partitions
+		ids = append(ids, bs[0].dispatch(t, call("held", fmt.Sprint(i)))...)
+	}
+	parts := map[int]bool{}
+	for _, id := range ids {
+		parts[store.PartitionOf(id, testPartitions)] = true
+	}
+	is.Equal(len(parts), testPartitions)
+	waitFor(t, "the limit in flight", func() bool { return inflight.Load() >= limit })
+	is.Equal(peak.Load(), int32(limit)) // not limit per partition
+	openGate()
+	for i, id := range ids {
+		is.Equal(strOf(result(t, bs[0].srv, id).Result.GetOutput()), fmt.Sprint(i))
+	}
+	is.True(peak.Load() <= limit)
 }

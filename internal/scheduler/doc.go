@@ -324,4 +324,24 @@
 // which the committer does not retry), the engine is broken as after any
 // store failure ([Engine.Err]), and its owner closes it; the new owner
 // recovers the partition from what was durable.
+//
+// # Shared endpoint limits
+//
+// An endpoint's adaptive concurrency limit (AIMD: +1/limit per answer,
+// halved on a throttling signal at most once per 100 ms) lives in a
+// limiter (limiter.go) with its own mutex, the engine's own or, with
+// [Config.Limits], shared by the engines given the same [Limits] (the
+// partitions of one server), so that their requests in flight to an
+// endpoint add up to one limit and a throttling answer to any of them
+// lowers it for all. An engine takes a slot before it starts a Run
+// request and gives it back when the attempt ends, adapting the limit
+// with the outcome. A slot freed while engines wait is granted to them
+// round-robin; the limiter never takes an engine's lock (a release runs
+// under the releasing engine's lock: taking another's could deadlock two
+// engines releasing to each other), it wakes a waiting engine through a
+// channel, and that engine's slot loop pumps its endpoints under its own
+// lock. Close gives back the slots of the engine's requests (cancelled)
+// and those granted to it. Without Config.Limits an engine behaves as
+// before limits were shared: its one endpoint per URL is the only waiter,
+// granted the slots it frees itself and pumped right after.
 package scheduler

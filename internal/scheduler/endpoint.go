@@ -1,13 +1,12 @@
 package scheduler
 
 import (
-	"time"
-
 	"buf.build/gen/go/stealthrocket/dispatch-proto/connectrpc/go/dispatch/sdk/v1/sdkv1connect"
 )
 
-// endpoint is one function service URL: its client, its adaptive
-// concurrency limit and its ready queue.
+// endpoint is one function service URL of an engine: its client, its
+// adaptive concurrency limit (lim, the engine's own or shared with other
+// engines, limiter.go) and its ready queue.
 //
 // The ready queue is fair across root calls: it holds one FIFO per root
 // with ready calls and serves the roots round-robin, one call each, so a
@@ -18,12 +17,13 @@ type endpoint struct {
 	client sdkv1connect.FunctionServiceClient
 	local  bool // served in process (Config.Local): never presigned
 
-	// AIMD concurrency limit: +1/limit per answered request (about +1 per
-	// round trip of a full window), halved on a throttling signal at most
-	// once per decreaseWindow.
-	limit        float64
-	inflight     int
-	lastDecrease time.Time
+	lim *limiter
+	// waiting (in lim's waiters) and granted (slots lim granted to this
+	// endpoint, not yet used) are guarded by lim.mu; slotWake is its
+	// engine's, which a grant wakes.
+	waiting  bool
+	granted  int
+	slotWake chan<- struct{}
 
 	roots map[string]*rootQueue
 	ring  []*rootQueue // roots with ready calls, served from ring[head]
@@ -76,19 +76,4 @@ func (ep *endpoint) pop() *call {
 		ep.ring, ep.head = ep.ring[:n], 0
 	}
 	return c
-}
-
-// decreaseWindow spaces multiplicative decreases, so that one burst of
-// throttled answers halves the limit once rather than down to one.
-const decreaseWindow = 100 * time.Millisecond
-
-func (ep *endpoint) adapt(throttled bool, now time.Time, lo, hi float64) {
-	if throttled {
-		if now.Sub(ep.lastDecrease) >= decreaseWindow {
-			ep.limit = max(lo, ep.limit/2)
-			ep.lastDecrease = now
-		}
-		return
-	}
-	ep.limit = min(hi, ep.limit+1/ep.limit)
 }

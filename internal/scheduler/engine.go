@@ -67,6 +67,12 @@ type Config struct {
 	// InitialConcurrency, MinConcurrency, MaxConcurrency bound each
 	// endpoint's adaptive limit of requests in flight; 128, 1, 1024.
 	InitialConcurrency, MinConcurrency, MaxConcurrency int
+	// Limits, if set, holds the endpoints' limits shared with the other
+	// engines given the same Limits (the partitions of one server): the
+	// requests in flight of them all to an endpoint are bounded by one
+	// limit, which they adapt together. Nil: each endpoint's limit is the
+	// engine's own.
+	Limits *Limits
 	// MaxResponseBytes bounds a RunResponse; 16 MiB.
 	MaxResponseBytes int
 	// CommitRetry bounds how long a failed commit is retried before the
@@ -186,11 +192,12 @@ type Engine struct {
 	endpoints map[string]*endpoint
 	timers    timerHeap
 	timerWake chan struct{}
-	timerDue  int64      // when the timer goroutine plans to wake (timer.go)
-	workers   workerPool // the goroutines of Run requests (workers.go)
-	seq       int64      // inbox arrival order
-	running   int        // Run requests in flight, all endpoints
-	presigns  int64      // Run requests signed ahead (presign.go)
+	timerDue  int64         // when the timer goroutine plans to wake (timer.go)
+	slotWake  chan struct{} // a shared limit granted a slot (limiter.go)
+	workers   workerPool    // the goroutines of Run requests (workers.go)
+	seq       int64         // inbox arrival order
+	running   int           // Run requests in flight, all endpoints
+	presigns  int64         // Run requests signed ahead (presign.go)
 	// holds counts the batches held for a parent's answer, holdsAlone
 	// those committed on their own (hold.go).
 	holds, holdsAlone int64
@@ -260,6 +267,7 @@ func New(cfg Config) (*Engine, error) {
 		calls:          make(map[string]*call),
 		endpoints:      make(map[string]*endpoint),
 		timerWake:      make(chan struct{}, 1),
+		slotWake:       make(chan struct{}, 1),
 		finishing:      make(map[string]string),
 		waiters:        make(map[string]*waiter),
 		knownEndpoints: make(map[string]struct{}),
@@ -320,6 +328,10 @@ func (e *Engine) Start(ctx context.Context) error {
 	})
 	e.wg.Add(1)
 	go e.timerLoop()
+	if e.cfg.Limits != nil {
+		e.wg.Add(1)
+		go e.slotLoop()
+	}
 	e.startPruner()
 	e.started = true
 	e.resume()
@@ -340,6 +352,14 @@ func (e *Engine) Close() error {
 	e.mu.Unlock()
 	e.cancel()
 	e.wg.Wait()
+	// The Run requests are over and their slots given back; the slots
+	// granted to the engine since, and its place among the waiters of
+	// shared limits, go to the other engines.
+	e.mu.Lock()
+	for _, ep := range e.endpoints {
+		ep.lim.leave(ep)
+	}
+	e.mu.Unlock()
 	if e.commit != nil {
 		// The answers that held batches wait for were cancelled: the
 		// batches are committed on their own.
@@ -522,8 +542,13 @@ func (e *Engine) endpoint(url string) *endpoint {
 				// No gzip: on loopback and LANs compressing every message
 				// costs more than it saves.
 				connect.WithAcceptCompression("gzip", nil, nil)),
-			limit: float64(e.cfg.InitialConcurrency),
-			roots: make(map[string]*rootQueue),
+			roots:    make(map[string]*rootQueue),
+			slotWake: e.slotWake,
+		}
+		if e.cfg.Limits != nil {
+			ep.lim = e.cfg.Limits.get(url, e.cfg.InitialConcurrency)
+		} else {
+			ep.lim = &limiter{limit: float64(e.cfg.InitialConcurrency)}
 		}
 		if ep.local {
 			ep.client = &inprocClient{run: e.cfg.Local.Run, pool: newWorkerPool(e.ctx.Done(), nil)}
@@ -580,11 +605,25 @@ func (e *Engine) makeReady(c *call) {
 
 // pump starts Run requests for ready calls of ep up to its limit. Called
 // with e.mu held.
+//
+// A slot is taken before a call is popped, and kept for the next one when
+// the popped call turns out not to run (cancelled, or expired); one left
+// unused is given back. When no slot is free, ep waits for one among the
+// waiters of its limiter, which wakes the engine to pump again (limiter.go;
+// an engine-private limit grants only to ep, whose engine pumps it after
+// every release). An engine that cannot run anything (closing, its store
+// broken) or has nothing ready gives back what was granted to it.
 func (e *Engine) pump(ep *endpoint) {
 	if e.closing || e.commit == nil || e.broken != nil {
+		ep.lim.leave(ep)
 		return
 	}
-	for ep.ready > 0 && ep.inflight < int(ep.limit) {
+	slot := false
+	for ep.ready > 0 {
+		if !slot && !ep.lim.acquire(ep) {
+			return // waiting for a slot
+		}
+		slot = true
 		c := ep.pop()
 		if c.state != stQueued {
 			continue
@@ -594,15 +633,39 @@ func (e *Engine) pump(ep *endpoint) {
 			e.expire(c, now.UnixNano())
 			continue
 		}
+		slot = false
 		e.disarm(c) // the expiration timer of a queued call
 		req, n := e.runRequest(c)
 		c.state = stRunning
-		ep.inflight++
 		e.running++
 		deadline := min(after(now, e.cfg.AttemptTimeout), c.expires)
 		ctx, stop := context.WithCancel(e.ctx)
 		c.stop = stop // a cancel of the call ends the request (cancel.go)
 		e.spawn(func() { e.attempt(ctx, stop, c, ep, req, n, now, time.Unix(0, deadline)) })
+	}
+	if slot {
+		ep.lim.release(ep, false, false, time.Time{}, 0, 0)
+	}
+	ep.lim.leave(ep)
+}
+
+// slotLoop pumps the endpoints when a shared limit granted the engine a
+// slot: under the engine's own lock, never under the releasing engine's
+// (limiter.go). Each pump uses the slots granted to its endpoint, or gives
+// them back.
+func (e *Engine) slotLoop() {
+	defer e.wg.Done()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-e.slotWake:
+		}
+		e.mu.Lock()
+		for _, ep := range e.endpoints {
+			e.pump(ep)
+		}
+		e.mu.Unlock()
 	}
 }
 

@@ -36,7 +36,7 @@ type heldBatch struct {
 func (e *Engine) canHold(p *call, child *call) bool {
 	return e.cfg.MaxHold > 0 && child.held == nil && p.unsettled == 0 &&
 		!e.closing && e.broken == nil && e.commit != nil &&
-		p.ep.ready == 0 && p.ep.inflight < int(p.ep.limit)
+		p.ep.ready == 0 && p.ep.lim.canStart(p.ep)
 }
 
 // hold resumes the suspended p with res (the final outcome of child id,

@@ -180,7 +180,7 @@ func (e *Engine) presign(c *call, extra *sdkv1.CallResult) {
 	if e.cfg.Sign == nil || e.running >= presignBelow || e.closing {
 		return
 	}
-	if ep := c.ep; ep.local || ep.ready > 0 || ep.inflight >= int(ep.limit) {
+	if ep := c.ep; ep.local || ep.ready > 0 || !ep.lim.canStart(ep) {
 		return // c will wait in its endpoint's queue: the signature could go stale
 	}
 	inbox := c.inbox

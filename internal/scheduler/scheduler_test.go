@@ -53,26 +53,26 @@ func TestFairQueueLarge(t *testing.T) {
 
 func TestAIMD(t *testing.T) {
 	is := is.New(t)
-	ep := &endpoint{limit: 10}
+	l := &limiter{limit: 10}
 	now := time.Unix(1000, 0)
-	ep.adapt(true, now, 1, 100)
-	is.Equal(ep.limit, 5.0) // halved
-	ep.adapt(true, now.Add(time.Millisecond), 1, 100)
-	is.Equal(ep.limit, 5.0) // once per window
-	ep.adapt(true, now.Add(decreaseWindow), 1, 100)
-	is.Equal(ep.limit, 2.5)
+	l.adaptLocked(true, now, 1, 100)
+	is.Equal(l.limit, 5.0) // halved
+	l.adaptLocked(true, now.Add(time.Millisecond), 1, 100)
+	is.Equal(l.limit, 5.0) // once per window
+	l.adaptLocked(true, now.Add(decreaseWindow), 1, 100)
+	is.Equal(l.limit, 2.5)
 	for range 100 {
-		ep.adapt(false, now, 1, 100)
+		l.adaptLocked(false, now, 1, 100)
 	}
-	is.True(ep.limit > 12 && ep.limit < 16) // about +1 per window of answers
+	is.True(l.limit > 12 && l.limit < 16) // about +1 per window of answers
 	for i := range 20 {
-		ep.adapt(true, now.Add(time.Duration(i+2)*decreaseWindow), 1, 100)
+		l.adaptLocked(true, now.Add(time.Duration(i+2)*decreaseWindow), 1, 100)
 	}
-	is.Equal(ep.limit, 1.0) // never below the minimum
+	is.Equal(l.limit, 1.0) // never below the minimum
 	for range 100000 {
-		ep.adapt(false, now, 1, 100)
+		l.adaptLocked(false, now, 1, 100)
 	}
-	is.Equal(ep.limit, 100.0) // nor above the maximum
+	is.Equal(l.limit, 100.0) // nor above the maximum
 }
 
 func TestBackoff(t *testing.T) {

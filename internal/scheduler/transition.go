@@ -17,9 +17,8 @@ import (
 // held.
 func (e *Engine) outcome(c *call, ep *endpoint, o outcome, n int, start time.Time) {
 	now := e.now()
-	ep.inflight--
 	e.running--
-	ep.adapt(o.throttle, now, float64(e.cfg.MinConcurrency), float64(e.cfg.MaxConcurrency))
+	ep.lim.release(ep, true, o.throttle, now, float64(e.cfg.MinConcurrency), float64(e.cfg.MaxConcurrency))
 	defer e.pump(ep)
 
 	c.attempts++
