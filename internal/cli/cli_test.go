@@ -226,6 +226,8 @@ func TestUsageErrors(t *testing.T) {
 		{"test with --postgres and --memory", []string{"test", "http://127.0.0.1:1", "--memory", "--postgres", "postgres://h/db"}, 2, "leave out --memory and --state"},
 		{"test with a bad --postgres", []string{"test", "http://127.0.0.1:1", "--port", "0", "--postgres", "postgres://u:secret@h:99999/db"}, 1, "Config.Postgres (--postgres of dispatch serve and dispatch test)"},
 		{"test with --lease-ttl and no --postgres", []string{"test", "http://127.0.0.1:1", "--memory", "--port", "0", "--lease-ttl", "3s"}, 2, "--lease-ttl is the lease time of the replicas of a PostgreSQL database: give --postgres too"},
+		{"test with a negative --max-concurrency", []string{"test", "http://127.0.0.1:1", "--memory", "--port", "0", "--max-concurrency", "-1"}, 2, "--initial-concurrency and --max-concurrency are numbers of requests in flight"},
+		{"test with --initial-concurrency above --max-concurrency", []string{"test", "http://127.0.0.1:1", "--memory", "--port", "0", "--initial-concurrency", "64", "--max-concurrency", "8"}, 2, "--initial-concurrency 64 is above --max-concurrency 8"},
 		{"test with a short --lease-ttl", []string{"test", "http://127.0.0.1:1", "--port", "0", "--postgres", "postgres://h/db", "--lease-ttl", "100ms"}, 1, "Config.LeaseTTL (--lease-ttl) is 100ms, at least 1s"},
 		{"calls with --postgres and --state", []string{"calls", "--postgres", "postgres://h/db", "--state", "/tmp"}, 2, "leave out --api-url and --state"},
 	}

@@ -328,7 +328,12 @@ func (rs *replicaSet) start() *replica {
 	t.Helper()
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
 	cmd := exec.Command(rs.bin, "serve", "--listen", "127.0.0.1:0", "--postgres", rs.url,
-		"--endpoint", rs.ep.srv.URL, "--log-format", "json", "--lease-ttl", replicaLeaseTTL)
+		"--endpoint", rs.ep.srv.URL, "--log-format", "json", "--lease-ttl", replicaLeaseTTL,
+		// The tests hold up to 200 steps' requests in flight at the
+		// endpoint's gate, and a replica's partitions share one limit per
+		// endpoint: starting it at the most leaves room for the rest to
+		// progress, even after a timeout under load halved it.
+		"--initial-concurrency", "1024", "--max-concurrency", "1024")
 	cmd.Env = append(os.Environ(), "DISPATCH_API_KEY="+goodKey, "DISPATCH_SIGNING_KEY=")
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Start(); err != nil {

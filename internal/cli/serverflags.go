@@ -24,6 +24,10 @@ type serverFlags struct {
 	leaseTTL time.Duration  // --lease-ttl, with --postgres only
 	syncMode string         // --sync
 	fs       *pflag.FlagSet // to tell a --sync given from its default
+	// --initial-concurrency, --max-concurrency: the bounds of each
+	// endpoint's adaptive limit of requests in flight (0: the server's
+	// defaults, 128 and 1024).
+	initialConc, maxConc int
 }
 
 // register adds the shared flags to fs; withMemory adds --memory too.
@@ -36,6 +40,8 @@ func (f *serverFlags) register(fs *pflag.FlagSet, withMemory bool, allowHelp str
 	fs.StringArrayVar(&f.allow, "allow-endpoint", nil, allowHelp)
 	fs.StringVar(&f.syncMode, "sync", "normal", "SQLite's durability: normal (sync at checkpoints; survives a crash of the process) or full (sync every commit; survives a power loss)")
 	fs.DurationVar(&f.leaseTTL, "lease-ttl", 0, "with --postgres: how long a replica's partitions wait for another replica after its death (the failover time; at least 1s, default 10s); leases are renewed five times per lease time")
+	fs.IntVar(&f.initialConc, "initial-concurrency", 0, "requests in flight to each endpoint at first (default 128); the limit adapts, lowered by throttling (429, 503, THROTTLED, timeouts); with --postgres it bounds each replica, whose partitions share it")
+	fs.IntVar(&f.maxConc, "max-concurrency", 0, "the most requests in flight to each endpoint the adaptive limit reaches (default 1024)")
 	f.fs = fs
 	fs.DurationVar(&f.keyKeep, "key-retention", 24*time.Hour, "how long an idempotency key (Idempotency-Key header of Dispatch) names its calls; after it, the key is forgotten")
 }
@@ -60,6 +66,12 @@ func (f *serverFlags) check() error {
 	if _, err := f.fullSync(); err != nil {
 		return usageError{err}
 	}
+	switch {
+	case f.initialConc < 0 || f.maxConc < 0:
+		return usageError{fmt.Errorf("--initial-concurrency and --max-concurrency are numbers of requests in flight: give a positive number, or leave them out for the defaults (128 and 1024)")}
+	case f.maxConc > 0 && f.initialConc > f.maxConc:
+		return usageError{fmt.Errorf("--initial-concurrency %d is above --max-concurrency %d: the limit starts at most at its maximum; lower the first or raise the second", f.initialConc, f.maxConc)}
+	}
 	return nil
 }
 
@@ -77,6 +89,7 @@ func (f *serverFlags) apply(cfg *server.Config) error {
 	cfg.AllowEndpoints = append(cfg.AllowEndpoints, f.allow...)
 	cfg.KeyRetention = f.keyKeep
 	cfg.LeaseTTL = f.leaseTTL
+	cfg.InitialConcurrency, cfg.MaxConcurrency = f.initialConc, f.maxConc
 	full, err := f.fullSync()
 	if err != nil {
 		return usageError{err}
