@@ -109,4 +109,3 @@ func TestLocalPostgresOptions(t *testing.T) {
 		})
 	}
 }
-
