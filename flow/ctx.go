@@ -12,6 +12,11 @@ import (
 
 // Info describes the function call a flow runs in, as Dispatch reported it in
 // the RunRequest.
+//
+// DispatchID is not an idempotency key: a call runs at least once, and a
+// call made by a workflow step that a crash lost before it was stored is
+// made again under a new id (the server starts a step's calls while the
+// step is stored). Key side effects with a value of the input instead.
 type Info struct {
 	Function   string    // registered name of the flow
 	DispatchID string    // this call's dispatch id
