@@ -57,7 +57,6 @@ type config struct {
 	bodyTimeout     time.Duration
 	replayCache     int
 	lookupEnv       func(string) (string, bool)
-	forceLocal      bool   // WithLocalServer or WithLocalPostgres
 	localServerSet  bool   // WithLocalServer
 	localDir        string // its dir; "" keeps the calls in memory
 	localFullSync   bool   // WithLocalFullSync
@@ -69,6 +68,10 @@ type config struct {
 
 	errs []error
 }
+
+// forceLocal reports whether an option asks for the local server,
+// whatever the environment says: WithLocalServer or WithLocalPostgres.
+func (c *config) forceLocal() bool { return c.localServerSet || c.localPGSet }
 
 // loadConfig applies the environment, then the options, and validates the
 // result. Every error names the option or variable at fault.

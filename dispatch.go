@@ -78,7 +78,7 @@ func New(opts ...Option) (*Dispatch, error) {
 	}
 	d := &Dispatch{cfg: cfg, log: cfg.logger, serving: make(chan struct{})}
 	d.rt = &runtime{flowConfig: flowrun.Config{Trace: cfg.trace, Now: cfg.now, Logger: cfg.logger}}
-	if cfg.forceLocal || cfg.wantsLocal() {
+	if cfg.forceLocal() || cfg.wantsLocal() {
 		if err := d.startLocal(); err != nil {
 			return nil, err
 		}

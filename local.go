@@ -119,7 +119,7 @@ func (d *Dispatch) startLocal() (err error) {
 		start = localmode.Registered()
 	}
 	if start == nil {
-		if cfg.forceLocal {
+		if cfg.forceLocal() {
 			return errLocalNotLinked
 		}
 		return errNoServer
@@ -149,7 +149,7 @@ func (d *Dispatch) startLocal() (err error) {
 	case cfg.localDir != "":
 		lc.StateDir = cfg.localDir
 		lc.FullSync = cfg.localFullSync
-	case cfg.forceLocal: // WithLocalServer("")
+	case cfg.localServerSet: // WithLocalServer("")
 		lc.Memory = true
 	default:
 		dir, err := stateDir(cfg.lookupEnv, programName())

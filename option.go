@@ -162,7 +162,7 @@ func withEnv(lookup func(string) (string, bool)) Option {
 // local (import _ "github.com/dispatchkit/dispatch/local"); without it,
 // New fails with an error saying so.
 func WithLocalServer(dir string) Option {
-	return optionFunc(func(c *config) { c.forceLocal, c.localServerSet, c.localDir = true, true, dir })
+	return optionFunc(func(c *config) { c.localServerSet, c.localDir = true, dir })
 }
 
 // WithLocalPostgres runs a local Dispatch server in this process, as
@@ -187,7 +187,7 @@ func WithLocalServer(dir string) Option {
 // It cannot be combined with WithLocalServer or WithLocalFullSync:
 // PostgreSQL's synchronous_commit decides the durability of a commit.
 func WithLocalPostgres(url string) Option {
-	return optionFunc(func(c *config) { c.forceLocal, c.localPGSet, c.localPostgres = true, true, url })
+	return optionFunc(func(c *config) { c.localPGSet, c.localPostgres = true, url })
 }
 
 // WithLocalFullSync makes the local server (local mode, [WithLocalServer])
