@@ -316,13 +316,7 @@ func (r *runner) open(name string) (*app, error) {
 	// The transport of local mode is read from the environment by New;
 	// the bench is a process of its own, so setting it here is harmless.
 	os.Setenv(dispatch.EnvLocalTransport, r.transport)
-	opts := []dispatch.Option{
-		dispatch.WithLocalServer(dir),
-		dispatch.WithEndpointURL(""), // a random loopback port, whatever the environment says
-		dispatch.WithZerolog(r.log),
-		dispatch.WithTrace(nil),
-		dispatch.WithHTTPClient(r.hc),
-	}
+	opts := r.localOptions(dispatch.WithLocalServer(dir))
 	if r.fullSync() {
 		opts = append(opts, dispatch.WithLocalFullSync())
 	}
@@ -335,6 +329,19 @@ func (r *runner) open(name string) (*app, error) {
 		return nil, err
 	}
 	return &app{d: d}, nil
+}
+
+// sdkOptions are the options of every SDK instance of the bench (its
+// logger, no trace, its HTTP client), after extra.
+func (r *runner) sdkOptions(extra ...dispatch.Option) []dispatch.Option {
+	return append(extra, dispatch.WithZerolog(r.log), dispatch.WithTrace(nil), dispatch.WithHTTPClient(r.hc))
+}
+
+// localOptions are sdkOptions for an instance in local mode whose server
+// is named by where (WithLocalServer, WithLocalPostgres), serving its
+// endpoint on a random loopback port, whatever the environment says.
+func (r *runner) localOptions(where dispatch.Option) []dispatch.Option {
+	return r.sdkOptions(where, dispatch.WithEndpointURL(""))
 }
 
 // runOK dispatches c and waits for its outcome, which must be OK.

@@ -135,15 +135,12 @@ func (o *runner) openPostgres(name string) (a *app, err error) {
 		return nil, err
 	}
 	for _, srv := range a.srvs {
-		d, err := dispatch.New(
+		d, err := dispatch.New(o.sdkOptions(
 			dispatch.WithAPIURL(srv.URL()),
 			dispatch.WithAPIKey(srv.APIKey()),
 			dispatch.WithPublicKey(srv.PublicKey()),
 			dispatch.WithEndpointURL(endpoint),
-			dispatch.WithZerolog(o.log),
-			dispatch.WithTrace(nil),
-			dispatch.WithHTTPClient(o.hc),
-		)
+		)...)
 		if err != nil {
 			return nil, err
 		}
@@ -170,13 +167,7 @@ func (o *runner) openLocalPostgres(db string) (a *app, err error) {
 	}()
 	os.Setenv(dispatch.EnvLocalTransport, "inproc") // read by New (see open)
 	for range max(1, o.replicas) {
-		d, err := dispatch.New(
-			dispatch.WithLocalPostgres(db),
-			dispatch.WithEndpointURL(""), // a random loopback port, whatever the environment says
-			dispatch.WithZerolog(o.log),
-			dispatch.WithTrace(nil),
-			dispatch.WithHTTPClient(o.hc),
-		)
+		d, err := dispatch.New(o.localOptions(dispatch.WithLocalPostgres(db))...)
 		if err != nil {
 			return nil, err
 		}
