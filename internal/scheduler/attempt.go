@@ -109,14 +109,14 @@ func (e *Engine) attempt(base context.Context, stop context.CancelFunc, c *call,
 	c.stop = nil
 	if e.ctx.Err() != nil {
 		// Closing: drop the outcome; the call runs again after a restart.
-		ep.lim.release(ep, false, false, time.Time{}, 0, 0)
+		ep.lim.release(ep)
 		e.running--
 		return
 	}
 	if c.state == stDone {
 		// Cancelled while the request ran (cancel.go): the call's final
 		// row is stored already, and the outcome is no longer its own.
-		ep.lim.release(ep, false, false, time.Time{}, 0, 0)
+		ep.lim.release(ep)
 		e.running--
 		e.pump(ep)
 		return

@@ -644,7 +644,7 @@ func (e *Engine) pump(ep *endpoint) {
 		e.spawn(func() { e.attempt(ctx, stop, c, ep, req, n, now, time.Unix(0, deadline)) })
 	}
 	if slot {
-		ep.lim.release(ep, false, false, time.Time{}, 0, 0)
+		ep.lim.release(ep)
 	}
 	ep.lim.leave(ep)
 }

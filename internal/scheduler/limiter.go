@@ -104,18 +104,26 @@ func (l *limiter) canStart(ep *endpoint) bool {
 	return ep.granted > 0 || (l.inflight < int(l.limit) && !ep.waiting)
 }
 
-// release gives back the slot of a Run request of ep that ended, adapting
-// the limit with its outcome unless adapt is false (an outcome dropped at
-// Close, or no longer the call's). Freed slots go to the waiters; ep
-// itself is not woken: its engine pumps ep after a release. Called with
-// e.mu of ep's engine held.
-func (l *limiter) release(ep *endpoint, adapt, throttled bool, now time.Time, lo, hi float64) {
+// release gives back a slot of ep without adapting the limit: a slot
+// taken and not used, or the slot of an outcome dropped (at Close, or no
+// longer the call's). Freed slots go to the waiters; ep itself is not
+// woken: its engine pumps ep after a release. Called with e.mu of ep's
+// engine held.
+func (l *limiter) release(ep *endpoint) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.inflight--
-	if adapt {
-		l.adaptLocked(throttled, now, lo, hi)
-	}
+	l.grantLocked(ep)
+}
+
+// answered is release for a Run request of ep that ended with an
+// outcome, which adapts the limit (throttled or not, bounded by lo and
+// hi) before the slot goes to the waiters.
+func (l *limiter) answered(ep *endpoint, throttled bool, now time.Time, lo, hi float64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.inflight--
+	l.adaptLocked(throttled, now, lo, hi)
 	l.grantLocked(ep)
 }
 

@@ -18,7 +18,7 @@ import (
 func (e *Engine) outcome(c *call, ep *endpoint, o outcome, n int, start time.Time) {
 	now := e.now()
 	e.running--
-	ep.lim.release(ep, true, o.throttle, now, float64(e.cfg.MinConcurrency), float64(e.cfg.MaxConcurrency))
+	ep.lim.answered(ep, o.throttle, now, float64(e.cfg.MinConcurrency), float64(e.cfg.MaxConcurrency))
 	defer e.pump(ep)
 
 	c.attempts++
