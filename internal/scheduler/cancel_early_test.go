@@ -71,13 +71,10 @@ func TestCancelThroughEarlyDoneCall(t *testing.T) {
 					return exitWith(str(fn)), nil
 				}
 			}
-			e, err := New(Config{Store: st, Local: &LocalEndpoint{URL: earlyURL, Run: run}, MaxHold: time.Minute, NoEarlyStart: tt.late})
-			is.NoErr(err)
-			is.NoErr(e.Start(context.Background()))
-			defer e.Close()
+			e := started(t, Config{Store: st, Local: &LocalEndpoint{URL: earlyURL, Run: run}, MaxHold: time.Minute, NoEarlyStart: tt.late})
 			defer st.release() // before Close, whatever happens
 
-			_, err = e.Dispatch(context.Background(), []*sdkv1.Call{{Function: "r", Endpoint: earlyURL, Input: str("r")}})
+			_, err := e.Dispatch(context.Background(), []*sdkv1.Call{{Function: "r", Endpoint: earlyURL, Input: str("r")}})
 			is.NoErr(err)
 			wait(t, gStarted, "g's run")
 			until(t, "p to finish", func() bool { return liveOf(e, "p") == 0 })

@@ -214,15 +214,12 @@ func TestEarlyStartOrder(t *testing.T) {
 				}
 				return resp, err
 			}
-			e, err := New(Config{
+			e := started(t, Config{
 				Store: st, Local: &LocalEndpoint{URL: earlyURL, Run: run},
 				MaxHold: time.Minute, CommitRetry: -1,
 				MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond,
 			})
-			is.NoErr(err)
-			eng = e
-			is.NoErr(e.Start(context.Background()))
-			defer e.Close()
+			eng = e            // before the Dispatch: no call runs until then
 			defer st.release() // before Close, whatever happens
 
 			ids, err := e.Dispatch(context.Background(), []*sdkv1.Call{{Function: "wf", Endpoint: earlyURL, Input: str("x")}})

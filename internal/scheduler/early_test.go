@@ -167,13 +167,12 @@ func outputOf(row *store.Call) string {
 	return strOfAny(&a)
 }
 
-func earlyEngine(t *testing.T, st store.Store, r *runs, late bool) *Engine {
+// started makes and starts an engine of cfg, closed when the test ends
+// (after its deferred calls, so a test's deferred release of a gateStore
+// still comes before Close).
+func started(t *testing.T, cfg Config) *Engine {
 	t.Helper()
-	e, err := New(Config{
-		Store: st, Local: &LocalEndpoint{URL: earlyURL, Run: r.run},
-		MaxHold: time.Minute, NoEarlyStart: late, CommitRetry: -1,
-		MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond,
-	})
+	e, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,6 +181,15 @@ func earlyEngine(t *testing.T, st store.Store, r *runs, late bool) *Engine {
 	}
 	t.Cleanup(func() { e.Close() })
 	return e
+}
+
+func earlyEngine(t *testing.T, st store.Store, r *runs, late bool) *Engine {
+	t.Helper()
+	return started(t, Config{
+		Store: st, Local: &LocalEndpoint{URL: earlyURL, Run: r.run},
+		MaxHold: time.Minute, NoEarlyStart: late, CommitRetry: -1,
+		MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond,
+	})
 }
 
 // wait receives from ch, failing the test after 10 s.

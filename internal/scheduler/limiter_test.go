@@ -53,16 +53,8 @@ func (g *gatedEndpoint) run(ctx context.Context, req *sdkv1.RunRequest) (*sdkv1.
 // limits ls, with a fixed limit of limit (initial and maximum).
 func (g *gatedEndpoint) engine(t *testing.T, ls *Limits, limit int) *Engine {
 	t.Helper()
-	e, err := New(Config{Store: memstore.New(), Limits: ls, InitialConcurrency: limit, MaxConcurrency: limit,
+	return started(t, Config{Store: memstore.New(), Limits: ls, InitialConcurrency: limit, MaxConcurrency: limit,
 		MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond, Local: &LocalEndpoint{URL: g.url, Run: g.run}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close() })
-	return e
 }
 
 func (g *gatedEndpoint) dispatch(t *testing.T, e *Engine, function string, n int) {
