@@ -34,14 +34,7 @@ func pollOf(fns ...string) *sdkv1.RunResponse {
 // must not be taken for a call of no tree, or g would keep running below
 // its cancelled ancestor a.
 func TestCancelThroughEarlyDoneCall(t *testing.T) {
-	tests := []struct {
-		name string
-		late bool
-	}{
-		{"early start", false},
-		{"no early start", true},
-	}
-	for _, tt := range tests {
+	for _, tt := range startModes {
 		t.Run(tt.name, func(t *testing.T) {
 			is := is.New(t)
 			st := newGateStore()
@@ -111,14 +104,7 @@ func TestCancelThroughEarlyDoneCall(t *testing.T) {
 // that row is stored: a crash before would make the call live again, and
 // the caller would have been told that there was nothing to cancel.
 func TestCancelFinishing(t *testing.T) {
-	tests := []struct {
-		name string
-		late bool
-	}{
-		{"early start", false},
-		{"no early start", true},
-	}
-	for _, tt := range tests {
+	for _, tt := range startModes {
 		t.Run(tt.name, func(t *testing.T) {
 			is := is.New(t)
 			st := newGateStore()

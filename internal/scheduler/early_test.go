@@ -228,20 +228,23 @@ func finalRow(t *testing.T, e *Engine, id string) *store.Call {
 	return row
 }
 
+// startModes are the cases of the tests that run with early start and
+// without it (Config.NoEarlyStart: late).
+var startModes = []struct {
+	name string
+	late bool
+}{
+	{"early start", false},
+	{"no early start", true},
+}
+
 // TestEarlyStart blocks the commit of the root's first answer (its Poll
 // and the child it makes). With early start the child runs while that
 // commit waits, its outcome resumes the root, and the root exits, all in
 // memory: nothing is visible to Watch or in the store until the commits
 // go through. Without it, the child runs only after the commit.
 func TestEarlyStart(t *testing.T) {
-	tests := []struct {
-		name string
-		late bool
-	}{
-		{"early start", false},
-		{"no early start", true},
-	}
-	for _, tt := range tests {
+	for _, tt := range startModes {
 		t.Run(tt.name, func(t *testing.T) {
 			is := is.New(t)
 			st := newGateStore()
