@@ -81,14 +81,7 @@ func TestCancelThroughEarlyDoneCall(t *testing.T) {
 			e.mu.Unlock()
 			is.True(a != "")
 
-			n := make(chan int, 1)
-			go func() {
-				k, err := e.Cancel(context.Background(), a, "test")
-				if err != nil {
-					t.Errorf("Cancel: %v", err)
-				}
-				n <- k
-			}()
+			n := cancelAsync(t, e, a)
 			until(t, "the cancel to apply", func() bool { return liveOf(e, "a") == 0 })
 			st.release()
 			is.Equal(wait(t, n, "the cancel"), 2) // a and g

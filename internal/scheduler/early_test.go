@@ -205,6 +205,21 @@ func wait[T any](t *testing.T, ch <-chan T, what string) T {
 	return zero
 }
 
+// cancelAsync cancels call id from another goroutine, for a Cancel that
+// waits on what the test does next; the channel gets the number of calls
+// it cancelled (a failed Cancel fails the test).
+func cancelAsync(t *testing.T, e *Engine, id string) <-chan int {
+	n := make(chan int, 1)
+	go func() {
+		k, err := e.Cancel(context.Background(), id, "test")
+		if err != nil {
+			t.Errorf("Cancel: %v", err)
+		}
+		n <- k
+	}()
+	return n
+}
+
 // finalRow waits for the durable final row of call id.
 func finalRow(t *testing.T, e *Engine, id string) *store.Call {
 	t.Helper()
@@ -426,14 +441,7 @@ func TestEarlyChild(t *testing.T) {
 
 			case "cancel":
 				wait(t, started, "the child's run")
-				n := make(chan int, 1)
-				go func() {
-					k, err := e.Cancel(context.Background(), root, "test")
-					if err != nil {
-						t.Errorf("Cancel: %v", err)
-					}
-					n <- k
-				}()
+				n := cancelAsync(t, e, root)
 				is.True(errors.Is(wait(t, ended, "the child's request to end"), context.Canceled))
 				st.release()                          // the cancel's batch goes after the creation's
 				is.Equal(wait(t, n, "the cancel"), 2) // the root and its child
