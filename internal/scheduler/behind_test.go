@@ -124,14 +124,10 @@ func TestEarlyStartBehind(t *testing.T) {
 				}
 				return nil
 			}
-			var err error
-			e, err = New(Config{
+			e = started(t, Config{
 				Store: st, Local: &LocalEndpoint{URL: earlyURL, Run: r.run},
 				MaxHold: time.Minute, CommitRetry: time.Minute, // retried until healed
 			})
-			is.NoErr(err)
-			is.NoErr(e.Start(context.Background()))
-			defer e.Close()
 			if tt.heal != nil {
 				defer tt.heal(st) // before Close, which commits what waits
 			}

@@ -34,14 +34,7 @@ func pollOf(fns ...string) *sdkv1.RunResponse {
 // must not be taken for a call of no tree, or g would keep running below
 // its cancelled ancestor a.
 func TestCancelThroughEarlyDoneCall(t *testing.T) {
-	tests := []struct {
-		name string
-		late bool
-	}{
-		{"early start", false},
-		{"no early start", true},
-	}
-	for _, tt := range tests {
+	for _, tt := range startModes {
 		t.Run(tt.name, func(t *testing.T) {
 			is := is.New(t)
 			st := newGateStore()
@@ -71,13 +64,10 @@ func TestCancelThroughEarlyDoneCall(t *testing.T) {
 					return exitWith(str(fn)), nil
 				}
 			}
-			e, err := New(Config{Store: st, Local: &LocalEndpoint{URL: earlyURL, Run: run}, MaxHold: time.Minute, NoEarlyStart: tt.late})
-			is.NoErr(err)
-			is.NoErr(e.Start(context.Background()))
-			defer e.Close()
+			e := started(t, Config{Store: st, Local: &LocalEndpoint{URL: earlyURL, Run: run}, MaxHold: time.Minute, NoEarlyStart: tt.late})
 			defer st.release() // before Close, whatever happens
 
-			_, err = e.Dispatch(context.Background(), []*sdkv1.Call{{Function: "r", Endpoint: earlyURL, Input: str("r")}})
+			_, err := e.Dispatch(context.Background(), []*sdkv1.Call{{Function: "r", Endpoint: earlyURL, Input: str("r")}})
 			is.NoErr(err)
 			wait(t, gStarted, "g's run")
 			until(t, "p to finish", func() bool { return liveOf(e, "p") == 0 })
@@ -91,14 +81,7 @@ func TestCancelThroughEarlyDoneCall(t *testing.T) {
 			e.mu.Unlock()
 			is.True(a != "")
 
-			n := make(chan int, 1)
-			go func() {
-				k, err := e.Cancel(context.Background(), a, "test")
-				if err != nil {
-					t.Errorf("Cancel: %v", err)
-				}
-				n <- k
-			}()
+			n := cancelAsync(t, e, a)
 			until(t, "the cancel to apply", func() bool { return liveOf(e, "a") == 0 })
 			st.release()
 			is.Equal(wait(t, n, "the cancel"), 2) // a and g
@@ -114,14 +97,7 @@ func TestCancelThroughEarlyDoneCall(t *testing.T) {
 // that row is stored: a crash before would make the call live again, and
 // the caller would have been told that there was nothing to cancel.
 func TestCancelFinishing(t *testing.T) {
-	tests := []struct {
-		name string
-		late bool
-	}{
-		{"early start", false},
-		{"no early start", true},
-	}
-	for _, tt := range tests {
+	for _, tt := range startModes {
 		t.Run(tt.name, func(t *testing.T) {
 			is := is.New(t)
 			st := newGateStore()

@@ -10,6 +10,7 @@ import (
 
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
 	"github.com/matryer/is"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/dispatchkit/dispatch/internal/store"
@@ -71,6 +72,20 @@ func TestEarlyStartOrder(t *testing.T) {
 		}
 		return strings.Join(out, "|")
 	}
+	// pollThenJoin is a root that polls copies of calls, with an hour's
+	// max_wait, and exits with the joined outputs of its resume.
+	pollThenJoin := func(minResults int32, calls ...*sdkv1.Call) behaviour {
+		return func(_ context.Context, req *sdkv1.RunRequest, _ int32) (*sdkv1.RunResponse, error) {
+			if req.GetPollResult() == nil {
+				fresh := make([]*sdkv1.Call, len(calls))
+				for i, c := range calls {
+					fresh[i] = proto.Clone(c).(*sdkv1.Call)
+				}
+				return poll(minResults, time.Hour, fresh...), nil
+			}
+			return exitWith(str(joined(req))), nil
+		}
+	}
 	var eng *Engine // the engine of the running case
 	tests := []struct {
 		name string
@@ -83,12 +98,7 @@ func TestEarlyStartOrder(t *testing.T) {
 		{
 			name: "a child retried (temporary error) before its creation commit",
 			fns: map[string]behaviour{
-				"wf": func(_ context.Context, req *sdkv1.RunRequest, n int32) (*sdkv1.RunResponse, error) {
-					if req.GetPollResult() == nil {
-						return poll(1, time.Hour, &sdkv1.Call{Function: "flaky", Input: str("f")}), nil
-					}
-					return exitWith(str(joined(req))), nil
-				},
+				"wf": pollThenJoin(1, &sdkv1.Call{Function: "flaky", Input: str("f")}),
 				"flaky": func(_ context.Context, req *sdkv1.RunRequest, n int32) (*sdkv1.RunResponse, error) {
 					if n == 1 {
 						return &sdkv1.RunResponse{Status: sdkv1.Status_STATUS_TEMPORARY_ERROR, Directive: &sdkv1.RunResponse_Exit{Exit: &sdkv1.Exit{
@@ -103,12 +113,7 @@ func TestEarlyStartOrder(t *testing.T) {
 		{
 			name: "a child expired before its creation commit",
 			fns: map[string]behaviour{
-				"wf": func(_ context.Context, req *sdkv1.RunRequest, n int32) (*sdkv1.RunResponse, error) {
-					if req.GetPollResult() == nil {
-						return poll(1, time.Hour, &sdkv1.Call{Function: "slow", Input: str("s"), Expiration: durationpb.New(20 * time.Millisecond)}), nil
-					}
-					return exitWith(str(joined(req))), nil
-				},
+				"wf": pollThenJoin(1, &sdkv1.Call{Function: "slow", Input: str("s"), Expiration: durationpb.New(20 * time.Millisecond)}),
 				"slow": func(ctx context.Context, _ *sdkv1.RunRequest, _ int32) (*sdkv1.RunResponse, error) {
 					<-ctx.Done() // until its expiration
 					return nil, ctx.Err()
@@ -120,12 +125,7 @@ func TestEarlyStartOrder(t *testing.T) {
 		{
 			name: "a Gather whose children finish out of order",
 			fns: map[string]behaviour{
-				"wf": func(_ context.Context, req *sdkv1.RunRequest, n int32) (*sdkv1.RunResponse, error) {
-					if req.GetPollResult() == nil {
-						return poll(2, time.Hour, &sdkv1.Call{Function: "first", Input: str("1")}, &sdkv1.Call{Function: "second", Input: str("2")}), nil
-					}
-					return exitWith(str(joined(req))), nil
-				},
+				"wf": pollThenJoin(2, &sdkv1.Call{Function: "first", Input: str("1")}, &sdkv1.Call{Function: "second", Input: str("2")}),
 				"first": func(ctx context.Context, req *sdkv1.RunRequest, _ int32) (*sdkv1.RunResponse, error) {
 					// Answers once the engine has applied second's outcome.
 					if !eventually(func() bool { return liveOf(eng, "second") == 0 }) {
@@ -143,12 +143,7 @@ func TestEarlyStartOrder(t *testing.T) {
 		{
 			name: "a nested workflow finished before its creation commit",
 			fns: map[string]behaviour{
-				"wf": func(_ context.Context, req *sdkv1.RunRequest, n int32) (*sdkv1.RunResponse, error) {
-					if req.GetPollResult() == nil {
-						return poll(1, time.Hour, &sdkv1.Call{Function: "sub", Input: str("s")}), nil
-					}
-					return exitWith(str(joined(req))), nil
-				},
+				"wf": pollThenJoin(1, &sdkv1.Call{Function: "sub", Input: str("s")}),
 				"sub": func(_ context.Context, req *sdkv1.RunRequest, n int32) (*sdkv1.RunResponse, error) {
 					if req.GetPollResult() == nil {
 						return poll(1, time.Hour, &sdkv1.Call{Function: "leaf", Input: str("l")}), nil
@@ -214,15 +209,12 @@ func TestEarlyStartOrder(t *testing.T) {
 				}
 				return resp, err
 			}
-			e, err := New(Config{
+			e := started(t, Config{
 				Store: st, Local: &LocalEndpoint{URL: earlyURL, Run: run},
 				MaxHold: time.Minute, CommitRetry: -1,
 				MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond,
 			})
-			is.NoErr(err)
-			eng = e
-			is.NoErr(e.Start(context.Background()))
-			defer e.Close()
+			eng = e            // before the Dispatch: no call runs until then
 			defer st.release() // before Close, whatever happens
 
 			ids, err := e.Dispatch(context.Background(), []*sdkv1.Call{{Function: "wf", Endpoint: earlyURL, Input: str("x")}})

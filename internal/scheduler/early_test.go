@@ -167,13 +167,12 @@ func outputOf(row *store.Call) string {
 	return strOfAny(&a)
 }
 
-func earlyEngine(t *testing.T, st store.Store, r *runs, late bool) *Engine {
+// started makes and starts an engine of cfg, closed when the test ends
+// (after its deferred calls, so a test's deferred release of a gateStore
+// still comes before Close).
+func started(t *testing.T, cfg Config) *Engine {
 	t.Helper()
-	e, err := New(Config{
-		Store: st, Local: &LocalEndpoint{URL: earlyURL, Run: r.run},
-		MaxHold: time.Minute, NoEarlyStart: late, CommitRetry: -1,
-		MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond,
-	})
+	e, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,6 +181,15 @@ func earlyEngine(t *testing.T, st store.Store, r *runs, late bool) *Engine {
 	}
 	t.Cleanup(func() { e.Close() })
 	return e
+}
+
+func earlyEngine(t *testing.T, st store.Store, r *runs, late bool) *Engine {
+	t.Helper()
+	return started(t, Config{
+		Store: st, Local: &LocalEndpoint{URL: earlyURL, Run: r.run},
+		MaxHold: time.Minute, NoEarlyStart: late, CommitRetry: -1,
+		MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond,
+	})
 }
 
 // wait receives from ch, failing the test after 10 s.
@@ -195,6 +203,21 @@ func wait[T any](t *testing.T, ch <-chan T, what string) T {
 	}
 	var zero T
 	return zero
+}
+
+// cancelAsync cancels call id from another goroutine, for a Cancel that
+// waits on what the test does next; the channel gets the number of calls
+// it cancelled (a failed Cancel fails the test).
+func cancelAsync(t *testing.T, e *Engine, id string) <-chan int {
+	n := make(chan int, 1)
+	go func() {
+		k, err := e.Cancel(context.Background(), id, "test")
+		if err != nil {
+			t.Errorf("Cancel: %v", err)
+		}
+		n <- k
+	}()
+	return n
 }
 
 // finalRow waits for the durable final row of call id.
@@ -220,20 +243,23 @@ func finalRow(t *testing.T, e *Engine, id string) *store.Call {
 	return row
 }
 
+// startModes are the cases of the tests that run with early start and
+// without it (Config.NoEarlyStart: late).
+var startModes = []struct {
+	name string
+	late bool
+}{
+	{"early start", false},
+	{"no early start", true},
+}
+
 // TestEarlyStart blocks the commit of the root's first answer (its Poll
 // and the child it makes). With early start the child runs while that
 // commit waits, its outcome resumes the root, and the root exits, all in
 // memory: nothing is visible to Watch or in the store until the commits
 // go through. Without it, the child runs only after the commit.
 func TestEarlyStart(t *testing.T) {
-	tests := []struct {
-		name string
-		late bool
-	}{
-		{"early start", false},
-		{"no early start", true},
-	}
-	for _, tt := range tests {
+	for _, tt := range startModes {
 		t.Run(tt.name, func(t *testing.T) {
 			is := is.New(t)
 			st := newGateStore()
@@ -415,14 +441,7 @@ func TestEarlyChild(t *testing.T) {
 
 			case "cancel":
 				wait(t, started, "the child's run")
-				n := make(chan int, 1)
-				go func() {
-					k, err := e.Cancel(context.Background(), root, "test")
-					if err != nil {
-						t.Errorf("Cancel: %v", err)
-					}
-					n <- k
-				}()
+				n := cancelAsync(t, e, root)
 				is.True(errors.Is(wait(t, ended, "the child's request to end"), context.Canceled))
 				st.release()                          // the cancel's batch goes after the creation's
 				is.Equal(wait(t, n, "the cancel"), 2) // the root and its child

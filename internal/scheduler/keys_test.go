@@ -43,15 +43,7 @@ func keyCalls(ins ...string) []*sdkv1.Call {
 // for their retries, which the fake clock never reaches), with clock c.
 func startEngine(t *testing.T, st store.Store, c *clock, retention time.Duration) *Engine {
 	t.Helper()
-	e, err := New(Config{Store: st, Now: c.now, KeyRetention: retention, MinBackoff: time.Hour, MaxBackoff: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close() })
-	return e
+	return started(t, Config{Store: st, Now: c.now, KeyRetention: retention, MinBackoff: time.Hour, MaxBackoff: time.Hour})
 }
 
 func TestDispatchKeyRetention(t *testing.T) {

@@ -53,16 +53,17 @@ func (g *gatedEndpoint) run(ctx context.Context, req *sdkv1.RunRequest) (*sdkv1.
 // limits ls, with a fixed limit of limit (initial and maximum).
 func (g *gatedEndpoint) engine(t *testing.T, ls *Limits, limit int) *Engine {
 	t.Helper()
-	e, err := New(Config{Store: memstore.New(), Limits: ls, InitialConcurrency: limit, MaxConcurrency: limit,
+	return started(t, Config{Store: memstore.New(), Limits: ls, InitialConcurrency: limit, MaxConcurrency: limit,
 		MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond, Local: &LocalEndpoint{URL: g.url, Run: g.run}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close() })
-	return e
+}
+
+// enginePair starts two engines, a and b, that run the calls of one
+// gated endpoint g under the limits ls (nil: each its own), with a fixed
+// limit of limit.
+func enginePair(t *testing.T, ls *Limits, limit int) (g *gatedEndpoint, a, b *Engine) {
+	t.Helper()
+	g = newGatedEndpoint()
+	return g, g.engine(t, ls, limit), g.engine(t, ls, limit)
 }
 
 func (g *gatedEndpoint) dispatch(t *testing.T, e *Engine, function string, n int) {
@@ -127,9 +128,7 @@ func TestSharedLimitBoundsAndFairness(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			is := is.New(t)
-			g := newGatedEndpoint()
-			ls := NewLimits()
-			a, b := g.engine(t, ls, tt.limit), g.engine(t, ls, tt.limit)
+			g, a, b := enginePair(t, NewLimits(), tt.limit)
 			g.dispatch(t, a, "f", tt.long)
 			waitFor(t, "a fills the limit", func() bool { return g.inflight.Load() == int64(tt.limit) })
 			g.dispatch(t, b, "f", tt.short)
@@ -147,9 +146,7 @@ func TestSharedLimitBoundsAndFairness(t *testing.T) {
 // A throttling answer to one engine lowers the limit the other runs under.
 func TestSharedLimitThrottle(t *testing.T) {
 	is := is.New(t)
-	g := newGatedEndpoint()
-	ls := NewLimits()
-	a, b := g.engine(t, ls, 16), g.engine(t, ls, 16)
+	g, a, b := enginePair(t, NewLimits(), 16)
 	g.dispatch(t, a, "throttle", 1)
 	waitFor(t, "the throttled call is retried", func() bool { return g.throttled.Load() && g.inflight.Load() == 1 })
 	limit, _ := a.limiterOf(g.url).current()
@@ -167,9 +164,7 @@ func TestSharedLimitThrottle(t *testing.T) {
 // flight and those granted to it: the other engine's waiting calls run.
 func TestSharedLimitClose(t *testing.T) {
 	is := is.New(t)
-	g := newGatedEndpoint()
-	ls := NewLimits()
-	a, b := g.engine(t, ls, 3), g.engine(t, ls, 3)
+	g, a, b := enginePair(t, NewLimits(), 3)
 	g.dispatch(t, a, "f", 10)
 	waitFor(t, "a fills the limit", func() bool { return g.inflight.Load() == 3 })
 	g.dispatch(t, b, "f", 6)
@@ -183,8 +178,7 @@ func TestSharedLimitClose(t *testing.T) {
 // An engine without Limits keeps its own limit per endpoint.
 func TestPrivateLimits(t *testing.T) {
 	is := is.New(t)
-	g := newGatedEndpoint()
-	a, b := g.engine(t, nil, 2), g.engine(t, nil, 2)
+	g, a, b := enginePair(t, nil, 2)
 	g.dispatch(t, a, "f", 5)
 	g.dispatch(t, b, "f", 5)
 	waitFor(t, "both fill their limits", func() bool { return g.inflight.Load() == 4 })
