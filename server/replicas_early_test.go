@@ -166,10 +166,8 @@ func TestReplicasEarlyStartFenced(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			is := is.New(t)
 			ep := newTestEndpoint(t, "")
-			rootGo, leafGo := make(chan struct{}), make(chan struct{})
-			var rootOnce, leafOnce sync.Once
-			openRoots := func() { rootOnce.Do(func() { close(rootGo) }) }
-			openLeaves := func() { leafOnce.Do(func() { close(leafGo) }) }
+			rootGo, openRoots := opener()
+			leafGo, openLeaves := opener()
 			defer openLeaves()
 			defer openRoots()
 			var rootsWaiting atomic.Int32
@@ -363,9 +361,8 @@ func TestReplicasEarlyStartCancel(t *testing.T) {
 				subs <- req.GetDispatchId()
 				return sub(ctx, req)
 			})
-			rootGo := make(chan struct{})
-			var rootOnce sync.Once
-			defer rootOnce.Do(func() { close(rootGo) })
+			rootGo, openRoot := opener()
+			defer openRoot()
 			rootRunning := make(chan string, 1)
 			top := parentOf(make(chan *sdkv1.RunRequest, 1),
 				child(1, "block", ""), child(2, "block", ""), child(3, "block", ""), child(4, "sub", ""))
@@ -397,7 +394,7 @@ func TestReplicasEarlyStartCancel(t *testing.T) {
 			if tt.inFlight {
 				gate.hold()
 			}
-			rootOnce.Do(func() { close(rootGo) })
+			openRoot()
 			var tree []string // the root's live descendants
 			for range 5 {
 				tree = append(tree, recv(t, running))
@@ -478,9 +475,8 @@ func TestReplicasEarlyStartCancelChild(t *testing.T) {
 	ep := newCtxEndpoint(t)
 	running, cancelled := make(chan string, 10), make(chan string, 10)
 	ep.handle("block", blocking(running, cancelled))
-	rootGo := make(chan struct{})
-	var rootOnce sync.Once
-	defer rootOnce.Do(func() { close(rootGo) })
+	rootGo, openRoot := opener()
+	defer openRoot()
 	resumed := make(chan *sdkv1.RunRequest, 1)
 	top := parentOf(resumed, child(1, "block", ""))
 	ep.handle("top", func(ctx context.Context, req *sdkv1.RunRequest) (*sdkv1.RunResponse, error) {
@@ -503,7 +499,7 @@ func TestReplicasEarlyStartCancelChild(t *testing.T) {
 	_, o := owner([]*bundle{bs[0].b, bs[1].b}, store.PartitionOf(root, testPartitions))
 	own, other := bs[o], bs[1-o]
 	gate.hold()
-	rootOnce.Do(func() { close(rootGo) })
+	openRoot()
 	kid := recv(t, running)
 	waitFor(t, "the creating commit held", func() bool { return gate.waiting.Load() > 0 })
 	is.Equal(storedState(t, own.srv, kid), store.CallState(0)) // not stored yet
