@@ -55,10 +55,13 @@ func (g *applyGate) release() {
 }
 
 // wrap is the store wrapper of server.WithStore.
-func (g *applyGate) wrap(st store.Store) store.Store { return &gatedStore{Store: st, g: g} }
+func (g *applyGate) wrap(st store.Store) store.Store {
+	return &gatedStore{writeCounter: writeCounter{Store: st, w: &g.w}, g: g}
+}
 
+// gatedStore is a writeCounter whose Applies wait at its gate.
 type gatedStore struct {
-	store.Store
+	writeCounter
 	g *applyGate
 }
 
@@ -71,13 +74,28 @@ func (s *gatedStore) Apply(ctx context.Context, batches ...*store.Batch) error {
 		<-ch
 		s.g.waiting.Add(-1)
 	}
-	err := s.Store.Apply(ctx, batches...)
-	if err != nil {
-		s.g.w.failed.Add(1)
-	} else {
-		s.g.w.ok.Add(1)
+	return s.writeCounter.Apply(ctx, batches...)
+}
+
+// startGated starts two replicas of one new database, sending calls to
+// ep, the Applies of both through gate, and waits until the partitions
+// are spread over them. It returns their configurations too, to start
+// them again.
+func startGated(t *testing.T, ep *ctxEndpoint, gate *applyGate) ([]server.Config, []*cancelBundle) {
+	t.Helper()
+	url := pgtest.URL(t)
+	cfgs := make([]server.Config, 2)
+	bs := make([]*cancelBundle, 2)
+	for i := range cfgs {
+		cfgs[i] = replicaConfig(t, url, i, nil, nil, func(_ int, c *server.Config) {
+			server.WithStore(c, gate.wrap, 0)
+		})
+		bs[i] = startCancel(t, ep, cfgs[i])
 	}
-	return err
+	waitFor(t, "the partitions spread", func() bool {
+		return spread([]*bundle{bs[0].b, bs[1].b}, testPartitions)
+	})
+	return cfgs, bs
 }
 
 // idSet is a set of dispatch ids that handlers add to.
@@ -166,10 +184,8 @@ func TestReplicasEarlyStartFenced(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			is := is.New(t)
 			ep := newTestEndpoint(t, "")
-			rootGo, leafGo := make(chan struct{}), make(chan struct{})
-			var rootOnce, leafOnce sync.Once
-			openRoots := func() { rootOnce.Do(func() { close(rootGo) }) }
-			openLeaves := func() { leafOnce.Do(func() { close(leafGo) }) }
+			rootGo, openRoots := opener()
+			leafGo, openLeaves := opener()
 			defer openLeaves()
 			defer openRoots()
 			var rootsWaiting atomic.Int32
@@ -363,9 +379,8 @@ func TestReplicasEarlyStartCancel(t *testing.T) {
 				subs <- req.GetDispatchId()
 				return sub(ctx, req)
 			})
-			rootGo := make(chan struct{})
-			var rootOnce sync.Once
-			defer rootOnce.Do(func() { close(rootGo) })
+			rootGo, openRoot := opener()
+			defer openRoot()
 			rootRunning := make(chan string, 1)
 			top := parentOf(make(chan *sdkv1.RunRequest, 1),
 				child(1, "block", ""), child(2, "block", ""), child(3, "block", ""), child(4, "sub", ""))
@@ -378,18 +393,7 @@ func TestReplicasEarlyStartCancel(t *testing.T) {
 			})
 			gate := &applyGate{}
 			defer gate.release()
-			url := pgtest.URL(t)
-			cfgs := make([]server.Config, 2)
-			bs := make([]*cancelBundle, 2)
-			for i := range cfgs {
-				cfgs[i] = replicaConfig(t, url, i, nil, nil, func(_ int, c *server.Config) {
-					server.WithStore(c, gate.wrap, 0)
-				})
-				bs[i] = startCancel(t, ep, cfgs[i])
-			}
-			waitFor(t, "the partitions spread", func() bool {
-				return spread([]*bundle{bs[0].b, bs[1].b}, testPartitions)
-			})
+			cfgs, bs := startGated(t, ep, gate)
 			root := bs[0].b.dispatch(t, call("top", ""))[0]
 			is.Equal(recv(t, rootRunning), root)
 			_, o := owner([]*bundle{bs[0].b, bs[1].b}, store.PartitionOf(root, testPartitions))
@@ -397,7 +401,7 @@ func TestReplicasEarlyStartCancel(t *testing.T) {
 			if tt.inFlight {
 				gate.hold()
 			}
-			rootOnce.Do(func() { close(rootGo) })
+			openRoot()
 			var tree []string // the root's live descendants
 			for range 5 {
 				tree = append(tree, recv(t, running))
@@ -478,9 +482,8 @@ func TestReplicasEarlyStartCancelChild(t *testing.T) {
 	ep := newCtxEndpoint(t)
 	running, cancelled := make(chan string, 10), make(chan string, 10)
 	ep.handle("block", blocking(running, cancelled))
-	rootGo := make(chan struct{})
-	var rootOnce sync.Once
-	defer rootOnce.Do(func() { close(rootGo) })
+	rootGo, openRoot := opener()
+	defer openRoot()
 	resumed := make(chan *sdkv1.RunRequest, 1)
 	top := parentOf(resumed, child(1, "block", ""))
 	ep.handle("top", func(ctx context.Context, req *sdkv1.RunRequest) (*sdkv1.RunResponse, error) {
@@ -491,19 +494,12 @@ func TestReplicasEarlyStartCancelChild(t *testing.T) {
 	})
 	gate := &applyGate{}
 	defer gate.release()
-	url := pgtest.URL(t)
-	var bs []*cancelBundle
-	for i := range 2 {
-		bs = append(bs, startCancel(t, ep, replicaConfig(t, url, i, nil, nil, func(_ int, c *server.Config) {
-			server.WithStore(c, gate.wrap, 0)
-		})))
-	}
-	waitFor(t, "the partitions spread", func() bool { return spread([]*bundle{bs[0].b, bs[1].b}, testPartitions) })
+	_, bs := startGated(t, ep, gate)
 	root := bs[0].b.dispatch(t, call("top", ""))[0]
 	_, o := owner([]*bundle{bs[0].b, bs[1].b}, store.PartitionOf(root, testPartitions))
 	own, other := bs[o], bs[1-o]
 	gate.hold()
-	rootOnce.Do(func() { close(rootGo) })
+	openRoot()
 	kid := recv(t, running)
 	waitFor(t, "the creating commit held", func() bool { return gate.waiting.Load() > 0 })
 	is.Equal(storedState(t, own.srv, kid), store.CallState(0)) // not stored yet

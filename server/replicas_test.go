@@ -69,6 +69,16 @@ func replicaConfig(t *testing.T, url string, i int, ep *testEndpoint, logs []*sy
 	return cfg
 }
 
+// opener returns a channel for handlers to wait on and the func that
+// closes it, which may be called more than once: by the test when it lets
+// them go on, then by its deferred call, which lets them go on if the
+// test failed before.
+func opener() (<-chan struct{}, func()) {
+	ch := make(chan struct{})
+	var once sync.Once
+	return ch, func() { once.Do(func() { close(ch) }) }
+}
+
 // spread reports whether the replicas of bs own every partition, each as
 // many as the others (to one).
 func spread(bs []*bundle, partitions int) bool {
@@ -284,9 +294,8 @@ func TestReplicasFailover(t *testing.T) {
 func TestReplicasRouting(t *testing.T) {
 	is := is.New(t)
 	ep := newTestEndpoint(t, "")
-	release := make(chan struct{})
-	var releaseOnce sync.Once
-	defer releaseOnce.Do(func() { close(release) })
+	release, openRelease := opener()
+	defer openRelease()
 	running := make(chan string, 10)
 	ep.handle("slow", func(req *sdkv1.RunRequest) (*sdkv1.RunResponse, error) {
 		running <- req.GetDispatchId()
@@ -343,7 +352,7 @@ func TestReplicasRouting(t *testing.T) {
 		is.NoErr(err)
 		res.Body.Close()
 		is.Equal(res.StatusCode, http.StatusAccepted) // pending, not unknown nor an error
-		releaseOnce.Do(func() { close(release) })
+		openRelease()
 		is.Equal(strOf(recv(t, got).Result.GetOutput()), "x")
 		o, err := server.FetchResult(ctx, nil, other.srv.URL(), other.srv.APIKey(), id, time.Second)
 		is.NoErr(err)
@@ -416,9 +425,7 @@ func (c *writeCounter) Apply(ctx context.Context, batches ...*store.Batch) error
 func TestReplicasFencedZombie(t *testing.T) {
 	is := is.New(t)
 	ep := newTestEndpoint(t, "")
-	gate := make(chan struct{})
-	var gateOnce sync.Once
-	openGate := func() { gateOnce.Do(func() { close(gate) }) }
+	gate, openGate := opener()
 	defer openGate()
 	var blocked atomic.Int32
 	ep.handle("step", func(req *sdkv1.RunRequest) (*sdkv1.RunResponse, error) {
@@ -657,9 +664,7 @@ func TestReplicasForwardedOnce(t *testing.T) {
 func TestReplicasSharedEndpointLimit(t *testing.T) {
 	is := is.New(t)
 	ep := newTestEndpoint(t, "")
-	gate := make(chan struct{})
-	var gateOnce sync.Once
-	openGate := func() { gateOnce.Do(func() { close(gate) }) }
+	gate, openGate := opener()
 	defer openGate()
 	var inflight, peak atomic.Int32
 	ep.handle("held", func(req *sdkv1.RunRequest) (*sdkv1.RunResponse, error) {

@@ -374,41 +374,44 @@ func (w *writer) putCalls(batches []*store.Batch) error {
 		w.whole, w.rewrite = whole[:0], rewrite[:0]
 	}()
 	for chunk := range slices.Chunk(rewrite, maxRows) {
-		st, err := w.stmtFor(&w.rewrites, len(chunk), rewriteCalls)
+		res, err := w.putChunk(&w.rewrites, rewriteCalls, rewriteArgs, chunk)
 		if err != nil {
 			return err
-		}
-		vals := w.vals[:0]
-		for _, c := range chunk {
-			vals = rewriteArgs(vals, c)
-		}
-		w.vals = vals
-		res, err := w.execResult(st, vals...)
-		clear(vals)
-		if err != nil {
-			return callsErr(chunk, err)
 		}
 		if n, err := res.RowsAffected(); err != nil || n != int64(len(chunk)) {
 			whole = append(whole, chunk...)
 		}
 	}
 	for chunk := range slices.Chunk(whole, maxRows) {
-		st, err := w.stmtFor(&w.upserts, len(chunk), upsertCalls)
-		if err != nil {
+		if _, err := w.putChunk(&w.upserts, upsertCalls, upsertArgs, chunk); err != nil {
 			return err
-		}
-		vals := w.vals[:0]
-		for _, c := range chunk {
-			vals = upsertArgs(vals, c)
-		}
-		w.vals = vals
-		err = w.exec(st, vals...)
-		clear(vals)
-		if err != nil {
-			return callsErr(chunk, err)
 		}
 	}
 	return nil
+}
+
+// putChunk writes the rows of chunk (at most maxRows) with one statement
+// of sts, made by query, each row's values appended by args: the one way
+// both kinds of row are written, rewrites and whole rows. Its error is
+// the statement's preparation's as it is, or the statement's naming the
+// calls of chunk.
+func (w *writer) putChunk(sts *[maxRows]driver.Stmt, query func(int) string,
+	args func([]driver.Value, *store.Call) []driver.Value, chunk []*store.Call) (driver.Result, error) {
+	st, err := w.stmtFor(sts, len(chunk), query)
+	if err != nil {
+		return nil, err
+	}
+	vals := w.vals[:0]
+	for _, c := range chunk {
+		vals = args(vals, c)
+	}
+	w.vals = vals
+	res, err := w.execResult(st, vals...)
+	clear(vals)
+	if err != nil {
+		return nil, callsErr(chunk, err)
+	}
+	return res, nil
 }
 
 // find returns the index of id in calls, or -1: by a look through calls

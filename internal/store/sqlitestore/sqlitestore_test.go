@@ -167,6 +167,24 @@ func TestPutCalls(t *testing.T) {
 		}
 		return out
 	}
+	// manyRewrites rewrites c00 to c39, more than one statement holds,
+	// then two of them again, past the rows looked up one by one (the map
+	// of writer.find); manyWant is what it leaves.
+	manyRewrites := func() [][]*store.Call {
+		var b []*store.Call
+		for _, id := range ids(40) {
+			b = append(b, row(id, 2, true))
+		}
+		return [][]*store.Call{b, {row("c05", 3, true), row("c35", 3, true)}}
+	}
+	manyWant := func() map[string]uint32 {
+		m := map[string]uint32{}
+		for _, id := range ids(40) {
+			m[id] = 2
+		}
+		m["c05"], m["c35"] = 3, 3
+		return m
+	}
 	tests := []struct {
 		name    string
 		before  []string        // calls written whole in an earlier transaction
@@ -191,45 +209,18 @@ func TestPutCalls(t *testing.T) {
 			want:    map[string]uint32{"n": 3, "m": 1},
 		},
 		{
-			name:   "more rows than one statement holds",
-			before: ids(20),
-			batches: func() [][]*store.Call {
-				var b []*store.Call
-				for _, id := range ids(40) {
-					b = append(b, row(id, 2, true)) // c20 to c39 find no row
-				}
-				// and two of them again, past the rows looked up one by one
-				return [][]*store.Call{b, {row("c05", 3, true), row("c35", 3, true)}}
-			}(),
-			want: func() map[string]uint32 {
-				m := map[string]uint32{}
-				for _, id := range ids(40) {
-					m[id] = 2
-				}
-				m["c05"], m["c35"] = 3, 3
-				return m
-			}(),
+			name:    "more rows than one statement holds",
+			before:  ids(20), // c20 to c39 find no row
+			batches: manyRewrites(),
+			want:    manyWant(),
 		},
 		{
 			// Past the rows looked up one by one (the map of
 			// writer.find): each call's last row is written, once.
-			name:   "rewrites of a call twice among many",
-			before: ids(40),
-			batches: func() [][]*store.Call {
-				var b []*store.Call
-				for _, id := range ids(40) {
-					b = append(b, row(id, 2, true))
-				}
-				return [][]*store.Call{b, {row("c05", 3, true), row("c35", 3, true)}}
-			}(),
-			want: func() map[string]uint32 {
-				m := map[string]uint32{}
-				for _, id := range ids(40) {
-					m[id] = 2
-				}
-				m["c05"], m["c35"] = 3, 3
-				return m
-			}(),
+			name:    "rewrites of a call twice among many",
+			before:  ids(40),
+			batches: manyRewrites(),
+			want:    manyWant(),
 		},
 	}
 	for _, tt := range tests {
