@@ -40,14 +40,28 @@ func (g *gateStore) last(id string) int {
 	return -1
 }
 
+// count is how many rows "id state" were written.
+func (g *gateStore) count(id string, s store.CallState) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, r := range g.rows {
+		if r == id+" "+s.String() {
+			n++
+		}
+	}
+	return n
+}
+
 // TestEarlyStartOrder blocks the commit that creates the children of the
 // root's Poll and lets something happen to them (or to the root) before
 // it: a retry, an expiration, a Gather finishing out of order, a nested
 // workflow finishing, the root's max_wait. Nothing may reach the store
-// before the batch it follows from: every child's first stored row is its
-// creation (pending), every later row of it comes after, the root's
-// suspension comes before its final row, and the workflow ends as it
-// would without early start.
+// before the batch it follows from: every child's creation (pending) is
+// stored and is its first row, every later row of it comes after (its
+// outcome last, but for the child the max_wait leaves running, stored
+// once), the root's suspension comes before its final row, and the
+// workflow ends as it would without early start.
 func TestEarlyStartOrder(t *testing.T) {
 	type behaviour func(ctx context.Context, req *sdkv1.RunRequest, n int32) (*sdkv1.RunResponse, error)
 	poll := func(minResults int32, wait time.Duration, calls ...*sdkv1.Call) *sdkv1.RunResponse {
@@ -94,6 +108,12 @@ func TestEarlyStartOrder(t *testing.T) {
 		// the creation commit still waits.
 		before func(e *Engine, runs map[string]int32) bool
 		want   string // the root's output
+		// childLive says the child still runs when the root is done (the
+		// max_wait case): its creation is stored, and nothing since.
+		childLive bool
+		// retries is how many times each child is retried: one Pending
+		// row each, after its creation's.
+		retries int
 	}{
 		{
 			name: "a child retried (temporary error) before its creation commit",
@@ -107,8 +127,9 @@ func TestEarlyStartOrder(t *testing.T) {
 					return exitWith(req.GetInput()), nil
 				},
 			},
-			before: func(e *Engine, runs map[string]int32) bool { return runs["flaky"] == 2 && liveOf(e, "wf") == 0 },
-			want:   "f",
+			before:  func(e *Engine, runs map[string]int32) bool { return runs["flaky"] == 2 && liveOf(e, "wf") == 0 },
+			want:    "f",
+			retries: 1,
 		},
 		{
 			name: "a child expired before its creation commit",
@@ -173,8 +194,10 @@ func TestEarlyStartOrder(t *testing.T) {
 					return nil, ctx.Err()
 				},
 			},
-			before: func(e *Engine, _ map[string]int32) bool { return liveOf(e, "wf") == 0 },
-			want:   "waited:",
+			// slow runs (started early) until Close: its rows are checked.
+			before:    func(e *Engine, runs map[string]int32) bool { return runs["slow"] == 1 && liveOf(e, "wf") == 0 },
+			want:      "waited:",
+			childLive: true,
 		},
 	}
 	for _, tt := range tests {
@@ -234,11 +257,20 @@ func TestEarlyStartOrder(t *testing.T) {
 			ids = append([]string(nil), children...)
 			mu.Unlock()
 			for _, id := range ids {
-				if st.first(id) < 0 {
-					continue // still live in memory, never stored since (max_wait's child)
+				// The creation commit was released, so every child's
+				// creation is stored, in every case.
+				created := st.index(id, store.Pending)
+				is.True(created >= 0)
+				is.Equal(st.first(id), created)                     // created first
+				is.Equal(st.count(id, store.Pending), 1+tt.retries) // a retry's row is not its creation
+				done := st.index(id, store.Done)
+				if tt.childLive {
+					is.Equal(done, -1)             // still live in memory
+					is.Equal(st.last(id), created) // and never stored since
+					continue
 				}
-				is.Equal(st.first(id), st.index(id, store.Pending)) // created first
-				is.True(st.index(id, store.Pending) <= st.last(id))
+				is.True(created < done)     // its outcome comes after its creation
+				is.Equal(st.last(id), done) // and is its last row
 			}
 		})
 	}
