@@ -19,6 +19,7 @@ import (
 type gatedEndpoint struct {
 	url       string
 	gate      chan struct{}
+	arrived   atomic.Int64 // Run requests that reached the endpoint
 	inflight  atomic.Int64
 	peak      atomic.Int64
 	throttled atomic.Bool
@@ -29,6 +30,7 @@ func newGatedEndpoint() *gatedEndpoint {
 }
 
 func (g *gatedEndpoint) run(ctx context.Context, req *sdkv1.RunRequest) (*sdkv1.RunResponse, error) {
+	g.arrived.Add(1)
 	n := g.inflight.Add(1)
 	defer g.inflight.Add(-1)
 	for {
@@ -106,6 +108,51 @@ func (g *gatedEndpoint) feed(t *testing.T, what string, done func() bool) {
 	}
 }
 
+// feedInTurn is feed one token at a time: after each, it waits until the
+// slot the answer frees is taken again (a new request reaches the
+// endpoint) or done holds, so that no answer is still on its way when the
+// next token goes, and which engine ran what depends on the limiter alone.
+// With feed, an engine whose last answers are slow to be processed (its
+// goroutines not scheduled for a while, under -race on two cores) holds
+// those slots meanwhile, and the other engine's requests, which rightly
+// get every other slot once the first has nothing queued, answer as many
+// tokens as come. It needs a call ready, in one engine or the other, for
+// every slot freed before done holds.
+func (g *gatedEndpoint) feedInTurn(t *testing.T, what string, done func() bool) {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for !done() {
+		n := g.arrived.Load()
+		select {
+		case g.gate <- struct{}{}:
+		case <-deadline:
+			t.Fatalf("scheduler test: gave up waiting until %s", what)
+		}
+		waitFor(t, "the freed slot is taken again", func() bool { return g.arrived.Load() > n || done() })
+	}
+}
+
+// idleOn reports whether e has no call queued for the endpoint url and
+// no Run request running (to any endpoint: the tests using it have one):
+// every answer of its requests has been processed.
+func (e *Engine) idleOn(url string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ep := e.endpoints[url]
+	return ep != nil && ep.ready == 0 && e.running == 0
+}
+
+// waitsOn reports whether e's endpoint url is among the waiters of its
+// limiter.
+func (e *Engine) waitsOn(url string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ep := e.endpoints[url]
+	ep.lim.mu.Lock()
+	defer ep.lim.mu.Unlock()
+	return ep.waiting
+}
+
 func (e *Engine) limiterOf(url string) *limiter {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -132,7 +179,14 @@ func TestSharedLimitBoundsAndFairness(t *testing.T) {
 			g.dispatch(t, a, "f", tt.long)
 			waitFor(t, "a fills the limit", func() bool { return g.inflight.Load() == int64(tt.limit) })
 			g.dispatch(t, b, "f", tt.short)
-			g.feed(t, "b's calls are done", func() bool { return b.Live() == 0 })
+			// Dispatch returns once its calls are queued: b waits for a slot.
+			is.True(b.waitsOn(g.url))
+			// Tokens one at a time until b's answers are all processed, then
+			// none until b's calls are stored as done: a's calls that ended
+			// meanwhile are those the limiter gave slots to, not those that
+			// happened to run while b's last answers were on their way.
+			g.feedInTurn(t, "b's requests are answered", func() bool { return b.idleOn(g.url) })
+			waitFor(t, "b's calls are done", func() bool { return b.Live() == 0 })
 			// b's calls took about one slot in two: a has most of its queue left.
 			is.True(a.Live() > tt.long-3*tt.short)
 			g.feed(t, "a's calls are done", func() bool { return a.Live() == 0 })
@@ -185,4 +239,96 @@ func TestPrivateLimits(t *testing.T) {
 	is.True(a.limiterOf(g.url) != b.limiterOf(g.url))
 	g.feed(t, "every call is done", func() bool { return a.Live() == 0 && b.Live() == 0 })
 	is.True(g.peak.Load() <= 4)
+}
+
+// A slot freed while endpoints wait is handed to the next waiter at the
+// release, round-robin, whoever asks for a slot first afterwards: the
+// releaser, whose engine pumps it right after, gets its turn and no more,
+// and a waiter slow to wake keeps its grants and its turn. The limiter
+// alone, driven step by step: no engines, no goroutines, no timing.
+func TestLimiterHandsFreedSlotsRoundRobin(t *testing.T) {
+	tests := []struct {
+		name string
+		wake int // y uses its grants every wake releases
+	}{
+		{"waiter uses its grants at once", 1},
+		{"waiter slow to wake", 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			is := is.New(t)
+			l := &limiter{limit: 2}
+			wakeX, wakeY := make(chan struct{}, 1), make(chan struct{}, 1)
+			x := &endpoint{url: "x", slotWake: wakeX}
+			y := &endpoint{url: "y", slotWake: wakeY}
+			var running []*endpoint // requests in flight, oldest first
+			// take uses the slots granted to ep, as its engine's pump does.
+			take := func(ep *endpoint) {
+				for ep.granted > 0 {
+					is.True(l.acquire(ep))
+					running = append(running, ep)
+				}
+			}
+			is.True(l.acquire(x))
+			is.True(l.acquire(x))
+			running = append(running, x, x)
+			is.True(!l.acquire(x)) // x fills the limit and waits for more
+			is.True(!l.acquire(y)) // y waits behind x
+
+			var got []string
+			for i := range 40 {
+				ep := running[0]
+				running = running[1:]
+				gx, gy := x.granted, y.granted
+				l.answered(ep, false, time.Time{}, 2, 2)
+				// Each freed slot is granted at once, to one waiter.
+				is.Equal((x.granted-gx)+(y.granted-gy), 1)
+				to, wake := x, wakeX
+				if y.granted > gy {
+					to, wake = y, wakeY
+				}
+				got = append(got, to.url)
+				if to != ep {
+					is.Equal(len(wake), 1) // the grantee's engine is woken
+				}
+				// The releaser asks first: it gets only what was granted
+				// to it, and a free slot is never left to be taken.
+				take(ep)
+				is.True(!l.acquire(ep))
+				if (i+1)%tt.wake == 0 {
+					for _, w := range []chan struct{}{wakeX, wakeY} {
+						select {
+						case <-w:
+						default:
+						}
+					}
+					take(x)
+					take(y)
+				}
+				_, inflight := l.current()
+				is.Equal(inflight, len(running)+x.granted+y.granted) // every slot accounted for
+				is.True(inflight <= 2)
+			}
+			for i, to := range got {
+				is.Equal(to, []string{"x", "y"}[i%2]) // x, y, x, y, ...
+			}
+
+			// y is granted a slot it has not woken for yet (x's turn, then
+			// y's), and then has nothing ready: the slot goes to x.
+			take(x)
+			take(y)
+			for range 2 {
+				l.answered(running[0], false, time.Time{}, 2, 2)
+				running = running[1:]
+				take(x)
+			}
+			is.Equal(y.granted, 1)
+			l.leave(y)
+			is.Equal(y.granted, 0)
+			is.True(!y.waiting)
+			is.Equal(x.granted, 1)
+			_, inflight := l.current()
+			is.Equal(inflight, len(running)+1)
+		})
+	}
 }
