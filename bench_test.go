@@ -2,7 +2,9 @@ package dispatch
 
 import (
 	"bytes"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -34,12 +36,14 @@ func BenchmarkRunSigned(b *testing.B) {
 	url := srv.URL + runPath
 
 	b.ReportAllocs()
+	defer reportCPU(b)()
 	for b.Loop() {
 		req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 		if err != nil {
 			b.Fatal(err)
 		}
 		req.Header.Set("Content-Type", "application/proto")
+		req.Header.Set("Accept-Encoding", "gzip") // as net/http's client asks by default, and as a scheduler may
 		if err := signer.Sign(req, body); err != nil {
 			b.Fatal(err)
 		}
@@ -53,6 +57,130 @@ func BenchmarkRunSigned(b *testing.B) {
 			b.Fatalf("status %d, %v", res.StatusCode, err)
 		}
 	}
+}
+
+// reportCPU starts counting the process's CPU time, every thread's, and
+// returns the function that reports it per operation (cpu-ns/op). A
+// request's two sides run on two cores, so its wall time hides what it
+// costs: the throughput a machine allows is its cores over this figure.
+func reportCPU(b *testing.B) func() {
+	start, ok := processCPU()
+	return func() {
+		end, ok2 := processCPU()
+		if ok && ok2 && b.N > 0 {
+			b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
+		}
+	}
+}
+
+// BenchmarkLoopbackFloor is what one request costs on this machine before
+// Dispatch does anything in it: a POST of 300 bytes answered with 100,
+// over a loopback connection kept alive, with net/http on both sides (a
+// Run request's transport, without signature, connect or protobuf), and
+// the same exchange over a bare TCP connection (the kernel's share of it).
+// A signed Run adds one Ed25519 signature and one verification to the
+// first (BenchmarkEd25519 in internal/signature). README "Performance"
+// adds them up to bound what a workflow over HTTP can cost.
+func BenchmarkLoopbackFloor(b *testing.B) {
+	const reqSize, resSize = 300, 100
+	answer := make([]byte, resSize)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/proto")
+		_, _ = w.Write(answer)
+	}))
+	defer srv.Close()
+	client := srv.Client()
+	client.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
+	post := func() error {
+		res, err := client.Post(srv.URL, "application/proto", bytes.NewReader(make([]byte, reqSize)))
+		if err != nil {
+			return err
+		}
+		n, err := io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if err == nil && n != resSize {
+			err = fmt.Errorf("read %d bytes of the answer, want %d", n, resSize)
+		}
+		return err
+	}
+	// One request at a time: the latency of one, and its CPU with the
+	// runtime's idle spinning, which a busy machine does not pay.
+	b.Run("net/http", func(b *testing.B) {
+		b.ReportAllocs()
+		defer reportCPU(b)()
+		for b.Loop() {
+			if err := post(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	// 32 requests at a time, as bench (b)'s clients: ns/op is the machine's
+	// throughput bound, cpu-ns/op what one request costs when every core
+	// is busy.
+	b.Run("net/http-32", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetParallelism(16) // 16 per core, 32 on two
+		defer reportCPU(b)()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := post(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+	b.Run("tcp", func(b *testing.B) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer ln.Close()
+		served := make(chan error, 1)
+		go func() {
+			conn, err := ln.Accept()
+			if err != nil {
+				served <- err
+				return
+			}
+			defer conn.Close()
+			buf := make([]byte, reqSize)
+			for {
+				if _, err := io.ReadFull(conn, buf); err != nil {
+					served <- nil // the client closed the connection
+					return
+				}
+				if _, err := conn.Write(buf[:resSize]); err != nil {
+					served <- err
+					return
+				}
+			}
+		}()
+		conn, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		buf := make([]byte, reqSize)
+		b.ReportAllocs()
+		stop := reportCPU(b)
+		for b.Loop() {
+			if _, err := conn.Write(buf); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := io.ReadFull(conn, buf[:resSize]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		stop()
+		conn.Close()
+		if err := <-served; err != nil {
+			b.Fatal(err)
+		}
+	})
 }
 
 // signedRequests returns a function making requests for body to the Run

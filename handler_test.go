@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -574,6 +575,49 @@ func TestEndpointRefusesBeforeBody(t *testing.T) {
 			is.Equal(o.status, tt.status)
 			is.Equal(o.code, tt.code)
 			is.True(body.read <= tt.read) // the body was not read
+		})
+	}
+}
+
+// A scheduler that accepts gzip gets small answers as they are (gzip would
+// cost more than it saves) and large ones compressed.
+func TestRunCompression(t *testing.T) {
+	tests := []struct {
+		name     string
+		input    string
+		encoding string // the answer's Content-Encoding
+	}{
+		{"small answer", "hello", ""},
+		{"large answer", strings.Repeat("a", 2*compressMinBytes), "gzip"},
+	}
+	d := newTest(t)
+	srv := httptest.NewServer(d.Handler())
+	t.Cleanup(srv.Close)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			is := is.New(t)
+			req, err := http.NewRequest(http.MethodPost, srv.URL+runPath, bytes.NewReader(runBody(t, "roottest.echo", tt.input)))
+			is.NoErr(err)
+			req.Header.Set("Content-Type", "application/proto")
+			req.Header.Set("Accept-Encoding", "gzip") // set by hand: the transport does not decode it then
+			res, err := srv.Client().Do(req)
+			is.NoErr(err)
+			defer res.Body.Close()
+			is.Equal(res.StatusCode, http.StatusOK)
+			is.Equal(res.Header.Get("Content-Encoding"), tt.encoding)
+			var body io.Reader = res.Body
+			if tt.encoding == "gzip" {
+				zr, err := gzip.NewReader(res.Body)
+				is.NoErr(err)
+				body = zr
+			}
+			raw, err := io.ReadAll(body)
+			is.NoErr(err)
+			var msg sdkv1.RunResponse
+			is.NoErr(proto.Unmarshal(raw, &msg))
+			var out string
+			is.NoErr(serde.Unmarshal(msg.GetExit().GetResult().GetOutput(), &out))
+			is.Equal(out, tt.input) // the answer decodes to the echo either way
 		})
 	}
 }
