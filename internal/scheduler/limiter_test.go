@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,22 +18,52 @@ import (
 // their peak. A request whose function is "throttle" answers THROTTLED
 // the first time.
 type gatedEndpoint struct {
-	url       string
-	gate      chan struct{}
-	arrived   atomic.Int64 // Run requests that reached the endpoint
-	inflight  atomic.Int64
-	peak      atomic.Int64
+	url      string
+	gate     chan struct{}
+	arrived  atomic.Int64 // Run requests that reached the endpoint
+	inflight atomic.Int64 // requests whose function has not returned
+	peak     atomic.Int64 // the most requests in flight with a live context at once
+
+	mu        sync.Mutex
+	live      map[context.Context]struct{} // the requests whose function has not returned
 	throttled atomic.Bool
 }
 
 func newGatedEndpoint() *gatedEndpoint {
-	return &gatedEndpoint{url: "http://shared.limit", gate: make(chan struct{})}
+	return &gatedEndpoint{url: "http://shared.limit", gate: make(chan struct{}), live: make(map[context.Context]struct{})}
+}
+
+// enter counts ctx's request among those in flight and returns how many
+// are: the requests whose context is live. A request the scheduler gave
+// up on (its context cancelled, as a closing engine does) is no longer in
+// flight for the limit, though its function may not have returned yet (an
+// in-process call returns at the cancel without waiting for it, as an
+// HTTP request's connection is closed): counting those would make the
+// peak a race between the cancelled function and the next request.
+func (g *gatedEndpoint) enter(ctx context.Context) int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for c := range g.live {
+		if c.Err() != nil {
+			delete(g.live, c)
+		}
+	}
+	g.live[ctx] = struct{}{}
+	return int64(len(g.live))
+}
+
+func (g *gatedEndpoint) leave(ctx context.Context) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.live, ctx)
 }
 
 func (g *gatedEndpoint) run(ctx context.Context, req *sdkv1.RunRequest) (*sdkv1.RunResponse, error) {
 	g.arrived.Add(1)
-	n := g.inflight.Add(1)
+	g.inflight.Add(1)
 	defer g.inflight.Add(-1)
+	n := g.enter(ctx)
+	defer g.leave(ctx)
 	for {
 		p := g.peak.Load()
 		if n <= p || g.peak.CompareAndSwap(p, n) {
