@@ -35,6 +35,7 @@ var workloads = []struct {
 	{"c", gather},
 	{"d", suspended},
 	{"e", restart},
+	{"f", floor},
 }
 
 // runner is one run of the bench: its options and what the workloads
@@ -132,6 +133,9 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 				if l.replicas > 1 && !replicaWorkloads[w.key] {
 					continue
 				}
+				if w.key == "f" && (l.pg || l.transport != "http") {
+					continue // no store, no server: once per round, beside the local store's http rows
+				}
 				r.lane = l
 				on := ""
 				if len(lanes) > 1 {
@@ -155,6 +159,9 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 			}
 			for _, row := range summarize(rounds[i]) {
 				row.store, row.transport = l.store, l.transport
+				if w.key == "f" {
+					row.store = "none (bare net/http)"
+				}
 				rows = append(rows, row)
 			}
 		}

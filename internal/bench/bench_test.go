@@ -46,6 +46,7 @@ func TestRun(t *testing.T) {
 		// column (within spaces); noLines, rows that must not.
 		lines, noLines [][2]string
 		notRows        []string
+		once           []string // rows (by prefix) that must be there exactly once
 	}{
 		{
 			name: "sqlite, all workloads",
@@ -140,6 +141,23 @@ func TestRun(t *testing.T) {
 			notRows: []string{" http ", ">= 2,000 wf/s"},
 		},
 		{
+			name: "the floor of signed HTTP, once per round, beside the local store's http rows",
+			opts: func(o *bench.Options) { o.Only = "a,f" },
+			lines: [][2]string{
+				{"(f) floor of (a) over HTTP: 2 bare signed requests in sequence, p50", "none (bare net/http)"},
+				{"(f) floor of (b) over HTTP: bare requests of 3-step workflows, 2 clients", "none (bare net/http)"},
+				{"(f) floor of (b): CPU of a workflow's 8 bare requests (7 signed)", "none (bare net/http)"},
+				{"(f) floor of (b): the most workflows/s that CPU allows on", "none (bare net/http)"},
+			},
+			once: []string{"(f) floor of (a) over HTTP"}, // not again for inproc
+		},
+		{
+			name:    "no floor in process only",
+			opts:    func(o *bench.Options) { o.Only, o.Transport = "a,f", "inproc" },
+			rows:    []string{"(a) 3-step sequential workflow"},
+			notRows: []string{"(f)"},
+		},
+		{
 			name:    "rounds",
 			opts:    func(o *bench.Options) { o.Only, o.Rounds = "c", 3 },
 			rows:    []string{"3 rounds: the median of each figure, and its range", "(c) Gather of 30 calls", " s (", "–"},
@@ -211,6 +229,11 @@ func TestRun(t *testing.T) {
 			for _, row := range tt.notRows {
 				is.True(!strings.Contains(out.String(), row)) // workload not picked
 			}
+			for _, row := range tt.once {
+				if n := strings.Count(out.String(), "\n"+row); n != 1 {
+					t.Errorf("%d rows %q, want 1, in:\n%s", n, row, out.String())
+				}
+			}
 		})
 	}
 }
@@ -223,9 +246,10 @@ func TestCheck(t *testing.T) {
 		err      string
 	}{
 		{name: "all", selected: []string{"a", "b", "c", "d", "e"}},
+		{name: "the floor", opts: func(o *bench.Options) { o.Only = "f" }, selected: []string{"f"}},
 		{name: "some, with spaces", opts: func(o *bench.Options) { o.Only = " c, e ,," }, selected: []string{"c", "e"}},
 		{name: "rounds below one", opts: func(o *bench.Options) { o.Rounds = 0 }, err: "--rounds 0: want at least 1"},
-		{name: "unknown workload", opts: func(o *bench.Options) { o.Only = "a,x" }, err: `--only "a,x": want workloads among a,b,c,d,e`},
+		{name: "unknown workload", opts: func(o *bench.Options) { o.Only = "a,x" }, err: `--only "a,x": want workloads among a,b,c,d,e,f`},
 		{name: "no workload", opts: func(o *bench.Options) { o.Only = " , " }, err: `--only " , " names no workload`},
 		{name: "scale below one", opts: func(o *bench.Options) { o.Gather = 0 }, err: "--gather 0: want at least 1"},
 		{name: "one call in flight", opts: func(o *bench.Options) { o.Inflight = 1 }, err: "--inflight 1: want at least 2"},

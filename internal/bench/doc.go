@@ -10,6 +10,9 @@
 //	    workflow, and bytes of coroutine state per step
 //	(e) a restart with many calls in flight: time until all have resumed
 //	    and finished
+//	(f) the floor of signed loopback HTTP: bare signed requests with
+//	    net/http on both sides and nothing of Dispatch, which bound (a)
+//	    and (b) over HTTP from below
 //
 // Decisions: the store column of every row names its durability, as a
 // fair comparison must: "sqlite (sync=normal)" or "sqlite (sync=full)"

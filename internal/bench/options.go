@@ -9,7 +9,7 @@ import (
 // store, and at what scale. The flag of each field is named in its
 // comment; [Options.Check] names the flag at fault.
 type Options struct {
-	Only       string // --only: workloads to run, comma-separated, from a,b,c,d,e
+	Only       string // --only: workloads to run, comma-separated, from a,b,c,d,e,f
 	Memory     bool   // --memory: the memory store instead of SQLite
 	Postgres   string // --postgres: also run each workload on PostgreSQL, in databases made on the server of this URL
 	Dir        string // --dir: where to make the temporary directory of the SQLite databases ("": the system's)
@@ -72,13 +72,13 @@ func (o *Options) Check() (map[string]bool, error) {
 		if w == "" {
 			continue
 		}
-		if len(w) != 1 || w < "a" || w > "e" {
-			return nil, fmt.Errorf("--only %q: want workloads among a,b,c,d,e, such as --only a,c", o.Only)
+		if len(w) != 1 || w < "a" || w > "f" {
+			return nil, fmt.Errorf("--only %q: want workloads among a,b,c,d,e,f, such as --only a,c", o.Only)
 		}
 		selected[w] = true
 	}
 	if len(selected) == 0 {
-		return nil, fmt.Errorf("--only %q names no workload: want some of a,b,c,d,e", o.Only)
+		return nil, fmt.Errorf("--only %q names no workload: want some of a,b,c,d,e,f", o.Only)
 	}
 	for _, n := range []struct {
 		name string

@@ -30,6 +30,11 @@ print what they reach beside the goals:
       workflow, and bytes of coroutine state per step
   (e) a restart with 10,000 calls in flight: time until all have resumed
       and finished
+  (f) the floor of signed loopback HTTP on this machine: bare requests the
+      size of a Run, signed and verified as Dispatch's are, with net/http
+      on both sides and nothing else (no connect, server or store): the
+      least an await step and a 3-step workflow over HTTP can cost, beside
+      the http rows of (a) and (b)
 
 The server keeps its calls in SQLite in a temporary directory (--memory
 for the memory store; (e) needs SQLite). With --postgres URL, each workload
@@ -67,7 +72,7 @@ are over HTTP. The header prints the load average at the end of the run.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Only, "only", "a,b,c,d,e", "workloads to run, comma-separated, from a,b,c,d,e")
+	f.StringVar(&o.Only, "only", "a,b,c,d,e,f", "workloads to run, comma-separated, from a,b,c,d,e,f")
 	f.BoolVar(&o.Memory, "memory", false, "use the memory store instead of SQLite")
 	f.StringVar(&o.Transport, "transport", "both", "how the local server reaches the endpoint: inproc (calls the functions in process), http (signed loopback HTTP), or both, alternating round by round")
 	f.StringVar(&o.Postgres, "postgres", "", "also run each workload on PostgreSQL, in databases made on the server of this URL (postgres://user:password@host:5432/postgres)")
