@@ -49,7 +49,9 @@ type Outcome struct {
 // for any call the server knows, root or child. The wait is woken by the
 // engine when the outcome is durable, not by polling; on a replica
 // (Config.Postgres) that does not run the call, the call's row is read
-// instead, again every 10 ms to 250 ms until it is final.
+// instead, again every 10 ms to 250 ms until it is final, and a call
+// without a row yet (a child started early, its creation not durable) is
+// asked of the owner of its id's partition, whose watch wakes the wait.
 //
 // It returns ctx.Err() if ctx ends first, an error wrapping
 // [ErrUnknownCall] for an id the server has no call for, and an error if
