@@ -181,7 +181,9 @@
 //     evenly among 1, 2, 3, 4 and 6 replicas), by a hash of the root
 //     call's id (store.PartitionOf): a workflow's whole tree, parent and
 //     children, is in one partition, and its steps never leave the
-//     replica that runs it.
+//     replica that runs it. Every id, a child's too, is drawn so that its
+//     own hash names its tree's partition: any id tells which partition,
+//     so which replica, runs its call.
 //   - Leases. Each partition is run by one replica at a time, under a
 //     lease row with an epoch: Config.LeaseTTL (`--lease-ttl`, 10 s by
 //     default), renewed five times per lease time (every 2 s), on the
@@ -224,8 +226,14 @@
 //     A child started early whose creating commit is not durable yet has
 //     no row: the replica that runs it finds it in its engines, and
 //     answers its Result and its cancel as for any live call; another
-//     replica, which can tell neither its state nor its partition,
-//     answers unknown until the row is stored.
+//     replica, which finds neither its row nor its call, forwards the
+//     request once to the owner of the id's partition, which answers it
+//     (a wait with its watch of the call, or the row once stored; a
+//     forwarded request is never forwarded again, and the owner answers
+//     unknown for an id it does not know either). Ids made by builds
+//     before every id was drawn in its partition (children's were drawn
+//     in none) name no partition: such a child, unstored, is still
+//     unknown at a replica that does not run it, until its row is stored.
 //     Inspection (`dispatch calls`, the calls routes) reads the whole
 //     database from any replica.
 //   - Health. A replica is healthy while it runs a partition, or while it

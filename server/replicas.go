@@ -697,7 +697,8 @@ func (c *cluster) owner(ctx context.Context, p int) (name, url string, ok bool) 
 }
 
 // watch returns a watch of call id from the engine that runs it here, if
-// one does: the engine of the partition id names first (a root call's).
+// one does: the engine of the partition id names first (every id's, but
+// the children's made by older builds, which the other engines find).
 func (c *cluster) watch(id string) *scheduler.Watch {
 	c.mu.Lock()
 	live := slices.Clone(c.live)
@@ -719,7 +720,15 @@ func (c *cluster) watch(id string) *scheduler.Watch {
 // with back-off (10 ms doubling to 250 ms) until it is final. A call runs
 // on one replica at a time, and may move (failover, rebalance), so every
 // read looks for an engine here again first.
-func (c *cluster) result(ctx context.Context, id string, wait bool) (*Outcome, error) {
+//
+// A call without a row that no engine here runs may be a child started
+// early at the owner of its partition, whose creating commit is not
+// durable yet: the request is forwarded to that owner (forwardResult),
+// unless it was forwarded here (forwarded: this replica answers from what
+// it runs and stores, and never forwards again). A forwarded wait that
+// ends pending (the owner's wait is at most callresult.MaxWait) goes on
+// here: by then the row is stored, or the owner is asked again.
+func (c *cluster) result(ctx context.Context, id string, wait, forwarded bool) (*Outcome, error) {
 	delay := time.Duration(0)
 	for {
 		if w := c.watch(id); w != nil {
@@ -744,8 +753,16 @@ func (c *cluster) result(ctx context.Context, id string, wait bool) (*Outcome, e
 		}
 		row, err := c.s.store.GetCall(rctx, id)
 		switch {
-		case errors.Is(err, store.ErrNotFound):
+		case errors.Is(err, store.ErrNotFound) && forwarded:
 			return nil, callresult.UnknownCall(id)
+		case errors.Is(err, store.ErrNotFound):
+			o, pending, err := c.forwardResult(ctx, id, wait)
+			switch {
+			case err != nil || !pending:
+				return o, err
+			case !wait:
+				return nil, errPending
+			}
 		case err != nil && ctx.Err() != nil:
 			return nil, ctx.Err()
 		case err != nil:
@@ -765,13 +782,54 @@ func (c *cluster) result(ctx context.Context, id string, wait bool) (*Outcome, e
 	}
 }
 
+// forwardResult asks the owner of the partition of id (store.PartitionOf
+// of the id itself: every call's id is of its tree's partition) for the
+// outcome of call id, which has no row and runs on no engine here: one
+// request, waiting, when wait is set, as long as ctx allows (at most
+// callresult.MaxWait). It answers unknown without a request when this
+// replica owns that partition (its engine would have known the call) or
+// when the partition has no live owner (no engine runs the call). An id
+// made by an older build, whose child ids were drawn in no partition,
+// names a partition that is not its tree's: its owner answers unknown, as
+// the non-owners did before.
+func (c *cluster) forwardResult(ctx context.Context, id string, wait bool) (*Outcome, bool, error) {
+	p := store.PartitionOf(id, c.n)
+	if c.has(p) {
+		return nil, false, callresult.UnknownCall(id)
+	}
+	owner, url, ok := c.owner(ctx, p)
+	if !ok {
+		return nil, false, callresult.UnknownCall(id)
+	}
+	var d time.Duration
+	if wait {
+		d = callresult.MaxWait
+		if dl, ok := ctx.Deadline(); ok {
+			d = min(d, time.Until(dl))
+		}
+		if d <= 0 {
+			return nil, false, ctx.Err()
+		}
+	}
+	o, pending, err := callresult.FetchOnce(ctx, c.fwd, url, c.s.cfg.APIKey, id, d)
+	switch {
+	case err == nil:
+		return (*Outcome)(o), pending, nil
+	case errors.Is(err, callresult.ErrUnknownCall):
+		return nil, false, callresult.UnknownCall(id)
+	case ctx.Err() != nil:
+		return nil, false, ctx.Err()
+	}
+	return nil, false, fmt.Errorf("server: forwarding the result of call %q to replica %s at %s, the owner of its partition %d, failed: %v; %w", id, owner, url, p, err, errRetry)
+}
+
 // cancel is Server.cancel on a replica: the engine of the call's
 // partition cancels it, here or at the owner, to which it is forwarded.
 func (c *cluster) cancel(ctx context.Context, id, reason string, forwarded bool) (int, error) {
 	row, err := c.s.store.GetCall(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return c.cancelUnstored(ctx, id, reason)
+		return c.cancelUnstored(ctx, id, reason, forwarded)
 	case err != nil:
 		return 0, fmt.Errorf("reading call %q: %w", id, err)
 	case row.State == store.Done:
@@ -792,6 +850,12 @@ func (c *cluster) cancel(ctx context.Context, id, reason string, forwarded bool)
 	if !ok {
 		return 0, fmt.Errorf("server: partition %d of call %q has no live owner now (a replica is taking it over): nothing was cancelled; %w", p, id, errRetry)
 	}
+	return c.forwardCancel(ctx, id, reason, p, owner, url)
+}
+
+// forwardCancel forwards the cancel of call id, of partition p, to the
+// partition's owner, replica owner at url, and returns its answer.
+func (c *cluster) forwardCancel(ctx context.Context, id, reason string, p int, owner, url string) (int, error) {
 	res, err := localapi.Cancel(ctx, c.fwd, url, c.s.cfg.APIKey, id, reason)
 	switch {
 	case errors.Is(err, callresult.ErrUnknownCall):
@@ -804,18 +868,24 @@ func (c *cluster) cancel(ctx context.Context, id, reason string, forwarded bool)
 	return res.Calls, nil
 }
 
-// cancelUnstored cancels call id, which the store does not know, if an
-// engine of this replica runs it: a child started early, whose creating
-// commit is not durable yet (see "Early start" in the scheduler's
-// documentation), is known only to the engine that started it, as a
-// server on its own store knows it. Its partition cannot be told from
-// its id (a child's id is drawn in no partition), so the engines here
-// are asked in turn; another replica answers unknown, as its Result does,
-// and the caller may retry once the creation is stored.
-func (c *cluster) cancelUnstored(ctx context.Context, id, reason string) (int, error) {
+// cancelUnstored cancels call id, which the store does not know: a child
+// started early, whose creating commit is not durable yet (see "Early
+// start" in the scheduler's documentation), is known only to the engine
+// that started it, as a server on its own store knows it. Its id is of
+// its tree's partition (store.PartitionOf of the id), whose engine here
+// is asked first; then the other engines here, for the children of older
+// builds, whose ids were drawn in no partition; then, unless the cancel
+// was forwarded here, the partition's owner if it is another replica
+// (forwarded once). An older build's child that runs on another replica
+// is thus still unknown here, as its Result is, until its row is stored.
+func (c *cluster) cancelUnstored(ctx context.Context, id, reason string, forwarded bool) (int, error) {
+	p := store.PartitionOf(id, c.n)
 	c.mu.Lock()
 	live := slices.Clone(c.live)
 	c.mu.Unlock()
+	if i := slices.IndexFunc(live, func(pt *part) bool { return pt.p == p }); i > 0 {
+		live[0], live[i] = live[i], live[0]
+	}
 	for _, pt := range live {
 		n, err := pt.eng.Cancel(ctx, id, reason)
 		switch {
@@ -824,7 +894,14 @@ func (c *cluster) cancelUnstored(ctx context.Context, id, reason string) (int, e
 		}
 		return n, err
 	}
-	return 0, scheduler.ErrUnknownCall
+	if forwarded || c.has(p) {
+		return 0, scheduler.ErrUnknownCall
+	}
+	owner, url, ok := c.owner(ctx, p)
+	if !ok {
+		return 0, scheduler.ErrUnknownCall // no engine runs it: a call without a row and an owner is none
+	}
+	return c.forwardCancel(ctx, id, reason, p, owner, url)
 }
 
 // health is Server.Health on a replica.

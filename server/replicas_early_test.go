@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -489,8 +488,8 @@ func TestReplicasEarlyStartCancel(t *testing.T) {
 // flight, sent to the replica that runs it, cancels the child as a server
 // on its own store does (the engine knows the call, though the store does
 // not yet): the child is done with the CANCELLED error and its parent
-// resumes with it. Sent to the other replica, which can learn neither its
-// row nor its partition, it is unknown, as its Result is there.
+// resumes with it. (Sent to the other replica, it is forwarded here:
+// replicas_route_test.go.)
 func TestReplicasEarlyStartCancelChild(t *testing.T) {
 	is := is.New(t)
 	ep := newCtxEndpoint(t)
@@ -517,9 +516,6 @@ func TestReplicasEarlyStartCancelChild(t *testing.T) {
 	kid := recv(t, running)
 	waitFor(t, "the creating commit held", func() bool { return gate.waiting.Load() > 0 })
 	is.Equal(storedState(t, own.srv, kid), store.CallState(0)) // not stored yet
-
-	_, err := other.srv.Cancel(context.Background(), kid, "the test")
-	is.True(errors.Is(err, server.ErrUnknownCall))
 
 	done := make(chan error, 1)
 	go func() {

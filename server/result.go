@@ -49,25 +49,28 @@ type Outcome struct {
 // for any call the server knows, root or child. The wait is woken by the
 // engine when the outcome is durable, not by polling; on a replica
 // (Config.Postgres) that does not run the call, the call's row is read
-// instead, again every 10 ms to 250 ms until it is final.
+// instead, again every 10 ms to 250 ms until it is final, and a call
+// without a row yet (a child started early, its creation not durable) is
+// asked of the owner of its id's partition, whose watch wakes the wait.
 //
 // It returns ctx.Err() if ctx ends first, an error wrapping
 // [ErrUnknownCall] for an id the server has no call for, and an error if
 // the server is not running (before Start, during and after Shutdown).
 func (s *Server) Result(ctx context.Context, id string) (*Outcome, error) {
-	return s.result(ctx, id, true)
+	return s.result(ctx, id, true, false)
 }
 
 // result is Result; without wait, it answers errPending at once for a
-// call that is not final.
-func (s *Server) result(ctx context.Context, id string, wait bool) (*Outcome, error) {
+// call that is not final. forwarded says that another replica forwarded
+// the request here, as the owner of the call's partition.
+func (s *Server) result(ctx context.Context, id string, wait, forwarded bool) (*Outcome, error) {
 	select {
 	case <-s.stopping:
 		return nil, errNotRunning
 	default:
 	}
 	if s.cl != nil {
-		return s.cl.result(ctx, id, wait)
+		return s.cl.result(ctx, id, wait, forwarded)
 	}
 	w, err := s.engine.Watch(id)
 	if errors.Is(err, scheduler.ErrClosed) {
@@ -174,17 +177,18 @@ func (s *Server) serveResult(w http.ResponseWriter, r *http.Request) {
 		wait = min(d, maxResultWait)
 	}
 	ctx := r.Context()
+	forwarded := r.Header.Get(headerForwarded) != ""
 	var o *Outcome
 	var err error
 	if wait > 0 {
 		wctx, cancel := context.WithTimeout(ctx, wait)
-		o, err = s.Result(wctx, id)
+		o, err = s.result(wctx, id, true, forwarded)
 		cancel()
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			err = errPending
 		}
 	} else {
-		o, err = s.result(ctx, id, false)
+		o, err = s.result(ctx, id, false, forwarded)
 	}
 	switch {
 	case err == nil:
@@ -196,7 +200,9 @@ func (s *Server) serveResult(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, ErrUnknownCall):
 		writeJSONStatus(w, http.StatusNotFound, resultBody{Status: "unknown", Error: err.Error()})
 		return
-	case errors.As(err, new(*scheduler.StoreError)):
+	case errors.As(err, new(*scheduler.StoreError)), errors.Is(err, errRetry):
+		// The store cannot write, or the owner of the call's partition
+		// could not be reached: the client retries.
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	case ctx.Err() != nil:

@@ -121,6 +121,24 @@ func Fetch(ctx context.Context, hc *http.Client, apiURL, apiKey, id string, wait
 	}
 }
 
+// FetchOnce asks the server at apiURL once for the outcome of call id,
+// waiting up to wait on the server (0: not at all; at most [MaxWait]).
+// pending is true, and o nil, when the call was not final within the wait
+// (or the server is shutting down). hc nil means http.DefaultClient. The
+// replicas of a server forward with it a Result of a call they cannot
+// find to the owner of its partition: one request, which the owner
+// answers from what it runs or stores.
+func FetchOnce(ctx context.Context, hc *http.Client, apiURL, apiKey, id string, wait time.Duration) (o *Outcome, pending bool, err error) {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	u := strings.TrimSuffix(apiURL, "/") + Path + url.PathEscape(id) + "/result"
+	if wait = min(wait, MaxWait); wait > 0 {
+		u += "?wait=" + wait.String()
+	}
+	return fetchOnce(ctx, hc, u, apiURL, apiKey, id)
+}
+
 func fetchOnce(ctx context.Context, hc *http.Client, u, apiURL, apiKey, id string) (o *Outcome, pending bool, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {

@@ -315,10 +315,17 @@
 //
 // With [Config.Partitions] set, the engine owns one partition of a store
 // that other engines share (the server's replicas on PostgreSQL; the
-// store recovers and fences the partition, see pgstore): its root calls
-// get ids of [Config.Partition] (store.PartitionOf of the id), drawn
-// again until they fall in it, and children share their root's partition
-// through their root id. Nothing else changes: the engine runs the calls
+// store recovers and fences the partition, see pgstore): every call it
+// makes, root or child, gets an id of [Config.Partition] (store.PartitionOf
+// of the id), drawn again until it falls in it. A tree's partition is its
+// root's (children are stored and recovered with their root through
+// their root id), and is also that of each of its ids, so that a replica
+// given only an id, of a child started early whose row is not stored
+// yet, knows which partition runs it. The draws cost about 3 µs an id
+// for 12 partitions, against 0.2 µs for one without a partition
+// (BenchmarkIDNextIn). Ids made by builds before this rule (children
+// drawn in no partition) still say nothing of their partition; their
+// rows do. Nothing else changes: the engine runs the calls
 // of its partition as it would a whole store's. When the store refuses a
 // batch for good (another owner took the partition: store.ErrFenced,
 // which the committer does not retry), the engine is broken as after any

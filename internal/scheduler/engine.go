@@ -477,12 +477,11 @@ func (e *Engine) dispatch(ctx context.Context, calls []*sdkv1.Call, key *store.K
 // is nil, else a child of parent, which never outlives it. It is added to
 // the live calls, in state stNew. Called with e.mu held.
 func (e *Engine) newCall(pc *sdkv1.Call, parent *call, now time.Time) *call {
-	var id string
-	if parent == nil {
-		id = e.ids.nextIn(now, e.cfg.Partition, e.cfg.Partitions)
-	} else {
-		id = e.ids.next(now) // its root's partition, through rootID
-	}
+	// Every id, a child's too, is drawn in the engine's partition, which
+	// is its tree's: a replica that gets only the id (the Result or the
+	// Cancel of a child started early, whose row is not stored yet) can
+	// tell which replica runs it. The cost is the draws of nextIn.
+	id := e.ids.nextIn(now, e.cfg.Partition, e.cfg.Partitions)
 	exp := e.cfg.DefaultExpiration
 	if d, ok := expiration(pc); ok {
 		exp = d

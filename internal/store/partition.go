@@ -10,7 +10,12 @@ import (
 // means none, the calls of a single-owner store, and is what it returns
 // when n is not positive. Children share their root's partition (callers
 // pass the root id), so that a parent and the results of its children
-// are always in one partition, owned by one replica.
+// are always in one partition, owned by one replica. The engines of a
+// partition also draw every id, a child's too, in their partition, so
+// that PartitionOf of a call's own id is its tree's: a replica given only
+// the id of a call it has no row for yet (a child started early) knows
+// where it runs. Children made by older builds were drawn in no
+// partition: only their root id tells theirs.
 //
 // FNV-1a rather than a stronger hash: it is fixed forever (partitions
 // already stored depend on it), cheap on the short ids of calls, and
