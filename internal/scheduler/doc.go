@@ -317,13 +317,13 @@
 // that other engines share (the server's replicas on PostgreSQL; the
 // store recovers and fences the partition, see pgstore): every call it
 // makes, root or child, gets an id of [Config.Partition] (store.PartitionOf
-// of the id), drawn again until it falls in it. A tree's partition is its
+// of the id), its random part counted up from a draw until it falls in it. A tree's partition is its
 // root's (children are stored and recovered with their root through
 // their root id), and is also that of each of its ids, so that a replica
 // given only an id, of a child started early whose row is not stored
-// yet, knows which partition runs it. The draws cost about 3 µs an id
+// yet, knows which partition runs it. The tries cost about 1 µs an id
 // for 12 partitions, against 0.2 µs for one without a partition
-// (BenchmarkIDNextIn). Ids made by builds before this rule (children
+// (BenchmarkIDNextIn; 3 µs when each try was a new draw of crypto/rand). Ids made by builds before this rule (children
 // drawn in no partition) still say nothing of their partition; their
 // rows do. Nothing else changes: the engine runs the calls
 // of its partition as it would a whole store's. When the store refuses a
