@@ -258,6 +258,31 @@ func checkUntil(t *testing.T, s *pgstore.Store, what string, ok func(error) bool
 	}
 }
 
+// takeOver opens another store on url while the lock of s is lost. The
+// ended session may still hold the lock a moment after s heard of its end
+// (Open is refused as locked: it is tried again), and s may take the lock
+// back at its next check before the other gets it (then its session is
+// ended again): either way the other gets the lock while s has none.
+func takeOver(t *testing.T, s *pgstore.Store, url string) *pgstore.Store {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		other, err := pgstore.Open(t.Context(), url, pgstore.Options{Owner: "the other"})
+		if err == nil {
+			return other
+		}
+		var locked *pgstore.LockedError
+		if !errors.As(err, &locked) || time.Now().After(deadline) {
+			t.Fatalf("opening another store while the lock is lost: %v", err)
+		}
+		if s.Apply(t.Context(), &store.Batch{Meta: map[string]string{"k": "v"}}) == nil {
+			terminateLock(t, url) // s took it back first
+			checkUntil(t, s, "s to stop writing again", func(err error) bool { return err != nil })
+		}
+		time.Sleep(20 * time.Millisecond) // the session ends a moment after it is told to
+	}
+}
+
 // A store whose lock's session ends stops writing, then takes the lock
 // back and writes again; if another store took the database meanwhile, it
 // stops writing for good.
@@ -285,8 +310,7 @@ func TestLockLost(t *testing.T) {
 				is.True(errors.As(err, &locked)) // held again
 				return
 			}
-			other, err := pgstore.Open(t.Context(), url, pgstore.Options{Owner: "the other"})
-			is.NoErr(err)
+			other := takeOver(t, s, url)
 			err = checkUntil(t, s, "s to stop for good", func(err error) bool {
 				return err != nil && strings.Contains(err.Error(), "writes nothing more")
 			})
