@@ -23,9 +23,8 @@ import (
 // the answer in the request's httpStatus slot, which connect errors do not
 // keep precisely (429 and 503 both become "unavailable").
 type signingTransport struct {
-	base      http.RoundTripper
-	sign      func(*http.Request, []byte) error
-	presigned presignCache // signatures made ahead (presign.go)
+	base http.RoundTripper
+	sign func(*http.Request, []byte) error
 }
 
 type slotKey struct{}
@@ -46,10 +45,8 @@ func (t *signingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		r2.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 		r2.ContentLength = int64(len(body))
 		r = &r2
-		if !t.takePresigned(r, body, time.Now()) {
-			if err := t.sign(r, body); err != nil {
-				return nil, fmt.Errorf("signing request: %w", err)
-			}
+		if err := t.sign(r, body); err != nil {
+			return nil, fmt.Errorf("signing request: %w", err)
 		}
 	}
 	res, err := t.base.RoundTrip(r)
