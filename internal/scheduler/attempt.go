@@ -38,11 +38,17 @@ func (t *signingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 		// A shallow copy with its own header, which signing sets: a
-		// RoundTripper must not change the request it is given.
+		// RoundTripper must not change the request it is given. The
+		// header map is new, sized for the three fields signing adds;
+		// its value slices are shared, since signing replaces values and
+		// never writes into them.
 		r2 := *r
-		r2.Header = r.Header.Clone()
-		r2.Body = io.NopCloser(bytes.NewReader(body))
-		r2.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		r2.Header = make(http.Header, len(r.Header)+3)
+		for k, v := range r.Header {
+			r2.Header[k] = v
+		}
+		r2.Body = newBodyReader(body)
+		r2.GetBody = func() (io.ReadCloser, error) { return newBodyReader(body), nil }
 		r2.ContentLength = int64(len(body))
 		r = &r2
 		if err := t.sign(r, body); err != nil {
@@ -79,6 +85,18 @@ func readBody(r *http.Request) ([]byte, error) {
 	}
 	return io.ReadAll(r.Body)
 }
+
+// bodyReader is a request body read from memory: io.NopCloser of a
+// bytes.Reader in one allocation.
+type bodyReader struct{ bytes.Reader }
+
+func newBodyReader(b []byte) *bodyReader {
+	r := &bodyReader{}
+	r.Reset(b)
+	return r
+}
+
+func (*bodyReader) Close() error { return nil }
 
 // maxSignedBody bounds the buffer made up front from a Content-Length.
 const maxSignedBody = 64 << 20
