@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -49,7 +50,8 @@ func runHTTPRequest(t testing.TB, body []byte, knownLength bool) *http.Request {
 
 // TestSigningTransport checks that the request the base transport gets
 // is signed over its whole body, which it can read again (GetBody, for
-// net/http's retries), and that the request given is left as it was.
+// net/http's retries) and net/http knows to be in memory, and that the
+// request given is left as it was.
 func TestSigningTransport(t *testing.T) {
 	key := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))
 	tests := []struct {
@@ -78,6 +80,9 @@ func TestSigningTransport(t *testing.T) {
 			is.True(got != r)
 			is.True(bytes.Equal(base.body, tt.body))
 			is.Equal(got.ContentLength, int64(len(tt.body)))
+			// A body net/http knows to be in memory: it writes the
+			// headers and the body in one go (attempt.go).
+			is.Equal(reflect.TypeOf(got.Body), reflect.TypeOf(io.NopCloser(bytes.NewReader(nil))))
 			for k, v := range before {
 				is.Equal(got.Header[k], v) // every header kept
 			}
