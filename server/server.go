@@ -364,12 +364,6 @@ type Stats struct {
 	// calls, as stored; Stateful is how many live calls have one.
 	StateBytes int64
 	Stateful   int
-	// Presigned counts the Run requests the server chose to sign ahead,
-	// while the change that made their call ready was being stored;
-	// PresignedSent, those sent with that signature (the others changed
-	// meanwhile, or their signature was not ready in time, and were
-	// signed as they went). Since the server started.
-	Presigned, PresignedSent int64
 	// Held counts the await steps whose child's outcome was committed
 	// with its parent's answer, in one transaction, rather than before the
 	// parent's resume; HeldAlone, those of them committed on their own

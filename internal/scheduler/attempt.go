@@ -23,9 +23,8 @@ import (
 // the answer in the request's httpStatus slot, which connect errors do not
 // keep precisely (429 and 503 both become "unavailable").
 type signingTransport struct {
-	base      http.RoundTripper
-	sign      func(*http.Request, []byte) error
-	presigned presignCache // signatures made ahead (presign.go)
+	base http.RoundTripper
+	sign func(*http.Request, []byte) error
 }
 
 type slotKey struct{}
@@ -39,17 +38,26 @@ func (t *signingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 		// A shallow copy with its own header, which signing sets: a
-		// RoundTripper must not change the request it is given.
+		// RoundTripper must not change the request it is given. The
+		// header map is new, sized for the three fields signing adds;
+		// its value slices are shared, since signing replaces values and
+		// never writes into them.
 		r2 := *r
-		r2.Header = r.Header.Clone()
+		r2.Header = make(http.Header, len(r.Header)+3)
+		for k, v := range r.Header {
+			r2.Header[k] = v
+		}
+		// The body stays an io.NopCloser of a *bytes.Reader, which
+		// net/http knows to be in memory and writes with the headers in
+		// one go; for a body of its own type it flushes the headers
+		// first, one more write and segment per request (bench (a) over
+		// HTTP measured it: 0.875 against 0.791 ms p50 per step).
 		r2.Body = io.NopCloser(bytes.NewReader(body))
 		r2.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 		r2.ContentLength = int64(len(body))
 		r = &r2
-		if !t.takePresigned(r, body, time.Now()) {
-			if err := t.sign(r, body); err != nil {
-				return nil, fmt.Errorf("signing request: %w", err)
-			}
+		if err := t.sign(r, body); err != nil {
+			return nil, fmt.Errorf("signing request: %w", err)
 		}
 	}
 	res, err := t.base.RoundTrip(r)

@@ -15,7 +15,7 @@ import (
 type endpoint struct {
 	url    string
 	client sdkv1connect.FunctionServiceClient
-	local  bool // served in process (Config.Local): never presigned
+	local  bool // served in process (Config.Local): unsigned
 
 	lim *limiter
 	// waiting (in lim's waiters) and granted (slots lim granted to this

@@ -103,8 +103,8 @@ type Config struct {
 	// kept (keys.go); 24 hours.
 	KeyRetention time.Duration
 	// Local, if set, is the endpoint served in this process (local
-	// mode): Run requests to Local.URL call Local.Run directly, unsigned
-	// and never presigned; other endpoints use signed HTTP.
+	// mode): Run requests to Local.URL call Local.Run directly, unsigned;
+	// other endpoints use signed HTTP.
 	Local *LocalEndpoint
 	// Partitions and Partition, when Partitions > 0, make the engine the
 	// owner of partition Partition (1..Partitions) of a store shared with
@@ -197,7 +197,6 @@ type Engine struct {
 	workers   workerPool    // the goroutines of Run requests (workers.go)
 	seq       int64         // inbox arrival order
 	running   int           // Run requests in flight, all endpoints
-	presigns  int64         // Run requests signed ahead (presign.go)
 	// holds counts the batches held for a parent's answer, holdsAlone
 	// those committed on their own (hold.go).
 	holds, holdsAlone int64
@@ -427,11 +426,6 @@ func (e *Engine) dispatch(ctx context.Context, calls []*sdkv1.Call, key *store.K
 	}
 	if key != nil {
 		b.Keys = []store.Key{e.keyRow(key, ids, now)}
-	}
-	if len(made) <= presignMaxCalls {
-		for _, c := range made {
-			e.presign(c, nil)
-		}
 	}
 	err := e.commit.Submit(b, func(err error) {
 		e.mu.Lock()

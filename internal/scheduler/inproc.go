@@ -11,7 +11,7 @@ import (
 
 // LocalEndpoint is an endpoint served in the engine's own process: its Run
 // requests are calls of Run, with the RunRequest and RunResponse values
-// themselves (no HTTP, no signature, no presigning: nothing leaves the
+// themselves (no HTTP, no signature: nothing leaves the
 // process).
 //
 // Run is the function service's Run after decoding. A *connect.Error it

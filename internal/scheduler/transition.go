@@ -260,8 +260,7 @@ func (e *Engine) poll(c *call, p *sdkv1.Poll, now time.Time, b *store.Batch) {
 	if !e.cfg.NoEarlyStart && !e.commit.Behind() {
 		// Early start: c suspends and its children start now, while b is
 		// committed; every change that follows from them is submitted
-		// after b (package documentation, "Early start"). Their requests
-		// go out at once, so they are not signed ahead. Not while the
+		// after b (package documentation, "Early start"). Not while the
 		// store is behind (retrying a failure, or a full group waiting):
 		// what runs ahead of it stays bounded.
 		e.submitFor(c, b, nil)
@@ -274,11 +273,6 @@ func (e *Engine) poll(c *call, p *sdkv1.Poll, now time.Time, b *store.Batch) {
 			}
 		}
 		return
-	}
-	if len(children) <= presignMaxCalls {
-		for _, ch := range children {
-			e.presign(ch, nil)
-		}
 	}
 	e.submitFor(c, b, func() {
 		for _, ch := range children {
@@ -385,9 +379,6 @@ func (e *Engine) complete(c *call, s sdkv1.Status, res *sdkv1.CallResult, now ti
 	}
 	// Another result for p must not overtake one held for p.
 	e.flush(p)
-	if ready {
-		e.presign(p, res)
-	}
 	gen := p.gen
 	p.unsettled++
 	e.submitFor(c, b, func() {

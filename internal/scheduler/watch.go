@@ -150,9 +150,6 @@ type Stats struct {
 	StateBytes int64
 	// Stateful is the number of live calls with a coroutine state.
 	Stateful int
-	// Presigned counts the Run requests signed ahead (presign.go), and
-	// PresignedSent those sent with that signature.
-	Presigned, PresignedSent int64
 	// Held counts the child outcomes held for their parent's answer
 	// (hold.go), and HeldAlone those of them committed on their own.
 	Held, HeldAlone int64
@@ -168,8 +165,6 @@ func (s *Stats) Add(o Stats) {
 	s.Suspended += o.Suspended
 	s.StateBytes += o.StateBytes
 	s.Stateful += o.Stateful
-	s.Presigned += o.Presigned
-	s.PresignedSent += o.PresignedSent
 	s.Held += o.Held
 	s.HeldAlone += o.HeldAlone
 	s.Early += o.Early
@@ -180,7 +175,7 @@ func (s *Stats) Add(o Stats) {
 func (e *Engine) Stats() Stats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	s := Stats{Live: len(e.calls), Presigned: e.presigns, PresignedSent: e.signer.presigned.hits.Load(), Held: e.holds, HeldAlone: e.holdsAlone, Early: e.early}
+	s := Stats{Live: len(e.calls), Held: e.holds, HeldAlone: e.holdsAlone, Early: e.early}
 	for _, c := range e.calls {
 		if c.state == stSuspended {
 			s.Suspended++

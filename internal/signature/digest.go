@@ -10,13 +10,19 @@ import (
 // ContentDigest is the Content-Digest field value (RFC 9530) the signer
 // sends for body: "sha-512=:<standard base64>:".
 func ContentDigest(body []byte) string {
+	var b [contentDigestSize]byte
+	return string(appendContentDigest(b[:0], body))
+}
+
+// contentDigestSize is the length of the Content-Digest the signer sends.
+const contentDigestSize = len("sha-512=:") + (sha512.Size+2)/3*4 + 1
+
+// appendContentDigest appends the Content-Digest field value for body to b.
+func appendContentDigest(b []byte, body []byte) []byte {
 	sum := sha512.Sum512(body)
-	const prefix = "sha-512=:"
-	b := make([]byte, 0, len(prefix)+base64.StdEncoding.EncodedLen(len(sum))+1)
-	b = append(b, prefix...)
+	b = append(b, "sha-512=:"...)
 	b = base64.StdEncoding.AppendEncode(b, sum[:])
-	b = append(b, ':')
-	return string(b)
+	return append(b, ':')
 }
 
 // checkContentDigest checks the Content-Digest field value field against

@@ -101,8 +101,8 @@
 // second as too old, so that a replay of a dropped entry is refused, never
 // accepted: under pressure the window shrinks (the full callback of
 // WithReplayCache is called the first time). Requests Dispatch sends are
-// signed just before they are sent (or up to 30 seconds before, when
-// signed ahead), so a window shrunk to a minute still accepts them all.
+// signed just before they are sent, so a window shrunk to a minute still
+// accepts them all.
 //
 // # Errors
 //

