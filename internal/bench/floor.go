@@ -11,8 +11,6 @@ import (
 	"net/http"
 	"runtime"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
@@ -62,31 +60,15 @@ func floor(ctx context.Context, o *runner) ([]row, error) {
 
 	// Concurrent: (b)'s clients, each sending a workflow's requests in
 	// turn, as many workflows as (b) runs.
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, o.Clients)
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	start := time.Now()
-	cpu0, cpuOK := cpuTime()
-	for range o.Clients {
-		wg.Go(func() {
-			for next.Add(1) <= int64(o.Workflows) {
-				for i := range floorRequests {
-					if err := f.post(cctx, i > 0); err != nil {
-						errs <- err
-						cancel()
-						return
-					}
-				}
+	elapsed, cpu, cpuOK, err := clients(ctx, o.Clients, o.Workflows, func(ctx context.Context, _ int) error {
+		for i := range floorRequests {
+			if err := f.post(ctx, i > 0); err != nil {
+				return err
 			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	cpu1, _ := cpuTime()
-	close(errs)
-	if err := <-errs; err != nil {
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	rows := []row{
@@ -95,7 +77,7 @@ func floor(ctx context.Context, o *runner) ([]row, error) {
 			float64(o.Workflows)/elapsed.Seconds(), rateOf, "", nil),
 	}
 	if cpuOK {
-		per := (cpu1 - cpu0) / time.Duration(o.Workflows)
+		per := cpu / time.Duration(o.Workflows)
 		rows = append(rows,
 			measured(fmt.Sprintf("(f) floor of (b): CPU of a workflow's %d bare requests (%d signed)", floorRequests, floorRequests-1),
 				float64(per.Microseconds()), microsOf, "", nil),

@@ -98,29 +98,10 @@ func concurrent(ctx context.Context, o *runner) ([]row, error) {
 		return nil, err
 	}
 	defer d.Close()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, o.Clients)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	start := time.Now()
-	cpu0, cpuOK := cpuTime()
-	for range o.Clients {
-		wg.Go(func() {
-			for i := next.Add(1); i <= int64(o.Workflows); i = next.Add(1) {
-				if err := runOK(ctx, d, fns.wf3.Call(int(i))); err != nil {
-					errs <- err
-					cancel()
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	cpu1, _ := cpuTime()
-	close(errs)
-	if err := <-errs; err != nil {
+	elapsed, cpu, cpuOK, err := clients(ctx, o.Clients, o.Workflows, func(ctx context.Context, i int) error {
+		return runOK(ctx, d, fns.wf3.Call(i))
+	})
+	if err != nil {
 		return nil, err
 	}
 	rate := float64(o.Workflows) / elapsed.Seconds()
@@ -132,13 +113,44 @@ func concurrent(ctx context.Context, o *runner) ([]row, error) {
 	if cpuOK {
 		// CPU time is steadier than wall time on a shared machine, and
 		// says what the workload costs: server, SDK and clients together.
-		per := (cpu1 - cpu0) / time.Duration(o.Workflows)
+		per := cpu / time.Duration(o.Workflows)
 		rows = append(rows, measured(
 			"(b) CPU per workflow (server, endpoint and clients; 7 Run requests)",
 			float64(per.Microseconds()), microsOf, "", nil,
 		))
 	}
 	return rows, nil
+}
+
+// clients runs jobs 1..n on c goroutines, each taking the next job when
+// it is done with one, as (b)'s clients do, and returns how long they
+// took and the CPU time the process spent meanwhile (cpuOK false where
+// it is not measured). The first error cancels the other jobs and is
+// returned.
+func clients(ctx context.Context, c, n int, job func(ctx context.Context, i int) error) (elapsed, cpu time.Duration, cpuOK bool, err error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, c)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	start := time.Now()
+	cpu0, cpuOK := cpuTime()
+	for range c {
+		wg.Go(func() {
+			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
+				if err := job(ctx, int(i)); err != nil {
+					errs <- err
+					cancel()
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed = time.Since(start)
+	cpu1, _ := cpuTime()
+	close(errs)
+	return elapsed, cpu1 - cpu0, cpuOK, <-errs
 }
 
 // (c) One workflow gathering many calls (1,000 in flight at a time, the
