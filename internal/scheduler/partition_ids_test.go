@@ -16,7 +16,8 @@ import (
 )
 
 // Every id an engine of partition p makes is of p, a child's and a
-// grandchild's as much as a root's: a replica given only an id (the
+// grandchild's as much as a root's, and its roots' ids still sort by
+// creation: a replica given only an id (the
 // Result or the Cancel of a child started early, which has no row yet)
 // tells from it which partition, so which replica, runs the call. The
 // workflow gathers two nested workflows and a leaf; each nested one
@@ -72,6 +73,12 @@ func TestPartitionIDsOfChildren(t *testing.T) {
 			}
 			ids, err := e.Dispatch(context.Background(), calls)
 			is.NoErr(err)
+			prev := ""
+			for _, id := range ids {
+				is.Equal(store.PartitionOf(id, tt.of), tt.partition)
+				is.True(id > prev) // still sorted by creation
+				prev = id
+			}
 			for _, id := range ids {
 				w, err := e.Watch(id)
 				is.NoErr(err)
@@ -108,7 +115,7 @@ func TestPartitionIDsOfChildren(t *testing.T) {
 	}
 }
 
-// The cost of drawing an id in a partition: n draws on average, against
+// The cost of drawing an id in a partition: n tries on average, against
 // one for n=0 (no partition, a single-owner store).
 func BenchmarkIDNextIn(b *testing.B) {
 	for _, n := range []int{0, 12} {

@@ -6,9 +6,7 @@ import (
 	"testing"
 	"time"
 
-	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
 	"github.com/matryer/is"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/dispatchkit/dispatch/internal/store"
 	"github.com/dispatchkit/dispatch/internal/store/memstore"
@@ -18,74 +16,6 @@ import (
 type partitionCase struct {
 	name          string
 	partition, of int
-}
-
-// An engine that owns one partition of a shared store gives its root calls
-// ids of that partition, and their children the root's: the whole tree is
-// in the partition whose store writes and recovers it.
-func TestPartitionIDs(t *testing.T) {
-	tests := []partitionCase{
-		{"one partition", 1, 1},
-		{"the first of 12", 1, 12},
-		{"a middle one", 5, 12},
-		{"the last of 12", 12, 12},
-		{"of 7", 3, 7},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			is := is.New(t)
-			st := memstore.New()
-			const ep = "http://in.process"
-			run := func(_ context.Context, req *sdkv1.RunRequest) (*sdkv1.RunResponse, error) {
-				switch {
-				case req.GetFunction() == "child":
-					return &sdkv1.RunResponse{Status: sdkv1.Status_STATUS_OK, Directive: &sdkv1.RunResponse_Exit{Exit: &sdkv1.Exit{
-						Result: &sdkv1.CallResult{Output: str("c")}}}}, nil
-				case req.GetPollResult() == nil: // the parent's first run: two children
-					return &sdkv1.RunResponse{Status: sdkv1.Status_STATUS_OK, Directive: &sdkv1.RunResponse_Poll{Poll: &sdkv1.Poll{
-						State: &sdkv1.Poll_CoroutineState{CoroutineState: []byte("s")}, MinResults: 2, MaxResults: 2, MaxWait: durationpb.New(time.Hour),
-						Calls: []*sdkv1.Call{{Function: "child", Endpoint: ep}, {Function: "child", Endpoint: ep}}}}}, nil
-				}
-				return &sdkv1.RunResponse{Status: sdkv1.Status_STATUS_OK, Directive: &sdkv1.RunResponse_Exit{Exit: &sdkv1.Exit{
-					Result: &sdkv1.CallResult{Output: str("p")}}}}, nil
-			}
-			e, err := New(Config{Store: st, Partitions: tt.of, Partition: tt.partition, Local: &LocalEndpoint{URL: ep, Run: run}})
-			is.NoErr(err)
-			is.NoErr(e.Start(context.Background()))
-			defer e.Close()
-			const n = 40
-			calls := make([]*sdkv1.Call, n)
-			for i := range calls {
-				calls[i] = &sdkv1.Call{Function: "parent", Endpoint: ep}
-			}
-			ids, err := e.Dispatch(context.Background(), calls)
-			is.NoErr(err)
-			prev := ""
-			for _, id := range ids {
-				is.Equal(store.PartitionOf(id, tt.of), tt.partition)
-				is.True(id > prev) // still sorted by creation
-				prev = id
-			}
-			for _, id := range ids {
-				w, err := e.Watch(id)
-				is.NoErr(err)
-				if w != nil {
-					<-w.Done()
-					w.Stop()
-				}
-			}
-			rows, err := st.ListCalls(context.Background(), store.ListOptions{Limit: 10 * n})
-			is.NoErr(err)
-			is.Equal(len(rows), 3*n) // each parent and its two children
-			for _, r := range rows {
-				is.Equal(store.PartitionOf(r.RootID, tt.of), tt.partition)
-				is.Equal(r.State, store.Done)
-				if r.ParentID != "" {
-					is.Equal(r.RootID, r.ParentID) // a child keeps its root's partition
-				}
-			}
-		})
-	}
 }
 
 func TestPartitionConfig(t *testing.T) {
