@@ -180,8 +180,9 @@ type Config struct {
 	// in flight to each endpoint; the limit starts at InitialConcurrency
 	// (128) and adapts (additive increase, multiplicative decrease on
 	// THROTTLED, timeouts, 429 and 503) up to MaxConcurrency (1024).
-	// On PostgreSQL they bound each replica: the partitions it runs share
-	// one limit per endpoint (see Several replicas).
+	// On PostgreSQL they bound the cluster: the partitions a replica runs
+	// share one limit per endpoint, and each replica's limit is
+	// ceil(value / live replicas) of both (see Several replicas).
 	InitialConcurrency, MaxConcurrency int
 
 	// BodyReadTimeout bounds the time to read the body of a request to

@@ -264,11 +264,20 @@
 //     endpoint that throttles (429, 503, THROTTLED, timeouts) brings the
 //     replica's one limit down. The freed slots go to the partitions with
 //     calls waiting round-robin, so a busy partition does not starve the
-//     others. Limits are per replica, not per cluster: R replicas may
-//     send an endpoint up to R times the limit (the replicas do not
-//     coordinate per request through the database; give each a share of
-//     what the endpoint takes). A partition that moves to another replica
-//     leaves its slots behind; the limit itself stays with the replica.
+//     others. The limit is the cluster's: each replica's is its share,
+//     ceil(limit / R) for R live replicas (at least 1; the initial value
+//     likewise), so that R replicas send an endpoint at most the limit,
+//     rounded up by less than R, not R times it. R is the replica's view
+//     of the live replicas (the heartbeats it reads at start and at every
+//     rebalance, itself counted): a replica that joins lowers the others'
+//     limits at once (scheduler.Limits.SetShare: the requests in flight
+//     above the share finish, no new one starts until below it); one that
+//     dies raises their shares once its heartbeat expires, and their
+//     limits grow to them additively. The replicas do not coordinate per
+//     request through the database: the split is even and static, and a
+//     replica idle for an endpoint does not lend its share. A partition
+//     that moves to another replica leaves its slots behind; the limit
+//     itself stays with the replica.
 //   - Connections: at most 9 per replica, whatever its partitions.
 //   - Config.Advertise is the URL the others reach a replica at (the
 //     listener's address by default, with the machine's name for an

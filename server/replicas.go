@@ -108,7 +108,9 @@ type cluster struct {
 	rr      atomic.Uint32
 	// limits are the endpoints' concurrency limits, shared by the engines
 	// of every partition this replica runs, so that Config.MaxConcurrency
-	// bounds what the replica sends an endpoint, not each partition.
+	// bounds what the replica sends an endpoint, not each partition; their
+	// share is the live replicas (liveReplicas), so that it bounds what
+	// the cluster sends, not each replica.
 	limits *scheduler.Limits
 
 	mu      sync.Mutex
@@ -304,10 +306,7 @@ func (c *cluster) balance(ctx context.Context, limit int) error {
 	if err != nil {
 		return err
 	}
-	live := len(v.replicas)
-	if !slices.ContainsFunc(v.replicas, func(r pgstore.ReplicaInfo) bool { return r.Name == c.name }) {
-		live++ // its heartbeat failed: it counts all the same
-	}
+	live := c.liveReplicas(v)
 	target := (c.n + live - 1) / live
 	c.mu.Lock()
 	owned := len(c.parts)
@@ -370,7 +369,26 @@ func (c *cluster) readView(ctx context.Context) (leaseView, error) {
 	c.mu.Lock()
 	c.view = v
 	c.mu.Unlock()
+	c.limits.SetShare(c.liveReplicas(v))
 	return v, nil
+}
+
+// liveReplicas returns the number of live replicas in v, this one counted
+// even if its heartbeat failed (it runs its partitions all the same).
+//
+// It is the share of the endpoint limits (scheduler.Limits.SetShare):
+// each replica sends an endpoint at most ceil(Config.MaxConcurrency / R),
+// so that the cluster's requests in flight are bounded by the limit the
+// user set, not R times it. The view is read at start (before the first
+// engine is made), at every rebalance and when routing needs it: a
+// replica that dies leaves the others' shares low until its heartbeat
+// expires and their next round (a lease time at most), a safe error.
+func (c *cluster) liveReplicas(v leaseView) int {
+	live := len(v.replicas)
+	if !slices.ContainsFunc(v.replicas, func(r pgstore.ReplicaInfo) bool { return r.Name == c.name }) {
+		live++ // its heartbeat failed: it counts all the same
+	}
+	return live
 }
 
 // has reports whether this replica holds partition p.

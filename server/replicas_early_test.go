@@ -217,7 +217,12 @@ func TestReplicasEarlyStartFenced(t *testing.T) {
 			})
 			gate := &applyGate{}
 			defer gate.release()
+			// Up to 120 Run requests (nested: 24 roots, 24 workflows, 72
+			// leaves) wait at the zombie at once. The endpoint limit is the
+			// cluster's, split between the two replicas: an initial 256
+			// leaves each the 128 of the default, as before the split.
 			bs := startReplicas(t, 2, ep, nil, func(i int, c *server.Config) {
+				c.InitialConcurrency = 2 * 128
 				if i == 0 {
 					server.WithStore(c, gate.wrap, 0)
 				}

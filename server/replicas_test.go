@@ -189,9 +189,11 @@ func TestReplicasFailover(t *testing.T) {
 	// at the gates at once, a third to a half of them at one replica,
 	// whose partitions share one limit per endpoint (128 at first by
 	// default): the limit starts at the maximum, for them all to be in
-	// flight together.
+	// flight together. The limit is the cluster's, split between the
+	// live replicas: 3 × 1024 leaves each of the three 1024, as before the
+	// split (and more once one died).
 	bs := startReplicas(t, 3, ep, logs, func(_ int, c *server.Config) {
-		c.InitialConcurrency, c.MaxConcurrency = 1024, 1024
+		c.InitialConcurrency, c.MaxConcurrency = 3*1024, 3*1024
 	})
 
 	const n, perRequest, gathers = 300, 10, 6

@@ -332,8 +332,11 @@ func (rs *replicaSet) start() *replica {
 		// The tests hold up to 200 steps' requests in flight at the
 		// endpoint's gate, and a replica's partitions share one limit per
 		// endpoint: starting it at the most leaves room for the rest to
-		// progress, even after a timeout under load halved it.
-		"--initial-concurrency", "1024", "--max-concurrency", "1024")
+		// progress, even after a timeout under load halved it. The limit is
+		// the cluster's, split between the live replicas (three here, four
+		// while a rolling restart's new one overlaps): 4096 leaves each
+		// replica 1024 at least, as before the split.
+		"--initial-concurrency", "4096", "--max-concurrency", "4096")
 	cmd.Env = append(os.Environ(), "DISPATCH_API_KEY="+goodKey, "DISPATCH_SIGNING_KEY=")
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Start(); err != nil {

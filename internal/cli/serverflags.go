@@ -40,8 +40,8 @@ func (f *serverFlags) register(fs *pflag.FlagSet, withMemory bool, allowHelp str
 	fs.StringArrayVar(&f.allow, "allow-endpoint", nil, allowHelp)
 	fs.StringVar(&f.syncMode, "sync", "normal", "SQLite's durability: normal (sync at checkpoints; survives a crash of the process) or full (sync every commit; survives a power loss)")
 	fs.DurationVar(&f.leaseTTL, "lease-ttl", 0, "with --postgres: how long a replica's partitions wait for another replica after its death (the failover time; at least 1s, default 10s); leases are renewed five times per lease time")
-	fs.IntVar(&f.initialConc, "initial-concurrency", 0, "requests in flight to each endpoint at first (default 128); the limit adapts, lowered by throttling (429, 503, THROTTLED, timeouts); with --postgres it bounds each replica, whose partitions share it")
-	fs.IntVar(&f.maxConc, "max-concurrency", 0, "the most requests in flight to each endpoint the adaptive limit reaches (default 1024)")
+	fs.IntVar(&f.initialConc, "initial-concurrency", 0, "requests in flight to each endpoint at first (default 128); the limit adapts, lowered by throttling (429, 503, THROTTLED, timeouts); with --postgres it is the cluster's, split evenly between the live replicas (rounded up), whose partitions share it")
+	fs.IntVar(&f.maxConc, "max-concurrency", 0, "the most requests in flight to each endpoint the adaptive limit reaches (default 1024); with --postgres the cluster's, each of R live replicas reaching ceil(it / R)")
 	f.fs = fs
 	fs.DurationVar(&f.keyKeep, "key-retention", 24*time.Hour, "how long an idempotency key (Idempotency-Key header of Dispatch) names its calls; after it, the key is forgotten")
 }

@@ -356,4 +356,11 @@
 // and those granted to it. Without Config.Limits an engine behaves as
 // before limits were shared: its one endpoint per URL is the only waiter,
 // granted the slots it frees itself and pumped right after.
+//
+// A Limits may be one process's share of limits split between several
+// ([Limits.SetShare], the replicas of a cluster): every limit's bounds are
+// then divided by the share, rounded up and at least 1. A lower share
+// clamps the limits at once (and takes back the slots granted and not
+// used above them); a higher one lets them grow by additive increase.
+// SetShare takes the limiters' locks only, so the lock order holds.
 package scheduler

@@ -539,9 +539,9 @@ func (e *Engine) endpoint(url string) *endpoint {
 			slotWake: e.slotWake,
 		}
 		if e.cfg.Limits != nil {
-			ep.lim = e.cfg.Limits.get(url, e.cfg.InitialConcurrency)
+			ep.lim = e.cfg.Limits.get(url, e.cfg.InitialConcurrency, e.cfg.MaxConcurrency)
 		} else {
-			ep.lim = &limiter{limit: float64(e.cfg.InitialConcurrency)}
+			ep.lim = newLimiter(e.cfg.InitialConcurrency, e.cfg.MaxConcurrency, 1)
 		}
 		if ep.local {
 			ep.client = &inprocClient{run: e.cfg.Local.Run, pool: newWorkerPool(e.ctx.Done(), nil)}

@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"math"
 	"sync"
 	"time"
 )
@@ -17,27 +18,86 @@ import (
 // MinConcurrency and MaxConcurrency: a limit starts at the initial value
 // of the engine that first uses its endpoint, and each engine bounds the
 // adaptations it makes by its own minimum and maximum.
+//
+// A Limits may hold a share of limits that several processes split
+// ([Limits.SetShare]): the replicas of a cluster each run their engines
+// under a Limits of share R, R being the live replicas, so that what the
+// cluster sends an endpoint is bounded by MaxConcurrency (rounded up, by
+// at most R-1), not R times it. Each limit's minimum, initial value and
+// maximum are then divided by R, rounded up and at least 1. The split is
+// even and static (no coordination between the replicas beyond counting
+// them): a replica whose share is idle does not lend it to the others.
 type Limits struct {
 	mu    sync.Mutex
 	byURL map[string]*limiter
+	share int // the divisor of every limit, >= 1
 }
 
-// NewLimits returns an empty set of shared limits.
+// NewLimits returns an empty set of shared limits, of share 1.
 func NewLimits() *Limits {
-	return &Limits{byURL: make(map[string]*limiter)}
+	return &Limits{byURL: make(map[string]*limiter), share: 1}
 }
 
-// get returns the limiter of url, made with the initial limit on first
-// use.
-func (ls *Limits) get(url string, initial int) *limiter {
+// SetShare makes the limits of ls, those of the endpoints used so far and
+// those of endpoints used later, the r-th part of the engines' (r < 1 is
+// 1): the maximum of each is ceil(MaxConcurrency / r) and a new limit
+// starts at ceil(InitialConcurrency / r), both at least 1.
+//
+// A lower share (r grew: a replica joined) clamps each limit to its new
+// maximum at once: the requests in flight above it finish, the slots
+// granted to waiting engines and not used yet are taken back, and no slot
+// is granted until fewer than the new limit are in flight. A higher share
+// (r fell: a replica died) only raises the maximum: the limits grow to it
+// by the usual additive increase, one per round trip of a full window,
+// rather than jump, so that an endpoint that was at its limit is probed
+// as after any decrease. Safe for concurrent use with the engines: it
+// takes each limiter's lock, never an engine's.
+func (ls *Limits) SetShare(r int) {
+	r = max(r, 1)
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if r == ls.share {
+		return
+	}
+	ls.share = r
+	for _, l := range ls.byURL {
+		l.setShare(r)
+	}
+}
+
+// Share returns the divisor set by [Limits.SetShare], 1 at first.
+func (ls *Limits) Share() int {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	return ls.share
+}
+
+// get returns the limiter of url, made on first use with the initial
+// limit and the maximum hi of the engine asking, divided by the share.
+func (ls *Limits) get(url string, initial, hi int) *limiter {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	l := ls.byURL[url]
 	if l == nil {
-		l = &limiter{limit: float64(initial)}
+		l = newLimiter(initial, hi, ls.share)
 		ls.byURL[url] = l
 	}
 	return l
+}
+
+// newLimiter returns a limiter of share share (see [Limits.SetShare])
+// starting at the share of initial, its maximum the share of hi.
+func newLimiter(initial, hi, share int) *limiter {
+	share = max(share, 1)
+	return &limiter{limit: shareOf(float64(initial), share), hi: float64(hi), share: share}
+}
+
+// shareOf returns ceil(v / share), at least 1: the part of a limit v one
+// of share processes has. Rounded up, so that a small limit split between
+// many replicas still lets each send requests (the cluster's total is then
+// above v by less than share).
+func shareOf(v float64, share int) float64 {
+	return max(1, math.Ceil(v/float64(share)))
 }
 
 // limiter is the AIMD concurrency limit of one endpoint URL and the slots
@@ -67,8 +127,13 @@ type limiter struct {
 	// AIMD concurrency limit: +1/limit per answered request (about +1 per
 	// round trip of a full window), halved on a throttling signal at most
 	// once per decreaseWindow.
-	limit        float64
-	inflight     int // slots taken, granted but unused ones included
+	limit    float64
+	inflight int // slots taken, granted but unused ones included
+	// share is the divisor of the bounds (Limits.SetShare), >= 1; hi is
+	// the maximum of the engine that made the limiter, undivided, to
+	// clamp the limit to when the share grows.
+	share        int
+	hi           float64
 	lastDecrease time.Time
 	waiters      []*endpoint // endpoints waiting for slots, granted from head
 	head         int
@@ -118,13 +183,37 @@ func (l *limiter) release(ep *endpoint) {
 
 // answered is release for a Run request of ep that ended with an
 // outcome, which adapts the limit (throttled or not, bounded by lo and
-// hi) before the slot goes to the waiters.
+// hi, the engine's MinConcurrency and MaxConcurrency, divided by the
+// share) before the slot goes to the waiters.
 func (l *limiter) answered(ep *endpoint, throttled bool, now time.Time, lo, hi float64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.inflight--
-	l.adaptLocked(throttled, now, lo, hi)
+	share := max(l.share, 1)
+	hi = shareOf(hi, share)
+	l.adaptLocked(throttled, now, min(shareOf(lo, share), hi), hi)
 	l.grantLocked(ep)
+}
+
+// setShare sets the divisor of the bounds to share and clamps the limit
+// to its new maximum (see Limits.SetShare). The slots granted to waiters
+// and not used yet count as in flight: those above the new limit are
+// taken back, last waiters first, so that a lower limit holds for the
+// requests not started yet; the waiters stay waiting (an engine woken for
+// a grant taken back finds none, and waits on).
+func (l *limiter) setShare(share int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.share = share
+	if hi := shareOf(l.hi, share); l.limit > hi {
+		l.limit = hi
+	}
+	for i := len(l.waiters) - 1; i >= l.head && l.inflight > int(l.limit); i-- {
+		w := l.waiters[i]
+		n := min(w.granted, l.inflight-int(l.limit))
+		w.granted -= n
+		l.inflight -= n
+	}
 }
 
 // leave takes ep out of the waiters and gives back the slots granted to

@@ -363,3 +363,91 @@ func TestLimiterHandsFreedSlotsRoundRobin(t *testing.T) {
 		})
 	}
 }
+
+// A share divides a limit's bounds, rounded up and at least 1; a lower
+// share clamps the limit at once, granted slots included, and a higher
+// one lets it grow by the additive increase only. The limiter alone,
+// driven step by step: no engines, no goroutines, no timing.
+func TestLimitsShare(t *testing.T) {
+	tests := []struct {
+		name           string
+		initial, hi    int
+		share          int
+		wantStart      float64 // the limit of an endpoint first used under share
+		wantCap        float64 // the most it grows to
+		lower          int     // a share set afterwards, with the limit at its cap
+		wantLowerLimit float64
+	}{
+		{"share 1 changes nothing", 16, 64, 1, 16, 64, 1, 64},
+		{"divided", 8, 16, 2, 4, 8, 4, 4},
+		{"rounded up", 5, 7, 2, 3, 4, 3, 3},
+		{"at least 1", 2, 3, 8, 1, 1, 16, 1},
+		{"below 1 is 1", 4, 4, 0, 4, 4, -3, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			is := is.New(t)
+			ls := NewLimits()
+			ls.SetShare(tt.share)
+			l := ls.get("u", tt.initial, tt.hi)
+			limit, _ := l.current()
+			is.Equal(limit, tt.wantStart)
+			x := &endpoint{url: "x", slotWake: make(chan struct{}, 1)}
+			for range 10000 { // answers until the limit is at its cap
+				is.True(l.acquire(x))
+				l.answered(x, false, time.Time{}, 1, float64(tt.hi))
+			}
+			limit, _ = l.current()
+			is.Equal(limit, tt.wantCap)
+			ls.SetShare(tt.lower)
+			limit, _ = l.current()
+			is.Equal(limit, tt.wantLowerLimit)
+			is.True(ls.get("u", tt.initial, tt.hi) == l) // one limiter per URL, whatever the share
+		})
+	}
+}
+
+// Clamped under a lower share, a limit grants no slot until the requests
+// in flight are fewer than it, takes back the grants above it, and grows
+// again, one by one, once the share rises.
+func TestLimitsShareClampAndGrowth(t *testing.T) {
+	is := is.New(t)
+	ls := NewLimits()
+	l := ls.get("u", 8, 8)
+	x := &endpoint{url: "x", slotWake: make(chan struct{}, 1)}
+	y := &endpoint{url: "y", slotWake: make(chan struct{}, 1)}
+	for range 6 {
+		is.True(l.acquire(x))
+	}
+	is.True(l.acquire(y))
+	is.True(l.acquire(y))
+	is.True(!l.acquire(y)) // 8 in flight: y waits
+	l.release(x)           // granted to y, not used yet
+	is.Equal(y.granted, 1)
+
+	ls.SetShare(4) // cap 2
+	limit, inflight := l.current()
+	is.Equal(limit, 2.0)
+	is.Equal(y.granted, 0) // taken back
+	is.Equal(inflight, 7)  // 5 of x and 2 of y, in flight above the cap, finish
+	is.True(!l.acquire(y))
+	for range 5 { // answers of x: none frees a slot under the cap
+		l.answered(x, false, time.Time{}, 1, 8)
+		is.Equal(y.granted, 0)
+	}
+	l.answered(y, false, time.Time{}, 1, 8) // 1 in flight: y is granted the other
+	is.Equal(y.granted, 1)
+	limit, _ = l.current()
+	is.Equal(limit, 2.0) // at the cap still
+
+	ls.SetShare(1) // cap 8: no jump
+	limit, _ = l.current()
+	is.Equal(limit, 2.0)
+	l.answered(y, false, time.Time{}, 1, 8)
+	limit, _ = l.current()
+	is.Equal(limit, 2.5) // additive increase
+	is.True(y.waiting)
+	l.leave(y)
+	_, inflight = l.current()
+	is.Equal(inflight, 0)
+}
