@@ -2,10 +2,8 @@ package server_test
 
 import (
 	"fmt"
-	"sync/atomic"
 	"testing"
 
-	sdkv1 "buf.build/gen/go/stealthrocket/dispatch-proto/protocolbuffers/go/dispatch/sdk/v1"
 	"github.com/matryer/is"
 
 	"github.com/dispatchkit/dispatch/server"
@@ -26,18 +24,8 @@ func TestReplicasClusterEndpointLimit(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			is := is.New(t)
-			ep := newTestEndpoint(t, "")
-			gate, openGate := opener()
+			ep, peak, openGate := heldEndpoint(t)
 			defer openGate()
-			var inflight, peak atomic.Int32
-			ep.handle("held", func(req *sdkv1.RunRequest) (*sdkv1.RunResponse, error) {
-				n := inflight.Add(1)
-				defer inflight.Add(-1)
-				for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
-				}
-				<-gate
-				return echo(req)
-			})
 			bs := startReplicas(t, 2, ep, nil, func(_ int, c *server.Config) {
 				c.InitialConcurrency, c.MaxConcurrency = tt.limit, tt.limit
 			})
@@ -49,7 +37,7 @@ func TestReplicasClusterEndpointLimit(t *testing.T) {
 				ids = append(ids, bs[i%2].dispatch(t, call("held", fmt.Sprint(i)))...)
 				owners = append(owners, i%2)
 			}
-			waitFor(t, "both replicas fill their shares", func() bool { return inflight.Load() >= int32(most) })
+			waitFor(t, "both replicas fill their shares", func() bool { return peak.Load() >= int32(most) })
 			is.Equal(peak.Load(), int32(most)) // not limit per replica
 			openGate()
 			for i, id := range ids {

@@ -660,15 +660,15 @@ func TestReplicasForwardedOnce(t *testing.T) {
 	is.Equal(storedCalls(t, other.srv), 0) // nothing recorded
 }
 
-// A replica that runs every partition sends an endpoint no more than
-// Config.MaxConcurrency requests at once, whatever the partitions of the
-// calls: its partitions' engines share one limit per endpoint.
-func TestReplicasSharedEndpointLimit(t *testing.T) {
-	is := is.New(t)
-	ep := newTestEndpoint(t, "")
+// heldEndpoint is a test endpoint whose function "held" echoes once the
+// gate opens (openGate, idempotent), counting the most requests it held
+// at once in peak.
+func heldEndpoint(t *testing.T) (ep *testEndpoint, peak *atomic.Int32, openGate func()) {
+	t.Helper()
+	ep = newTestEndpoint(t, "")
 	gate, openGate := opener()
-	defer openGate()
-	var inflight, peak atomic.Int32
+	var inflight atomic.Int32
+	peak = new(atomic.Int32)
 	ep.handle("held", func(req *sdkv1.RunRequest) (*sdkv1.RunResponse, error) {
 		n := inflight.Add(1)
 		defer inflight.Add(-1)
@@ -677,6 +677,16 @@ func TestReplicasSharedEndpointLimit(t *testing.T) {
 		<-gate
 		return echo(req)
 	})
+	return ep, peak, openGate
+}
+
+// A replica that runs every partition sends an endpoint no more than
+// Config.MaxConcurrency requests at once, whatever the partitions of the
+// calls: its partitions' engines share one limit per endpoint.
+func TestReplicasSharedEndpointLimit(t *testing.T) {
+	is := is.New(t)
+	ep, peak, openGate := heldEndpoint(t)
+	defer openGate()
 	const limit = 4
 	bs := startReplicas(t, 1, ep, nil, func(_ int, c *server.Config) {
 		c.InitialConcurrency, c.MaxConcurrency = limit, limit
@@ -690,7 +700,7 @@ func TestReplicasSharedEndpointLimit(t *testing.T) {
 		parts[store.PartitionOf(id, testPartitions)] = true
 	}
 	is.Equal(len(parts), testPartitions)
-	waitFor(t, "the limit in flight", func() bool { return inflight.Load() >= limit })
+	waitFor(t, "the limit in flight", func() bool { return peak.Load() >= limit })
 	is.Equal(peak.Load(), int32(limit)) // not limit per partition
 	openGate()
 	for i, id := range ids {
