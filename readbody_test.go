@@ -93,20 +93,12 @@ func TestRunCancelledWhenClientGoes(t *testing.T) {
 	})
 	is.NoErr(err)
 	d := newTest(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	is.NoErr(err)
-	ctx, cancel := context.WithCancel(t.Context())
-	served := make(chan error, 1)
-	go func() { served <- d.Serve(ctx, ln) }()
-	defer func() {
-		cancel()
-		is.NoErr(<-served)
-	}()
+	addr := serveLoopback(t, d)
 
-	conn, err := net.Dial("tcp", ln.Addr().String())
+	conn, err := net.Dial("tcp", addr)
 	is.NoErr(err)
 	body := runBody(t, hold.Name(), "held")
-	_, err = fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/proto\r\nContent-Length: %d\r\n\r\n%s", runPath, ln.Addr(), len(body), body)
+	_, err = fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/proto\r\nContent-Length: %d\r\n\r\n%s", runPath, addr, len(body), body)
 	is.NoErr(err)
 	const guard = 10 * time.Second // a failure, not a measure
 	select {

@@ -274,21 +274,13 @@ func TestServeSlowBody(t *testing.T) {
 			})
 			is.NoErr(err)
 			d := newTest(t, WithBodyTimeout(50*time.Millisecond))
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			is.NoErr(err)
-			ctx, cancel := context.WithCancel(t.Context())
-			served := make(chan error, 1)
-			go func() { served <- d.Serve(ctx, ln) }()
-			defer func() {
-				tt.tr.CloseIdleConnections() // so that the shutdown need not wait for them
-				cancel()
-				is.NoErr(<-served)
-			}()
+			addr := serveLoopback(t, d)
+			t.Cleanup(tt.tr.CloseIdleConnections) // before the shutdown, so that it need not wait for them
 
 			// A long run, whose body arrived in full.
 			long := make(chan outcome, 1)
 			go func() {
-				req, _ := http.NewRequest(http.MethodPost, "http://"+ln.Addr().String()+runPath, bytes.NewReader(runBody(t, hold.Name(), "held")))
+				req, _ := http.NewRequest(http.MethodPost, "http://"+addr+runPath, bytes.NewReader(runBody(t, hold.Name(), "held")))
 				req.Header.Set("Content-Type", "application/proto")
 				res, err := (&http.Client{Transport: tt.tr}).Do(req)
 				if err != nil {
@@ -299,7 +291,7 @@ func TestServeSlowBody(t *testing.T) {
 			}()
 			<-started
 
-			if o := tt.stall(t, ln.Addr().String()); o != nil { // answered rather than closed
+			if o := tt.stall(t, addr); o != nil { // answered rather than closed
 				is.Equal(o.code, connect.CodeDeadlineExceeded)
 				is.True(strings.Contains(o.message, "WithBodyTimeout"))
 			}
@@ -322,19 +314,7 @@ func TestServeSlowBody(t *testing.T) {
 func TestServeUnreadBody(t *testing.T) {
 	t.Parallel()
 	d := newTest(t, WithBodyTimeout(50*time.Millisecond), WithMaxRequestBytes(1000))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	served := make(chan error, 1)
-	go func() { served <- d.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Error(err)
-		}
-	})
+	addr := serveLoopback(t, d)
 	// A gRPC prefix announcing the 1,995 bytes that follow it.
 	grpcHead := string(binary.BigEndian.AppendUint32([]byte{0}, 1995))
 	tests := []struct {
@@ -353,7 +333,7 @@ func TestServeUnreadBody(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			is := is.New(t)
-			c, err := net.Dial("tcp", ln.Addr().String())
+			c, err := net.Dial("tcp", addr)
 			is.NoErr(err)
 			defer c.Close()
 			fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nContent-Length: 2000\r\n\r\n%s", tt.path, tt.contentType, tt.sent)
@@ -388,4 +368,26 @@ func TestServerTimeouts(t *testing.T) {
 			is.New(t).Equal(tt.got, tt.want)
 		})
 	}
+}
+
+// serveLoopback serves d on a new loopback listener until the end of the
+// test (t.Cleanup: the cleanups registered after it run before the
+// shutdown), and returns the listener's address. A shutdown that fails
+// fails the test.
+func serveLoopback(t *testing.T, d *Dispatch) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	served := make(chan error, 1)
+	go func() { served <- d.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return ln.Addr().String()
 }
