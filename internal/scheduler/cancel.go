@@ -42,7 +42,8 @@ var ErrUnknownCall = errors.New("scheduler: unknown call")
 // the change is durable; by says who cancelled, in the error's message
 // ("dispatch: call ID was cancelled by BY"). A call already final (done,
 // failed, expired or cancelled before) is left as it is: Cancel returns 0
-// and no error, once that final outcome is durable. An id the store has no call for gives [ErrUnknownCall].
+// and no error, once that final outcome is durable. An id the store has
+// no call for gives [ErrUnknownCall].
 // Cancel fails with ErrClosed when the engine is not running, and a
 // *[StoreError] once the store cannot write.
 func (e *Engine) Cancel(ctx context.Context, id, by string) (int, error) {

