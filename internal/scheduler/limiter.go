@@ -65,13 +65,6 @@ func (ls *Limits) SetShare(r int) {
 	}
 }
 
-// Share returns the divisor set by [Limits.SetShare], 1 at first.
-func (ls *Limits) Share() int {
-	ls.mu.Lock()
-	defer ls.mu.Unlock()
-	return ls.share
-}
-
 // get returns the limiter of url, made on first use with the initial
 // limit and the maximum hi of the engine asking, divided by the share.
 func (ls *Limits) get(url string, initial, hi int) *limiter {
@@ -189,8 +182,9 @@ func (l *limiter) answered(ep *endpoint, throttled bool, now time.Time, lo, hi f
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.inflight--
-	hi = shareOf(hi, l.share) // l.share >= 1: newLimiter and SetShare see to it
-	l.adaptLocked(throttled, now, min(shareOf(lo, l.share), hi), hi)
+	share := max(l.share, 1) // a limiter's zero value has share 0: whole
+	hi = shareOf(hi, share)
+	l.adaptLocked(throttled, now, min(shareOf(lo, share), hi), hi)
 	l.grantLocked(ep)
 }
 
