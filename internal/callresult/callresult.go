@@ -93,17 +93,13 @@ type Body struct {
 // [ErrUnknownCall]. The route is the local server's: the hosted platform
 // does not serve it.
 func Fetch(ctx context.Context, hc *http.Client, apiURL, apiKey, id string, wait time.Duration) (*Outcome, error) {
-	if hc == nil {
-		hc = http.DefaultClient
-	}
 	if wait <= 0 {
 		wait = DefaultWait
 	}
 	wait = min(wait, MaxWait)
-	u := strings.TrimSuffix(apiURL, "/") + Path + url.PathEscape(id) + "/result?wait=" + wait.String()
 	for {
 		start := time.Now()
-		o, pending, err := fetchOnce(ctx, hc, u, apiURL, apiKey, id)
+		o, pending, err := FetchOnce(ctx, hc, apiURL, apiKey, id, wait)
 		if err != nil || !pending {
 			return o, err
 		}
