@@ -97,6 +97,13 @@ func startGated(t *testing.T, ep *ctxEndpoint, gate *applyGate) ([]server.Config
 	return cfgs, bs
 }
 
+// ownerOf returns the one of the two gated replicas bs that owns the
+// partition of call id, and the other one.
+func ownerOf(bs []*cancelBundle, id string) (own, other *cancelBundle) {
+	_, o := owner([]*bundle{bs[0].b, bs[1].b}, store.PartitionOf(id, testPartitions))
+	return bs[o], bs[1-o]
+}
+
 // idSet is a set of dispatch ids that handlers add to.
 type idSet struct {
 	mu  sync.Mutex
@@ -478,7 +485,7 @@ func TestReplicasEarlyStartCancel(t *testing.T) {
 			for _, b := range bs {
 				is.Equal(b.srv.Live(), 0) // nothing recovered: every call of the tree is done
 			}
-			isCancelled(is, outcome(t, bs[o].srv, root), root)
+			isCancelled(is, outcome(t, bs[o].srv, root), root) // at the restarted owner
 			for _, id := range tree {
 				is.Equal(storedState(t, bs[o].srv, id), store.Done)
 			}
@@ -514,8 +521,7 @@ func TestReplicasEarlyStartCancelChild(t *testing.T) {
 	defer gate.release()
 	_, bs := startGated(t, ep, gate)
 	root := bs[0].b.dispatch(t, call("top", ""))[0]
-	_, o := owner([]*bundle{bs[0].b, bs[1].b}, store.PartitionOf(root, testPartitions))
-	own, other := bs[o], bs[1-o]
+	own, other := ownerOf(bs, root)
 	gate.hold()
 	openRoot()
 	kid := recv(t, running)

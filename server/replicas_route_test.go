@@ -74,8 +74,7 @@ func startEarlyKid(t *testing.T) *earlyKid {
 	})
 	w := &earlyKid{gate: gate, openKid: openKid, cancelled: cancelled, resumed: resumed}
 	w.root = bs[0].b.dispatch(t, call("top", ""))[0]
-	_, o := owner([]*bundle{bs[0].b, bs[1].b}, store.PartitionOf(w.root, testPartitions))
-	w.own, w.other = bs[o], bs[1-o]
+	w.own, w.other = ownerOf(bs, w.root)
 	gate.hold()
 	openRoot()
 	w.kid = recv(t, running)
